@@ -1,0 +1,95 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://ioc.quangninh.example/problems/"
+
+
+class ProblemResponse(Response):
+    """A problem+json body rendered with orjson."""
+
+    media_type = "application/problem+json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class Problem(Exception):  # noqa: N818 - named after the RFC's term
+    """Raise from a route to answer with a specific problem."""
+
+    def __init__(
+        self, status: int, slug: str, title: str, detail: str, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail, self.extra = (
+            status, slug, title, detail, extra,
+        )
+
+
+def problem_body(
+    *, status: int, slug: str, title: str, detail: str, instance: str, **extra: Any
+) -> dict[str, Any]:
+    """The JSON object of one problem."""
+    return {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise to a problem+json response."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        body = problem_body(
+            status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
+            instance=request.url.path, **exc.extra,
+        )
+        return ProblemResponse(body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        body = problem_body(
+            status=422, slug="invalid-request", title="Invalid request",
+            detail=f"{'.'.join(first['loc'])}: {first['msg']}", instance=request.url.path,
+            errors=errors,
+        )
+        return ProblemResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        body = problem_body(
+            status=exc.status_code, slug=f"http-{exc.status_code}",
+            title=str(exc.detail), detail=str(exc.detail), instance=request.url.path,
+        )
+        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        body = problem_body(
+            status=500, slug="internal", title="Internal error",
+            detail="The server failed to answer; the error is logged.",
+            instance=request.url.path,
+        )
+        return ProblemResponse(body, status_code=500)

@@ -1,0 +1,1 @@
+"""Smart-city IOC: settings, command line, local infrastructure and database migrations."""

@@ -1,0 +1,1 @@
+"""Database access: connection pools and ordered SQL migrations per namespace schema."""

@@ -1,0 +1,1 @@
+"""Simulators: believable, repeatable sensor events for drills, demos and load tests."""

@@ -1,0 +1,1 @@
+"""Stream processing: validate raw events, keep entity state, aggregate event-time minutes."""

@@ -1,0 +1,40 @@
+"""Creating the namespace's topics with aiokafka's admin client."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from ioc.settings import Settings
+from streams.catalog import DOMAINS
+from streams.kafka import client_options
+from streams.topics import topic_specs
+
+
+async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
+    """Create every missing topic of the namespace; return the names of the ones created."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    for attempt in range(attempts):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in topic_specs(settings, DOMAINS) if s.name not in existing]
+        if not wanted:
+            return []
+        try:
+            await admin.create_topics(
+                [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in wanted]
+            )
+        except TopicAlreadyExistsError:
+            pass  # another process created them between our look and our request
+        return [s.name for s in wanted]
+    finally:
+        await admin.close()

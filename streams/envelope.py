@@ -1,0 +1,182 @@
+"""The event contract: CloudEvents 1.0 envelopes around one payload model per event type.
+
+Structured mode (the whole CloudEvent as a JSON value) is the default; binary mode
+(attributes in ``ce_*`` Kafka headers, the payload as the value) is accepted too.
+Decoding never raises anything but :class:`Rejection`, whose ``reason`` is the
+machine-readable code that goes with the message to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from streams.catalog import PAYLOAD_MODELS, Payload
+
+#: Every reason a message can be rejected for, and what it means.
+REASONS: Mapping[str, str] = {
+    "not_json": "the value is not valid UTF-8 JSON",
+    "not_object": "the JSON value is not an object",
+    "missing_field": "a required attribute or payload field is absent",
+    "invalid_field": "an attribute or payload field has the wrong type or range",
+    "unknown_type": "the event type is not in the catalogue",
+    "wrong_topic": "the event type belongs to another domain's topic",
+    "key_mismatch": "the Kafka key differs from the event's subject",
+    "late": "the event's minute was already final when it arrived",
+}
+
+TYPE_PATTERN = r"^city\.[a-z]+\.[a-z_]+\.v[0-9]+$"
+ENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not a failure
+    """Why a message was not accepted: a code from :data:`REASONS`, and details."""
+
+    def __init__(self, reason: str, detail: str, *, field: str | None = None) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+
+    def as_dict(self) -> dict[str, str]:
+        """The reason as a JSON-ready mapping."""
+        out = {"reason": self.reason, "detail": self.detail}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class CloudEvent(BaseModel):
+    """The CloudEvents 1.0 attributes this project requires."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=256)
+    source: str = Field(min_length=1, max_length=512)
+    type: str = Field(pattern=TYPE_PATTERN, max_length=128)
+    time: AwareDatetime
+    subject: str = Field(pattern=ENTITY_PATTERN)
+    datacontenttype: str | None = None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded, validated event: its envelope, typed payload and event time."""
+
+    envelope: CloudEvent
+    payload: Payload
+
+    @property
+    def domain(self) -> str:
+        return self.envelope.type.split(".")[1]
+
+    @property
+    def entity_id(self) -> str:
+        return self.envelope.subject
+
+    @property
+    def time_ms(self) -> int:
+        """Event time in milliseconds since the epoch."""
+        return int(self.envelope.time.timestamp() * 1000)
+
+
+def _rejection_from(error: ValidationError, *, prefix: str = "") -> Rejection:
+    first = error.errors(include_url=False)[0]
+    field = prefix + ".".join(str(part) for part in first["loc"])
+    reason = "missing_field" if first["type"] == "missing" else "invalid_field"
+    return Rejection(reason, f"{field}: {first['msg']}", field=field or None)
+
+
+def _from_headers(value: bytes, headers: Sequence[tuple[str, bytes]]) -> dict[str, Any] | None:
+    """Rebuild a structured CloudEvent from binary-mode ``ce_*`` headers, if present."""
+    attributes = {
+        name[3:]: raw.decode("utf-8", "replace")
+        for name, raw in headers
+        if name.startswith("ce_") and raw is not None
+    }
+    if "specversion" not in attributes:
+        return None
+    try:
+        attributes["data"] = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejection("not_json", f"binary-mode payload: {exc}") from None
+    return attributes
+
+
+def decode(
+    value: bytes | None,
+    *,
+    headers: Sequence[tuple[str, bytes]] = (),
+    key: bytes | None = None,
+    domain: str | None = None,
+) -> Event:
+    """Decode and validate one Kafka record; raise :class:`Rejection` with a reason."""
+    if value is None:
+        raise Rejection("not_json", "the record has no value")
+    raw = _from_headers(value, headers) if headers else None
+    if raw is None:
+        try:
+            raw = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise Rejection("not_json", str(exc)) from None
+    if not isinstance(raw, dict):
+        raise Rejection("not_object", f"got a JSON {type(raw).__name__}")
+    try:
+        envelope = CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise _rejection_from(exc) from None
+    model = PAYLOAD_MODELS.get(envelope.type)
+    if model is None:
+        raise Rejection("unknown_type", f"no event type {envelope.type!r}", field="type")
+    if domain is not None and envelope.type.split(".")[1] != domain:
+        raise Rejection(
+            "wrong_topic", f"{envelope.type} does not belong on the {domain} topic", field="type"
+        )
+    if key == b"":
+        raise Rejection(
+            "key_mismatch", "the record has no key; key it by the subject", field="subject"
+        )
+    if key is not None and key != envelope.subject.encode():
+        raise Rejection(
+            "key_mismatch",
+            f"key {key.decode('utf-8', 'replace')!r} differs from subject {envelope.subject!r}",
+            field="subject",
+        )
+    try:
+        payload = model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise _rejection_from(exc, prefix="data.") from None
+    return Event(envelope=envelope, payload=payload)
+
+
+def encode(
+    *,
+    event_type: str,
+    subject: str,
+    time: datetime,
+    data: Mapping[str, Any],
+    event_id: str,
+    source: str,
+) -> bytes:
+    """Encode one structured-mode CloudEvent with orjson."""
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": source,
+            "type": event_type,
+            "time": time,
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    )

@@ -1,0 +1,182 @@
+"""The database sink: entity records from ``ioc.state`` upserted into PostgreSQL in batches.
+
+The sink is a consumer group of its own on the compacted state topic. Each batch is
+written in one transaction and only then are its offsets committed, so a crash repeats
+at most one batch. Rows carry absolute values and the source offset as ``version``;
+an upsert never replaces a newer version, so repeating a batch changes nothing.
+
+Backpressure: while the database refuses a batch, the sink pauses its partitions, keeps
+polling (so the group does not evict it) and retries with exponential backoff. The
+state topic is the buffer; the worker's agents go on, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
+from mode import Service
+
+from ioc.db.pool import create_pool
+from ioc.settings import Settings
+from streams.counters import SINK_LAG, SINK_RETRIES, SINK_ROWS
+from streams.kafka import client_options
+from streams.topics import STATE_TOPIC
+
+log = logging.getLogger(__name__)
+
+MetricKey = tuple[str, str, int]  # entity, metric, bucket start ms
+
+UPSERT_METRICS = """
+INSERT INTO metric_minute AS m
+    (entity_id, metric, bucket, domain, count, sum, min, max, last, version)
+SELECT e, k, to_timestamp(b / 1000.0), d, c, s, mn, mx, l, v
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],
+            $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::bigint[])
+     AS r(e, k, b, d, c, s, mn, mx, l, v)
+ON CONFLICT (entity_id, metric, bucket) DO UPDATE SET
+    count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max,
+    last = EXCLUDED.last, version = EXCLUDED.version, updated_at = now()
+WHERE m.version <= EXCLUDED.version
+"""
+
+UPSERT_STATE = """
+INSERT INTO entity_state AS s (entity_id, domain, event_type, event_time, state, version)
+SELECT e, d, k, to_timestamp(t / 1000.0), st::jsonb, v
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[])
+     AS r(e, d, k, t, st, v)
+ON CONFLICT (entity_id) DO UPDATE SET
+    domain = EXCLUDED.domain, event_type = EXCLUDED.event_type,
+    event_time = EXCLUDED.event_time, state = EXCLUDED.state, version = EXCLUDED.version,
+    updated_at = now()
+WHERE s.version <= EXCLUDED.version
+"""
+
+
+def merge_records(
+    records: Iterable[dict[str, Any]],
+) -> tuple[dict[MetricKey, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
+    """Fold a batch of entity records into the newest row per metric-minute and per entity.
+
+    Each record's changed buckets (``c``) carry absolute aggregates; a later record of the
+    same entity supersedes an earlier one, so a batch writes each row once.
+    """
+    metrics: dict[MetricKey, tuple[Any, ...]] = {}
+    states: dict[str, tuple[Any, ...]] = {}
+    for record in records:
+        entity, domain, version = record["e"], record["d"], record["o"]
+        for bucket_key in record["c"]:
+            bucket = int(bucket_key)
+            for metric, agg in record["b"].get(bucket_key, {}).items():
+                metrics[(entity, metric, bucket)] = (
+                    entity, metric, bucket, domain, int(agg[0]), agg[1], agg[2], agg[3], agg[4],
+                    version,
+                )
+        if record["t"] is not None:
+            states[entity] = (
+                entity, domain, record.get("k"), record["t"],
+                orjson.dumps(record.get("s", {})).decode(), version,
+            )
+    return metrics, states
+
+
+async def write_batch(
+    pool: asyncpg.Pool, records: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """Upsert one batch in one transaction; return (metric rows, state rows)."""
+    metrics, states = merge_records(records)
+    metric_columns = list(zip(*metrics.values(), strict=True)) if metrics else [()] * 10
+    state_columns = list(zip(*states.values(), strict=True)) if states else [()] * 6
+    async with pool.acquire() as conn, conn.transaction():
+        if metrics:
+            await conn.execute(UPSERT_METRICS, *[list(c) for c in metric_columns])
+        if states:
+            await conn.execute(UPSERT_STATE, *[list(c) for c in state_columns])
+    return len(metrics), len(states)
+
+
+class StateSink(Service):  # type: ignore[misc]
+    """Consumes ``ioc.state`` and upserts it into the namespace's schema."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.last_write: datetime | None = None
+
+    async def on_start(self) -> None:
+        self.pool = await create_pool(self.settings)
+        self.consumer = AIOKafkaConsumer(
+            self.settings.topic(STATE_TOPIC),
+            group_id=f"ioc-{self.settings.namespace}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **client_options(self.settings),
+        )
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    @Service.task  # type: ignore[untyped-decorator]
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        sink = self.settings.sink
+        while not self.should_stop:
+            batch = await self.consumer.getmany(
+                timeout_ms=sink.batch_max_wait_ms, max_records=sink.batch_max_records
+            )
+            records = [
+                orjson.loads(message.value)
+                for messages in batch.values()
+                for message in messages
+                if message.value is not None
+            ]
+            if not batch:
+                continue
+            SINK_LAG.set(len(records))
+            await self._write_with_retry(records)
+            try:
+                await self.consumer.commit()
+            except CommitFailedError:
+                # The group rebalanced while we wrote; the new owner repeats the batch,
+                # which the version guard makes harmless.
+                log.warning("sink commit failed after a rebalance; the batch will repeat")
+            SINK_LAG.set(0)
+
+    async def _write_with_retry(self, records: list[dict[str, Any]]) -> None:
+        assert self.consumer is not None and self.pool is not None
+        delay = self.settings.sink.retry_initial_s
+        paused = False
+        while True:
+            try:
+                metric_rows, state_rows = await write_batch(self.pool, records)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    asyncio.TimeoutError) as exc:
+                SINK_RETRIES.inc()
+                log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
+                if not paused:
+                    self.consumer.pause(*self.consumer.assignment())
+                    paused = True
+                # Polling a paused consumer fetches nothing but keeps it in the group.
+                await self.consumer.getmany(timeout_ms=int(delay * 1000))
+                delay = min(delay * 2, self.settings.sink.retry_max_s)
+                continue
+            if paused:
+                self.consumer.resume(*self.consumer.assignment())
+            SINK_ROWS.labels("metric_minute").inc(metric_rows)
+            SINK_ROWS.labels("entity_state").inc(state_rows)
+            self.last_write = datetime.now(UTC)
+            return

@@ -1,0 +1,47 @@
+"""Every topic of the platform, named once. Agents and the sink import them from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ioc.settings import Settings
+
+RAW_TOPIC = "ioc.{domain}.events"
+STATE_TOPIC = "ioc.state"
+DEADLETTER_TOPIC = "ioc.deadletter"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: its full name in the namespace and its configuration."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def raw_topic(settings: Settings, domain: str) -> str:
+    """Raw event topic of one domain, keyed by entity id."""
+    return settings.topic(RAW_TOPIC.format(domain=domain))
+
+
+def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]:
+    """All topics a namespace needs, with the partition count they must share.
+
+    The entity table's changelog (``ioc.state``) is co-partitioned with the raw topics:
+    Faust writes an entity's record to the partition its event came from.
+    """
+    n = settings.kafka.partitions
+    specs = [TopicSpec(raw_topic(settings, d), n, {}) for d in domains]
+    specs.append(
+        TopicSpec(
+            settings.topic(STATE_TOPIC),
+            n,
+            {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": str(settings.kafka.state_min_compaction_lag_ms),
+            },
+        )
+    )
+    specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), n, {}))
+    return specs

@@ -1,0 +1,1 @@
+"""Traffic: flow counts and incidents from intersections and road segments."""

@@ -1,0 +1,40 @@
+"""Traffic event payloads."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from streams.payload import Payload
+
+
+class TrafficFlow(Payload):
+    """Vehicles counted at an intersection or on a road segment over one interval."""
+
+    event_type: ClassVar[str] = "city.traffic.flow.v1"
+
+    vehicles: int = Field(ge=0, le=100_000)
+    avg_speed_kmh: float = Field(ge=0, le=300)
+    occupancy_pct: float = Field(ge=0, le=100)
+    interval_s: int = Field(gt=0, le=3600)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "vehicles": self.vehicles,
+            "avg_speed_kmh": self.avg_speed_kmh,
+            "occupancy_pct": self.occupancy_pct,
+        }
+
+
+class TrafficIncident(Payload):
+    """A crash, breakdown, flooding or closure reported on a road."""
+
+    event_type: ClassVar[str] = "city.traffic.incident.v1"
+
+    kind: Literal["crash", "breakdown", "flooding", "landslide", "closure", "roadworks"]
+    severity: int = Field(ge=1, le=5)
+    lanes_blocked: int = Field(ge=0, le=12)
+
+    def metrics(self) -> dict[str, float]:
+        return {"incidents": 1, "lanes_blocked": self.lanes_blocked}

@@ -1,0 +1,23 @@
+"""Entry point of a stream worker: ``ioc worker`` (Faust agents plus the database sink)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from ioc.settings import Settings
+from streams.admin import ensure_topics
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+    """Create missing topics, then run the agents and the sink until stopped."""
+    asyncio.run(ensure_topics(settings))
+    # Importing the modules registers the agents, views and table with the app.
+    import streams.traffic.agents  # noqa: F401
+    import streams.views  # noqa: F401
+    from streams.app import app
+    from streams.sink import StateSink
+
+    worker = faust.Worker(app, StateSink(settings), loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()

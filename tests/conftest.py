@@ -1,0 +1,54 @@
+"""Fixtures shared by every tier. Integration tiers start real Kafka and PostgreSQL once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ioc.infra import KafkaBroker, PostgresCluster
+from ioc.settings import Settings
+from tests.utils.services import ROOT
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Settings]:
+    """Kafka and PostgreSQL through the project's launcher; stopped after the run if we
+    started them (already running or external services are left as they were)."""
+    settings = Settings(state_dir=ROOT / ".ioc")
+    services = [KafkaBroker(settings), PostgresCluster(settings)]
+    started = []
+    for service in services:
+        if service.status().state == "stopped":
+            service.up()
+            started.append(service)
+        assert service.status().state in ("running", "external")
+    yield settings
+    for service in reversed(started):
+        service.down()
+
+
+@dataclass
+class Namespace:
+    """A sandbox namespace of its own for one test: topics, schema, consumer groups."""
+
+    settings: Settings
+    env: dict[str, str] = field(default_factory=dict)
+    logs: Path = Path()
+
+
+@pytest.fixture
+async def namespace(infra: Settings, tmp_path: Path) -> AsyncIterator[Namespace]:
+    """A fresh namespace with its topics created and its schema migrated."""
+    from ioc.db.migrate import migrate
+    from streams.admin import ensure_topics
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    settings = infra.model_copy(update={"namespace": name})
+    await migrate(settings)
+    await ensure_topics(settings)
+    env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
+    yield Namespace(settings=settings, env=env, logs=tmp_path)
