@@ -25,15 +25,17 @@ class ProblemResponse(Response):
         return orjson.dumps(content)
 
 
-class Problem(Exception):  # noqa: N818 - named after the RFC's term
+class Problem(Exception):
     """Raise from a route to answer with a specific problem."""
 
-    def __init__(
-        self, status: int, slug: str, title: str, detail: str, **extra: Any
-    ) -> None:
+    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.slug, self.title, self.detail, self.extra = (
-            status, slug, title, detail, extra,
+            status,
+            slug,
+            title,
+            detail,
+            extra,
         )
 
 
@@ -57,8 +59,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
         body = problem_body(
-            status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
-            instance=request.url.path, **exc.extra,
+            status=exc.status,
+            slug=exc.slug,
+            title=exc.title,
+            detail=exc.detail,
+            instance=request.url.path,
+            **exc.extra,
         )
         return ProblemResponse(body, status_code=exc.status)
 
@@ -70,8 +76,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         body = problem_body(
-            status=422, slug="invalid-request", title="Invalid request",
-            detail=f"{'.'.join(first['loc'])}: {first['msg']}", instance=request.url.path,
+            status=422,
+            slug="invalid-request",
+            title="Invalid request",
+            detail=f"{'.'.join(first['loc'])}: {first['msg']}",
+            instance=request.url.path,
             errors=errors,
         )
         return ProblemResponse(body, status_code=422)
@@ -79,8 +88,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         body = problem_body(
-            status=exc.status_code, slug=f"http-{exc.status_code}",
-            title=str(exc.detail), detail=str(exc.detail), instance=request.url.path,
+            status=exc.status_code,
+            slug=f"http-{exc.status_code}",
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            instance=request.url.path,
         )
         return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -88,7 +100,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)
         body = problem_body(
-            status=500, slug="internal", title="Internal error",
+            status=500,
+            slug="internal",
+            title="Internal error",
             detail="The server failed to answer; the error is logged.",
             instance=request.url.path,
         )

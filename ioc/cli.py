@@ -1,12 +1,12 @@
 """The ``ioc`` command line: infrastructure, migrations, worker, API, simulator, or all at once.
 
-    ioc run              everything, for a demo: infra, migrations, worker, API, simulator
-    ioc infra up|down|status
-    ioc migrate          apply SQL migrations to the namespace's schema
-    ioc topics           create the namespace's Kafka topics
-    ioc worker           stream agents and the database sink
-    ioc api              the HTTP API
-    ioc simulate         produce simulated events
+ioc run              everything, for a demo: infra, migrations, worker, API, simulator
+ioc infra up|down|status
+ioc migrate          apply SQL migrations to the namespace's schema
+ioc topics           create the namespace's Kafka topics
+ioc worker           stream agents and the database sink
+ioc api              the HTTP API
+ioc simulate         produce simulated events
 """
 
 from __future__ import annotations
@@ -140,8 +140,11 @@ def simulate(
     settings = get_settings()
     begin = start.astimezone(UTC) if start else datetime.now(UTC)
     events = flow_events(
-        intersections(entities, seed=seed), start=begin,
-        duration_s=duration or None, interval_s=interval, seed=seed,
+        intersections(entities, seed=seed),
+        start=begin,
+        duration_s=duration or None,
+        interval_s=interval,
+        seed=seed,
     )
 
     async def main() -> ProduceStats:
@@ -152,8 +155,11 @@ def simulate(
         reporter = asyncio.create_task(_report(stats))
         try:
             return await produce(
-                producer, raw_topic(settings, "traffic"), events,
-                speed=speed or None, stats=stats,
+                producer,
+                raw_topic(settings, "traffic"),
+                events,
+                speed=speed or None,
+                stats=stats,
             )
         finally:
             reporter.cancel()
@@ -196,8 +202,16 @@ def run(
     roles = {
         "worker": [*base, "worker"],
         "api": [*base, "api"],
-        "simulate": [*base, "simulate", "--entities", str(entities), "--speed", str(speed),
-                     "--interval", "5"],
+        "simulate": [
+            *base,
+            "simulate",
+            "--entities",
+            str(entities),
+            "--speed",
+            str(speed),
+            "--interval",
+            "5",
+        ],
     }
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -211,7 +225,10 @@ def run(
     for role, command in roles.items():
         with (logs / f"{role}.log").open("ab") as log:
             children[role] = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 env=os.environ.copy(),
             )
     url = f"http://{settings.api.host}:{settings.api.port}"

@@ -97,10 +97,15 @@ def flow_events(
         for n, ix in enumerate(entities):
             mean = ix.base_vehicles_per_min * factor * interval_s / 60
             vehicles = max(0, round(rng.gauss(mean, math.sqrt(mean + 1))))
-            occupancy = min(99.0, round(100 * vehicles / (ix.base_vehicles_per_min * 3 * interval_s / 60 + 1), 1))
+            occupancy = min(
+                99.0,
+                round(100 * vehicles / (ix.base_vehicles_per_min * 3 * interval_s / 60 + 1), 1),
+            )
             speed = round(max(3.0, 60 - 0.5 * occupancy + rng.gauss(0, 3)), 1)
             data = TrafficFlow(
-                vehicles=vehicles, avg_speed_kmh=speed, occupancy_pct=occupancy,
+                vehicles=vehicles,
+                avg_speed_kmh=speed,
+                occupancy_pct=occupancy,
                 interval_s=interval_s,
             )
             yield SimEvent(

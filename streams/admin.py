@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -29,12 +30,11 @@ async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
         wanted = [s for s in topic_specs(settings, DOMAINS) if s.name not in existing]
         if not wanted:
             return []
-        try:
+        # Another process may create them between our look and our request.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in wanted]
             )
-        except TopicAlreadyExistsError:
-            pass  # another process created them between our look and our request
         return [s.name for s in wanted]
     finally:
         await admin.close()

@@ -12,8 +12,6 @@ from ioc.settings import get_settings
 from streams.catalog import DOMAINS
 from streams.topics import DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
 
-
-
 settings = get_settings()
 
 app = faust.App(
@@ -45,9 +43,7 @@ state_topic = app.topic(
     partitions=settings.kafka.partitions,
     compacting=True,
 )
-deadletter_topic = app.topic(
-    settings.topic(DEADLETTER_TOPIC), key_type=bytes, value_type=bytes
-)
+deadletter_topic = app.topic(settings.topic(DEADLETTER_TOPIC), key_type=bytes, value_type=bytes)
 
 #: Latest state, open minutes and last applied offset of every entity (see streams.windows),
 #: keyed by the entity id's bytes (the raw topics' key); values are JSON (orjson in Faust).

@@ -9,7 +9,9 @@ PROCESSED = Counter("ioc_events_processed", "Events applied to entity state", ["
 DUPLICATES = Counter(
     "ioc_events_duplicate", "Records seen again after a restart and skipped", ["domain"]
 )
-DEADLETTERED = Counter("ioc_events_deadlettered", "Records sent to the dead-letter topic", ["reason"])
+DEADLETTERED = Counter(
+    "ioc_events_deadlettered", "Records sent to the dead-letter topic", ["reason"]
+)
 SINK_ROWS = Counter("ioc_sink_rows", "Rows upserted by the database sink", ["table"])
 SINK_RETRIES = Counter("ioc_sink_retries", "Failed database writes retried by the sink")
 SINK_LAG = Gauge("ioc_sink_pending_records", "Records the sink holds but has not written")

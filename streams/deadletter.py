@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import faust
 import orjson
@@ -12,18 +12,31 @@ from streams.counters import DEADLETTERED
 from streams.envelope import Rejection
 
 
+def header_pairs(
+    headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None,
+) -> list[tuple[str, bytes]]:
+    """Kafka headers as (name, value) pairs, whichever shape the client gave them in."""
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
+
+
 def deadletter_headers(
     *, message: faust.types.tuples.Message, rejection: Rejection
 ) -> list[tuple[str, bytes]]:
     """Original headers plus ``ioc_*`` headers naming the source and the reason."""
-    original: Sequence[tuple[str, bytes]] = list(message.headers or [])
     return [
-        *original,
+        *header_pairs(message.headers),
         ("ioc_reason", rejection.reason.encode()),
         ("ioc_detail", rejection.detail.encode()[:1000]),
-        ("ioc_source", orjson.dumps(
-            {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        )),
+        (
+            "ioc_source",
+            orjson.dumps(
+                {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+            ),
+        ),
     ]
 
 

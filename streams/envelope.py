@@ -34,7 +34,7 @@ TYPE_PATTERN = r"^city\.[a-z]+\.[a-z_]+\.v[0-9]+$"
 ENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
-class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not a failure
+class Rejection(Exception):
     """Why a message was not accepted: a code from :data:`REASONS`, and details."""
 
     def __init__(self, reason: str, detail: str, *, field: str | None = None) -> None:

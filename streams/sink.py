@@ -12,7 +12,6 @@ state topic is the buffer; the worker's agents go on, and nothing is lost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -76,20 +75,30 @@ def merge_records(
             bucket = int(bucket_key)
             for metric, agg in record["b"].get(bucket_key, {}).items():
                 metrics[(entity, metric, bucket)] = (
-                    entity, metric, bucket, domain, int(agg[0]), agg[1], agg[2], agg[3], agg[4],
+                    entity,
+                    metric,
+                    bucket,
+                    domain,
+                    int(agg[0]),
+                    agg[1],
+                    agg[2],
+                    agg[3],
+                    agg[4],
                     version,
                 )
         if record["t"] is not None:
             states[entity] = (
-                entity, domain, record.get("k"), record["t"],
-                orjson.dumps(record.get("s", {})).decode(), version,
+                entity,
+                domain,
+                record.get("k"),
+                record["t"],
+                orjson.dumps(record.get("s", {})).decode(),
+                version,
             )
     return metrics, states
 
 
-async def write_batch(
-    pool: asyncpg.Pool, records: list[dict[str, Any]]
-) -> tuple[int, int]:
+async def write_batch(pool: asyncpg.Pool, records: list[dict[str, Any]]) -> tuple[int, int]:
     """Upsert one batch in one transaction; return (metric rows, state rows)."""
     metrics, states = merge_records(records)
     metric_columns = list(zip(*metrics.values(), strict=True)) if metrics else [()] * 10
@@ -102,7 +111,7 @@ async def write_batch(
     return len(metrics), len(states)
 
 
-class StateSink(Service):  # type: ignore[misc]
+class StateSink(Service):
     """Consumes ``ioc.state`` and upserts it into the namespace's schema."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -130,7 +139,7 @@ class StateSink(Service):  # type: ignore[misc]
         if self.pool is not None:
             await self.pool.close()
 
-    @Service.task  # type: ignore[untyped-decorator]
+    @Service.task
     async def _run(self) -> None:
         assert self.consumer is not None
         sink = self.settings.sink
@@ -157,14 +166,14 @@ class StateSink(Service):  # type: ignore[misc]
             SINK_LAG.set(0)
 
     async def _write_with_retry(self, records: list[dict[str, Any]]) -> None:
-        assert self.consumer is not None and self.pool is not None
+        assert self.consumer is not None
+        assert self.pool is not None
         delay = self.settings.sink.retry_initial_s
         paused = False
         while True:
             try:
                 metric_rows, state_rows = await write_batch(self.pool, records)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 SINK_RETRIES.inc()
                 log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
                 if not paused:

@@ -7,12 +7,14 @@ dead-lettered with a reason; the counters add up to what was consumed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from ioc.settings import get_settings
 from streams.app import app, entity_table
 from streams.counters import CONSUMED, DUPLICATES, PROCESSED
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, header_pairs
 from streams.envelope import Rejection, decode
 from streams.windows import fold, new_record
 
@@ -46,23 +48,24 @@ watermarks = Watermarks()
 LATENESS_MS = get_settings().streams.allowed_lateness_s * 1000
 
 
-@app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
-async def _forget_on_revoke(app: faust.App, revoked: object, **_: object) -> None:
+def _forget_watermarks(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     watermarks.forget()
 
 
-@app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
-async def _forget_on_assign(app: faust.App, assigned: object, **_: object) -> None:
-    watermarks.forget()
+app.on_partitions_revoked.connect(_forget_watermarks)
+app.on_partitions_assigned.connect(_forget_watermarks)
 
 
-async def apply_record(event: faust.EventT, *, domain: str) -> str:
+async def apply_record(event: faust.EventT[bytes], *, domain: str) -> str:
     """Apply one raw record of ``domain``; return its outcome."""
     message = event.message
     CONSUMED.labels(domain).inc()
     try:
         decoded = decode(
-            message.value, headers=message.headers or (), key=message.key or b"", domain=domain
+            message.value,
+            headers=header_pairs(message.headers),
+            key=message.key or b"",
+            domain=domain,
         )
     except Rejection as rejection:
         await dead_letter(message, rejection)

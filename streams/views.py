@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 from streams.app import app
 
 
-@app.page("/metrics")  # type: ignore[untyped-decorator]
+@app.page("/metrics")
 async def metrics(self: web.View, request: web.Request) -> web.Response:
     """Prometheus counters: consumed, processed, duplicates, dead-lettered, sink rows."""
     return self.bytes(generate_latest(), content_type="text/plain; version=0.0.4")

@@ -14,7 +14,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create missing topics, then run the agents and the sink until stopped."""
     asyncio.run(ensure_topics(settings))
     # Importing the modules registers the agents, views and table with the app.
-    import streams.traffic.agents  # noqa: F401
+    import streams.traffic.agents
     import streams.views  # noqa: F401
     from streams.app import app
     from streams.sink import StateSink

@@ -51,4 +51,4 @@ async def namespace(infra: Settings, tmp_path: Path) -> AsyncIterator[Namespace]
     await migrate(settings)
     await ensure_topics(settings)
     env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    yield Namespace(settings=settings, env=env, logs=tmp_path)
+    return Namespace(settings=settings, env=env, logs=tmp_path)

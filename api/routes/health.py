@@ -28,5 +28,7 @@ async def readyz(pool: PoolDep) -> Health:
         async with pool.acquire(timeout=2) as conn:
             await conn.fetchval("SELECT 1")
     except Exception as exc:
-        raise Problem(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}") from None
+        raise Problem(
+            503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}"
+        ) from None
     return Health(status="ready")

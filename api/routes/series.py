@@ -15,8 +15,13 @@ from streams.catalog import DOMAINS
 router = APIRouter(prefix="/v1", tags=["history"])
 
 MAX_POINTS = 10_000
-BUCKETS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "15m": timedelta(minutes=15),
-           "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+BUCKETS = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
 
 
 class SeriesPoint(BaseModel):
@@ -49,8 +54,10 @@ GROUP BY 1 ORDER BY 1
 
 @router.get(
     "/{domain}/entities/{entity_id}/series",
-    responses={404: {"description": "Unknown domain or entity"},
-               400: {"description": "Range too long for the bucket"}},
+    responses={
+        404: {"description": "Unknown domain or entity"},
+        400: {"description": "Range too long for the bucket"},
+    },
 )
 async def entity_series(
     pool: PoolDep,
@@ -63,33 +70,56 @@ async def entity_series(
 ) -> Series:
     """Aggregates of one metric of one entity per time bucket, oldest first."""
     if domain not in DOMAINS:
-        raise Problem(404, "unknown-domain", "Unknown domain",
-                      f"no domain {domain!r}; known: {', '.join(DOMAINS)}")
+        raise Problem(
+            404,
+            "unknown-domain",
+            "Unknown domain",
+            f"no domain {domain!r}; known: {', '.join(DOMAINS)}",
+        )
     end = end or datetime.now(UTC)
     start = start or end - timedelta(hours=24)
     for name, value in (("from", start), ("to", end)):
         if value.tzinfo is None:
-            raise Problem(422, "invalid-request", "Invalid request",
-                          f"{name}: give a time zone, like 2024-09-07T08:00:00Z")
+            raise Problem(
+                422,
+                "invalid-request",
+                "Invalid request",
+                f"{name}: give a time zone, like 2024-09-07T08:00:00Z",
+            )
     if start >= end:
         raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
     points = (end - start) / BUCKETS[bucket]
     if points > MAX_POINTS:
-        raise Problem(400, "too-many-points", "Too many points",
-                      f"{points:.0f} buckets of {bucket} requested; at most {MAX_POINTS}")
+        raise Problem(
+            400,
+            "too-many-points",
+            "Too many points",
+            f"{points:.0f} buckets of {bucket} requested; at most {MAX_POINTS}",
+        )
     async with pool.acquire() as conn:
         known = await conn.fetchval(
             "SELECT 1 FROM entity_state WHERE entity_id = $1 AND domain = $2", entity_id, domain
         )
         if not known:
-            raise Problem(404, "unknown-entity", "Unknown entity",
-                          f"no {domain} entity {entity_id!r}")
+            raise Problem(
+                404, "unknown-entity", "Unknown entity", f"no {domain} entity {entity_id!r}"
+            )
         rows = await conn.fetch(QUERY, entity_id, metric, start, BUCKETS[bucket], end)
     return Series(
-        entity_id=entity_id, domain=domain, metric=metric, bucket=bucket,
+        entity_id=entity_id,
+        domain=domain,
+        metric=metric,
+        bucket=bucket,
         points=[
-            SeriesPoint(t=r["t"], count=r["count"], sum=r["sum"], min=r["min"], max=r["max"],
-                        avg=r["sum"] / r["count"] if r["count"] else 0.0, last=r["last"])
+            SeriesPoint(
+                t=r["t"],
+                count=r["count"],
+                sum=r["sum"],
+                min=r["min"],
+                max=r["max"],
+                avg=r["sum"] / r["count"] if r["count"] else 0.0,
+                last=r["last"],
+            )
             for r in rows
         ],
     )

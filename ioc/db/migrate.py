@@ -67,9 +67,10 @@ async def migrate(settings: Settings) -> list[str]:
             " version integer NOT NULL, name text NOT NULL, flavour text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (version, name))"
         )
-        done = {(r["version"], r["name"]) for r in await conn.fetch(
-            "SELECT version, name FROM schema_migrations"
-        )}
+        done = {
+            (r["version"], r["name"])
+            for r in await conn.fetch("SELECT version, name FROM schema_migrations")
+        }
         applied = []
         for migration in discover():
             if migration.flavour not in (None, flavour):
@@ -80,7 +81,9 @@ async def migrate(settings: Settings) -> list[str]:
                 await conn.execute(migration.path.read_text())
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, flavour) VALUES ($1, $2, $3)",
-                    migration.version, migration.name, flavour,
+                    migration.version,
+                    migration.name,
+                    flavour,
                 )
             applied.append(migration.path.name)
         return applied

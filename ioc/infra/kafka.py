@@ -49,8 +49,14 @@ class KafkaBroker:
         shutil.rmtree(staging, ignore_errors=True)
         result = subprocess.run(
             [
-                "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
             ],
             capture_output=True,
             text=True,
@@ -120,12 +126,16 @@ class KafkaBroker:
         cluster_id = (
             subprocess.run(
                 self._java("kafka.tools.StorageTool", "random-uuid"),
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             ).stdout.strip()
             or uuid.uuid4().hex[:22]
         )
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
+            self._java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
+            ),
             capture_output=True,
             text=True,
             check=False,

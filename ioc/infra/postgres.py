@@ -87,8 +87,14 @@ class PostgresCluster:
         db = self.settings.database
         result = self._as_service_user(
             [
-                str(bin_dir / "initdb"), "-D", str(self.data), "-U", db.local_user,
-                "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                db.local_user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
             ]
         )
         if result.returncode != 0:
@@ -116,27 +122,55 @@ class PostgresCluster:
         bin_dir = install_server()
         self._prepare(bin_dir)
         result = self._as_service_user(
-            [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file),
-             "-w", "-t", "60", "start"]
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
         if result.returncode != 0:
-            raise InfraError(f"PostgreSQL did not start: {result.stdout}{result.stderr}; "
-                             f"see {self.log_file}")
+            raise InfraError(
+                f"PostgreSQL did not start: {result.stdout}{result.stderr}; see {self.log_file}"
+            )
         self._create_database(bin_dir)
         return self.status()
 
     def _create_database(self, bin_dir: Path) -> None:
         db = self.settings.database
         exists = self._as_service_user(
-            [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", db.local_user,
-             "-d", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{db.local_database}'"]
+            [
+                str(bin_dir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                db.local_user,
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{db.local_database}'",
+            ]
         )
         if exists.stdout.strip() == "1":
             return
         result = self._as_service_user(
-            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", db.local_user, db.local_database]
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                db.local_user,
+                db.local_database,
+            ]
         )
         if result.returncode != 0:
             raise InfraError(f"createdb failed: {result.stderr}")
@@ -145,9 +179,12 @@ class PostgresCluster:
         bin_dir = _pg_bin_dir()
         if bin_dir is None or not (self.data / "PG_VERSION").exists():
             return False
-        return self._as_service_user(
-            [str(bin_dir / "pg_ctl"), "-D", str(self.data), "status"]
-        ).returncode == 0
+        return (
+            self._as_service_user(
+                [str(bin_dir / "pg_ctl"), "-D", str(self.data), "status"]
+            ).returncode
+            == 0
+        )
 
     def down(self, *, mode: str = "fast") -> None:
         """Stop the cluster (``fast`` rolls back open transactions; ``immediate`` is a crash)."""

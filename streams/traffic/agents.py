@@ -8,7 +8,7 @@ from streams.app import app, raw_topics
 from streams.state import apply_record
 
 
-@app.agent(raw_topics["traffic"])  # type: ignore[untyped-decorator]
+@app.agent(raw_topics["traffic"])
 async def aggregate_traffic(stream: faust.StreamT[bytes]) -> None:
     """Fold traffic events into entity state and event-time minutes."""
     async for event in stream.events():

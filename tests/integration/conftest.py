@@ -24,7 +24,8 @@ def worker(namespace: Namespace) -> Iterator[Process]:
     process.web_port = port  # type: ignore[attr-defined]
     wait_for(
         lambda: "Worker ready" in process.log.read_text(errors="replace") or not process.alive(),
-        timeout=90, what="the worker to be ready",
+        timeout=90,
+        what="the worker to be ready",
     )
     assert process.alive(), process.tail()
     yield process
@@ -35,7 +36,9 @@ def worker(namespace: Namespace) -> Iterator[Process]:
 def api(namespace: Namespace) -> Iterator[str]:
     """``ioc api`` for the namespace; yields its base URL."""
     port = free_port()
-    process = Process(["api", "--port", str(port)], env=namespace.env, log=namespace.logs / "api.log")
+    process = Process(
+        ["api", "--port", str(port)], env=namespace.env, log=namespace.logs / "api.log"
+    )
     process.start()
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=30, what="the API")

@@ -21,8 +21,12 @@ def api_vehicle_sums(base: str, entities: list[str]) -> dict[tuple[str, datetime
         for entity in entities:
             response = client.get(
                 f"/v1/traffic/entities/{entity}/series",
-                params={"metric": "vehicles", "from": T0.isoformat(),
-                        "to": (T0 + timedelta(minutes=10)).isoformat(), "bucket": "1m"},
+                params={
+                    "metric": "vehicles",
+                    "from": T0.isoformat(),
+                    "to": (T0 + timedelta(minutes=10)).isoformat(),
+                    "bucket": "1m",
+                },
             )
             if response.status_code == 404:
                 continue  # not written yet
@@ -36,9 +40,12 @@ async def test_api_returns_exact_per_minute_vehicle_sums(
     namespace: Namespace, worker: Process, api: str
 ) -> None:
     batch = random_flow(events=10_000, entities=50, minutes=5, seed=7)
-    sent = await produce(namespace.settings, raw_topic(namespace.settings, "traffic"), batch.records)
+    sent = await produce(
+        namespace.settings, raw_topic(namespace.settings, "traffic"), batch.records
+    )
     assert sent == 10_000
-    assert len(batch.entities) == 50 and len(batch.vehicles) == 250  # 50 entities x 5 minutes
+    assert len(batch.entities) == 50
+    assert len(batch.vehicles) == 250
 
     def settled() -> dict[tuple[str, datetime], int] | None:
         got = api_vehicle_sums(api, batch.entities)

@@ -13,8 +13,11 @@ from tests.utils.events import Record
 
 
 async def produce(
-    settings: Settings, topic: str, records: Iterable[Record],
-    *, headers: Sequence[tuple[str, bytes]] | None = None,
+    settings: Settings,
+    topic: str,
+    records: Iterable[Record],
+    *,
+    headers: Sequence[tuple[str, bytes]] | None = None,
 ) -> int:
     """Send records (key, value, Kafka timestamp = event time); return how many."""
     producer = AIOKafkaProducer(acks="all", linger_ms=5, **client_options(settings))
@@ -23,10 +26,15 @@ async def produce(
     try:
         futures = []
         for record in records:
-            futures.append(await producer.send(
-                topic, record.value, key=record.key, timestamp_ms=record.time_ms,
-                headers=list(headers) if headers else None,
-            ))
+            futures.append(
+                await producer.send(
+                    topic,
+                    record.value,
+                    key=record.key,
+                    timestamp_ms=record.time_ms,
+                    headers=list(headers) if headers else None,
+                )
+            )
             sent += 1
         for future in futures:
             await future
@@ -35,10 +43,15 @@ async def produce(
     return sent
 
 
-async def read_all(settings: Settings, topic: str, *, expect: int, timeout_s: float = 60) -> list[ConsumerRecord]:
+async def read_all(
+    settings: Settings, topic: str, *, expect: int, timeout_s: float = 60
+) -> list[ConsumerRecord]:
     """Read a topic from the beginning until ``expect`` records arrived or time ran out."""
     consumer = AIOKafkaConsumer(
-        topic, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+        topic,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
         **client_options(settings),
     )
     await consumer.start()
