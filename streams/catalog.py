@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from streams.hospital.models import HospitalAdmission, HospitalStatus
 from streams.payload import Payload
+from streams.school.models import SchoolAttendance, SchoolSafety
+from streams.security.models import SecurityAlarm, SecurityDetection
 from streams.traffic.models import TrafficFlow, TrafficIncident
 
 PAYLOAD_MODELS: Mapping[str, type[Payload]] = {
-    model.event_type: model for model in (TrafficFlow, TrafficIncident)
+    model.event_type: model
+    for model in (
+        TrafficFlow,
+        TrafficIncident,
+        HospitalStatus,
+        HospitalAdmission,
+        SchoolAttendance,
+        SchoolSafety,
+        SecurityDetection,
+        SecurityAlarm,
+    )
 }
 
 #: Domains with a raw topic ``ioc.<domain>.events``.

@@ -14,8 +14,8 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create missing topics, then run the agents and the sink until stopped."""
     asyncio.run(ensure_topics(settings))
     # Importing the modules registers the agents, views and table with the app.
-    import streams.traffic.agents
-    import streams.views  # noqa: F401
+    import streams.agents
+    import streams.views  # noqa: F401 (each import registers agents or views)
     from streams.app import app
     from streams.sink import StateSink
 

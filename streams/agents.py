@@ -1,0 +1,32 @@
+"""The aggregation agents: one per domain's raw topic, all folding into the entity table.
+
+Domains differ in their payload models (``streams/<domain>/models.py``), not in how
+events are applied, so one agent body serves every raw topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import faust
+
+from streams.app import app, raw_topics
+from streams.state import apply_record
+
+Agent = Callable[[faust.StreamT[bytes]], Awaitable[None]]
+
+
+def _aggregator(domain: str) -> Agent:
+    async def aggregate(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await apply_record(event, domain=domain)
+
+    aggregate.__doc__ = f"Fold {domain} events into entity state and event-time minutes."
+    return aggregate
+
+
+#: aggregate_traffic, aggregate_hospital, ... by domain.
+aggregators = {
+    domain: app.agent(topic, name=f"aggregate_{domain}")(_aggregator(domain))
+    for domain, topic in raw_topics.items()
+}

@@ -1,0 +1,1 @@
+"""Hospitals: bed, ICU, emergency-room and ambulance status; admissions."""

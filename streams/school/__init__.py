@@ -1,0 +1,1 @@
+"""Schools: attendance and safety reports."""

@@ -1,0 +1,1 @@
+"""Security: camera detections and alarms."""

@@ -1,0 +1,36 @@
+"""Security event payloads."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from streams.payload import Payload
+
+DetectionKind = Literal["intrusion", "crowd", "fire", "smoke", "loitering", "wrong_way"]
+
+
+class SecurityDetection(Payload):
+    """Something a camera's analytics detected."""
+
+    event_type: ClassVar[str] = "city.security.detection.v1"
+
+    kind: DetectionKind
+    confidence: float = Field(ge=0, le=1)
+    count: int = Field(default=1, ge=0, le=100_000)
+
+    def metrics(self) -> dict[str, float]:
+        return {"detections": 1, "detected_count": self.count, "confidence": self.confidence}
+
+
+class SecurityAlarm(Payload):
+    """An alarm raised by a sensor or an operator in one zone of a site."""
+
+    event_type: ClassVar[str] = "city.security.alarm.v1"
+
+    kind: Literal["intrusion", "fire", "panic", "tamper", "power_loss"]
+    zone: str = Field(min_length=1, max_length=64)
+
+    def metrics(self) -> dict[str, float]:
+        return {"alarms": 1}
