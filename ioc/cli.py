@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
@@ -124,49 +123,59 @@ def api(
 
 @app.command()
 def simulate(
-    entities: int = typer.Option(50, min=1, help="Number of intersections"),
-    interval: int = typer.Option(10, min=1, help="Seconds of event time between readings"),
+    domains: str = typer.Option(
+        "traffic,hospital,school,security", help="Comma-separated domains to simulate"
+    ),
+    entities: int = typer.Option(2000, help="Entities in the city model (up to 100,000)"),
+    rate: float = typer.Option(1.0, help="Event-rate multiplier (2: twice as many events)"),
+    seed: int = typer.Option(0, help="Random seed: same seed, scenario and start, same events"),
+    scenario: str = typer.Option(None, help="Scenario name in seeds/scenarios/ or a JSON file"),
     speed: float = typer.Option(1.0, min=0.0, help="Simulated seconds per real second; 0: max"),
-    duration: float = typer.Option(0, min=0, help="Seconds of event time to produce; 0: for ever"),
-    seed: int = typer.Option(0, help="Random seed: same seed, same events"),
-    start: datetime = typer.Option(None, help="Event time of the first reading (default now)"),
+    duration: float = typer.Option(
+        None, help="Simulated seconds to produce (default: the scenario's length, else for ever)"
+    ),
+    start: str = typer.Option(None, help="Event time of the start, ISO 8601 (default now)"),
+    namespace: str = typer.Option(None, help="Namespace to produce into (default from settings)"),
+    faults: str = typer.Option("", help="Sensor faults, e.g. stuck=0.01,gaps=0.02,reorder=0.01"),
 ) -> None:
-    """Produce simulated traffic flow events into the namespace's raw topic."""
-    from simulators.producer import ProduceStats, make_producer, produce
-    from simulators.traffic import flow_events, intersections
-    from streams.admin import ensure_topics
-    from streams.topics import raw_topic
+    """Produce simulated city events (four domains, rhythms, scenarios) into raw topics."""
+    from ioc.settings import NAMESPACE_PATTERN
+    from simulators.engine import ConfigError, SimConfig, start_of
+    from simulators.faults import Faults
+    from simulators.run import run_simulation
+    from simulators.scenario import ScenarioError, load_scenario
 
     settings = get_settings()
-    begin = start.astimezone(UTC) if start else datetime.now(UTC)
-    events = flow_events(
-        intersections(entities, seed=seed),
-        start=begin,
-        duration_s=duration or None,
-        interval_s=interval,
-        seed=seed,
+    try:
+        if namespace is not None:
+            if not NAMESPACE_PATTERN.match(namespace):
+                raise ConfigError(f"namespace {namespace!r} must match {NAMESPACE_PATTERN.pattern}")
+            settings = settings.model_copy(update={"namespace": namespace})
+        story = load_scenario(scenario) if scenario else None
+        if duration is None and story is not None:
+            duration = story.duration_h * 3600
+        config = SimConfig(
+            start=start_of(start),
+            domains=tuple(d.strip() for d in domains.split(",") if d.strip()),
+            entities=entities,
+            seed=seed,
+            rate=rate,
+            duration_s=duration or None,
+            scenario=story,
+            faults=Faults.parse(faults),
+        )
+    except (ConfigError, ScenarioError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        stats = asyncio.run(run_simulation(settings, config, speed=speed or None, console=console))
+    except KeyboardInterrupt:
+        console.print("simulate: interrupted")
+        return
+    console.print(
+        f"produced {stats.total} events ({stats.total_errors} errors) "
+        f"into namespace {settings.namespace}: "
+        + ", ".join(f"{d} {n}" for d, n in sorted(stats.produced.items()))
     )
-
-    async def main() -> ProduceStats:
-        await ensure_topics(settings)
-        producer = make_producer(settings)
-        await producer.start()
-        stats = ProduceStats()
-        reporter = asyncio.create_task(_report(stats))
-        try:
-            return await produce(
-                producer,
-                raw_topic(settings, "traffic"),
-                events,
-                speed=speed or None,
-                stats=stats,
-            )
-        finally:
-            reporter.cancel()
-            await producer.stop()
-
-    stats = asyncio.run(main())
-    console.print(f"produced {stats.produced} events ({stats.errors} errors)")
 
 
 async def _report(stats: object) -> None:
@@ -209,8 +218,8 @@ def run(
             str(entities),
             "--speed",
             str(speed),
-            "--interval",
-            "5",
+            "--rate",
+            "2",
         ],
     }
     children: dict[str, subprocess.Popen[bytes]] = {}

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from simulators.seeds import SEED_DIR, CityBase, CommuneSeed, load_base
+from simulators.seeds import SEED_DIR, CityBase, CommuneSeed, Kind, load_base
 
 Point = tuple[float, float]
 KIND_CODES = {
@@ -141,7 +141,7 @@ def contains(polygon: tuple[Point, ...], lat: float, lon: float) -> bool:
     return inside
 
 
-def _allocate(total: int, shares: Mapping[str, float]) -> dict[str, int]:
+def _allocate(total: int, shares: Mapping[Kind, float]) -> dict[Kind, int]:
     """Split ``total`` by shares with the largest-remainder method (deterministic)."""
     weight = sum(shares.values())
     exact = {k: total * v / weight for k, v in shares.items()}

@@ -50,7 +50,7 @@ def traffic_table(profile: str) -> tuple[float, ...]:
 
 @lru_cache(maxsize=1)
 def admission_table() -> tuple[float, ...]:
-    """Hospital admissions relative to the mean: late-morning and evening peaks, fewer on Sundays."""
+    """Admissions relative to the mean: late-morning and evening peaks, fewer on Sundays."""
     out = []
     for m in range(MINUTES_PER_WEEK):
         hour, weekday = (m % 1440) / 60, m // 1440
