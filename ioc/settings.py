@@ -63,6 +63,9 @@ class StreamSettings(BaseModel):
 
     allowed_lateness_s: int = Field(default=120, ge=0)
     web_port: int = 6066
+    # Agents fold records in batches of up to this many, or what arrived within max_wait_s.
+    max_events: int = Field(default=2000, ge=1)
+    max_wait_s: float = Field(default=0.05, gt=0)
 
 
 class ApiSettings(BaseModel):

@@ -7,19 +7,27 @@ events are applied, so one agent body serves every raw topic.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import faust
 
+from ioc.settings import get_settings
 from streams.app import app, raw_topics
-from streams.state import apply_record
+from streams.state import apply_batch
 
+batch = get_settings().streams
 Agent = Callable[[faust.StreamT[bytes]], Awaitable[None]]
 
 
 def _aggregator(domain: str) -> Agent:
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await apply_record(event, domain=domain)
+        # Events are acknowledged only after their batch is applied and written.
+        # take_events is on faust.Stream, the class every agent receives, not on StreamT.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            batch.max_events, within=batch.max_wait_s
+        )
+        async for events in batches:
+            await apply_batch(events, domain=domain)
 
     aggregate.__doc__ = f"Fold {domain} events into entity state and event-time minutes."
     return aggregate

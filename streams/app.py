@@ -30,6 +30,9 @@ app = faust.App(
     web_port=settings.streams.web_port,
     web_in_thread=False,
     producer_acks=-1,
+    # Batch changelog and dead-letter records: one produce request per record is costly.
+    producer_linger=0.01,
+    producer_max_batch_size=256 * 1024,
 )
 
 raw_topics: dict[str, faust.TopicT] = {

@@ -1,12 +1,19 @@
-"""Applying one raw record to the entity table: validate, deduplicate, window, or dead-letter.
+"""Applying raw records to the entity table: validate, deduplicate, window, or dead-letter.
 
-Every domain's agent hands its records to :func:`apply_record`. The outcome of each
-record is exactly one of: applied, duplicate (already applied before a restart), or
-dead-lettered with a reason; the counters add up to what was consumed.
+Every domain's agent hands its batches to :func:`apply_batch`. Each record's outcome is
+exactly one of: applied, duplicate (already applied before a restart), or dead-lettered
+with a reason; the counters add up to what was consumed.
+
+Records are folded one by one in the order they arrived, exactly as if each were
+processed alone, so results never depend on where a batch happened to end. Only the
+writing is batched: each entity touched by a batch gets one record in the changelog.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -16,7 +23,9 @@ from streams.app import app, entity_table
 from streams.counters import CONSUMED, DUPLICATES, PROCESSED
 from streams.deadletter import dead_letter, header_pairs
 from streams.envelope import Rejection, decode
-from streams.windows import fold, new_record
+from streams.windows import EntityRecord, fold, new_record
+
+LATENESS_MS = get_settings().streams.allowed_lateness_s * 1000
 
 
 class Watermarks:
@@ -45,7 +54,6 @@ class Watermarks:
 
 
 watermarks = Watermarks()
-LATENESS_MS = get_settings().streams.allowed_lateness_s * 1000
 
 
 def _forget_watermarks(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -56,50 +64,83 @@ app.on_partitions_revoked.connect(_forget_watermarks)
 app.on_partitions_assigned.connect(_forget_watermarks)
 
 
-async def apply_record(event: faust.EventT[bytes], *, domain: str) -> str:
-    """Apply one raw record of ``domain``; return its outcome."""
-    message = event.message
-    CONSUMED.labels(domain).inc()
-    try:
-        decoded = decode(
-            message.value,
-            headers=header_pairs(message.headers),
-            key=message.key or b"",
-            domain=domain,
+@dataclass
+class Pending:
+    """An entity's record as folded so far in this batch, not yet written."""
+
+    record: EntityRecord
+    partition: int
+    changed: set[str] = field(default_factory=set)
+
+
+async def apply_batch(events: Sequence[faust.EventT[bytes]], *, domain: str) -> Counter[str]:
+    """Apply a batch of raw records of ``domain`` in order; return outcomes by name."""
+    outcomes: Counter[str] = Counter()
+    pending: dict[bytes, Pending] = {}
+    for event in events:
+        message = event.message
+        try:
+            decoded = decode(
+                message.value,
+                headers=header_pairs(message.headers),
+                key=message.key or b"",
+                domain=domain,
+            )
+        except Rejection as rejection:
+            await dead_letter(message, rejection)
+            outcomes[rejection.reason] += 1
+            continue
+        key = decoded.entity_id.encode()  # the record's key: decode() checked they match
+        partition = message.partition
+        entry = pending.get(key)
+        record = (
+            entry.record
+            if entry is not None
+            else entity_table.get(key)
+            or new_record(entity_id=decoded.entity_id, domain=domain, partition=partition)
         )
-    except Rejection as rejection:
-        await dead_letter(message, rejection)
-        return rejection.reason
-    key = message.key  # equal to the subject's bytes: decode() checked it
-    partition = message.partition
-    record = entity_table.get(key) or new_record(
-        entity_id=decoded.entity_id, domain=domain, partition=partition
-    )
-    watermark = watermarks.get(partition)
-    time_ms = decoded.time_ms
-    result = fold(
-        record,
-        offset=message.offset,
-        time_ms=time_ms,
-        event_type=decoded.envelope.type,
-        state=decoded.envelope.data,
-        metrics=decoded.payload.metrics(),
-        watermark_ms=watermark,
-        lateness_ms=LATENESS_MS,
-    )
-    if result.outcome == "duplicate":
-        DUPLICATES.labels(domain).inc()
-        return "duplicate"
-    if result.record is None:
-        late = Rejection(
-            "late",
-            f"event time {decoded.envelope.time.isoformat()} is in a final minute "
-            f"(watermark {watermark} ms, allowed lateness {LATENESS_MS} ms)",
-            field="time",
+        watermark = watermarks.get(partition)
+        time_ms = decoded.time_ms
+        result = fold(
+            record,
+            offset=message.offset,
+            time_ms=time_ms,
+            event_type=decoded.envelope.type,
+            state=decoded.envelope.data,
+            metrics=decoded.payload.metrics(),
+            watermark_ms=watermark,
+            lateness_ms=LATENESS_MS,
+            pinned=frozenset(entry.changed) if entry is not None else frozenset(),
         )
-        await dead_letter(message, late)
-        return "late"
-    entity_table[key] = result.record
-    watermarks.advance(partition, time_ms)
-    PROCESSED.labels(domain).inc()
-    return "applied"
+        if result.outcome == "duplicate":
+            outcomes["duplicate"] += 1
+            continue
+        if result.record is None:
+            late = Rejection(
+                "late",
+                f"event time {decoded.envelope.time.isoformat()} is in a final minute "
+                f"(watermark {watermark} ms, allowed lateness {LATENESS_MS} ms)",
+                field="time",
+            )
+            await dead_letter(message, late)
+            outcomes["late"] += 1
+            continue
+        if entry is None:
+            entry = pending[key] = Pending(result.record, partition)
+        entry.record = result.record
+        entry.changed.update(result.record["c"])
+        watermarks.advance(partition, time_ms)
+        outcomes["applied"] += 1
+    _write(pending)
+    CONSUMED.labels(domain).inc(len(events))
+    PROCESSED.labels(domain).inc(outcomes["applied"])
+    DUPLICATES.labels(domain).inc(outcomes["duplicate"])
+    return outcomes
+
+
+def _write(pending: dict[bytes, Pending]) -> None:
+    """One changelog record per touched entity, in the partition its events came from."""
+    for key, entry in pending.items():
+        record = {**entry.record, "c": sorted(entry.changed)}
+        entity_table.data[key] = record
+        entity_table.send_changelog(entry.partition, key, record)

@@ -62,8 +62,13 @@ def fold(
     metrics: dict[str, float],
     watermark_ms: int | None,
     lateness_ms: int,
+    pinned: frozenset[str] = frozenset(),
 ) -> Applied:
-    """Apply one event to an entity record, returning a new record (the input is untouched)."""
+    """Apply one event to an entity record, returning a new record (the input is untouched).
+
+    Buckets in ``pinned`` are kept even when final: a batch that changed them has not
+    written them out yet.
+    """
     if offset <= record["o"]:
         return Applied(None, "duplicate")
     bucket = bucket_of(time_ms)
@@ -75,7 +80,7 @@ def fold(
     buckets = {
         key: value
         for key, value in record["b"].items()
-        if not is_final(int(key), watermark_ms=watermark, lateness_ms=lateness_ms)
+        if key in pinned or not is_final(int(key), watermark_ms=watermark, lateness_ms=lateness_ms)
     }
     key = str(bucket)
     current: dict[str, Aggregate] = dict(buckets.get(key, {}))

@@ -19,5 +19,11 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     from streams.app import app
     from streams.sink import StateSink
 
-    worker = faust.Worker(app, StateSink(settings), loglevel=loglevel, redirect_stdouts=False)
+    # mode looks levels up by their upper-case names; "info" would silently mean NOTSET.
+    worker = faust.Worker(
+        app, StateSink(settings), loglevel=loglevel.upper(), redirect_stdouts=False
+    )
+    # Faust's terminal spinner lowers the root logger to DEBUG (so that it spins on every
+    # record) whenever the level is WARNING or above: a large cost for nothing in a service.
+    worker.spinner = None
     worker.execute_from_commandline()

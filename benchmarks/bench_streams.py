@@ -1,0 +1,195 @@
+"""Stream worker throughput: raw topic -> committed database rows, against a plain baseline.
+
+    .venv/bin/python -m benchmarks.bench_streams [--events 200000] [--entities 2000]
+
+Both measurements read the same backlog of flow events from the same local broker in
+the same run:
+
+- baseline: a plain aiokafka consumer that fetches and ``orjson.loads`` every record;
+- worker: ``ioc worker`` (agents + sink) started on the backlog, timed from its
+  "ready" line until PostgreSQL holds every event (sum of counts = events produced).
+
+Prints one Markdown table row for ``benchmarks/RESULTS.md``, with the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ioc.db.migrate import migrate
+from ioc.infra import KafkaBroker, PostgresCluster
+from ioc.settings import Settings
+from streams.admin import ensure_topics
+from streams.envelope import encode
+from streams.kafka import client_options
+from streams.topics import raw_topic
+
+ROOT = Path(__file__).resolve().parents[1]
+START = datetime(2024, 9, 7, 0, 0, tzinfo=UTC)
+
+
+def backlog(events: int, entities: int) -> list[tuple[bytes, int, bytes]]:
+    """Flow events spread evenly over entities, one reading per entity every 10 s."""
+    out = []
+    names = [f"b-ix-{i:05d}" for i in range(entities)]
+    for n in range(events):
+        entity = names[n % entities]
+        at = START + timedelta(seconds=10 * (n // entities))
+        value = encode(
+            event_type="city.traffic.flow.v1",
+            subject=entity,
+            time=at,
+            data={
+                "vehicles": n % 50,
+                "avg_speed_kmh": 40.0,
+                "occupancy_pct": 20.0,
+                "interval_s": 10,
+            },
+            event_id=f"b-{n}",
+            source="/bench",
+        )
+        out.append((entity.encode(), int(at.timestamp() * 1000), value))
+    return out
+
+
+async def produce(settings: Settings, records: list[tuple[bytes, int, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        acks="all", linger_ms=20, max_batch_size=512 * 1024, **client_options(settings)
+    )
+    await producer.start()
+    try:
+        topic = raw_topic(settings, "traffic")
+        futures = [
+            await producer.send(topic, value, key=key, timestamp_ms=ts)
+            for key, ts, value in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def baseline(settings: Settings, expect: int) -> float:
+    """Events/s of a plain aiokafka consume-and-decode loop over the backlog."""
+    consumer = AIOKafkaConsumer(
+        raw_topic(settings, "traffic"),
+        group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **client_options(settings),
+    )
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < expect:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for messages in batch.values():
+                for message in messages:
+                    orjson.loads(message.value)
+                    seen += 1
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - started)
+
+
+async def events_written(settings: Settings) -> int:
+    """Events the database accounts for: the sum of per-minute counts of one metric."""
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        value = await conn.fetchval(
+            f'SELECT coalesce(sum(count), 0) FROM "{settings.db_schema}".metric_minute '
+            "WHERE metric = 'vehicles'"
+        )
+        return int(value)
+    finally:
+        await conn.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run_worker(settings: Settings, expect: int, log: Path) -> tuple[float, float]:
+    """Start a worker on the backlog; return (events/s, peak RSS MB)."""
+    env = {**os.environ, "IOC_NAMESPACE": settings.namespace, "IOC_STREAMS__WEB_PORT": "16066"}
+    with log.open("wb") as out:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ioc.cli",
+            "worker",
+            "--loglevel",
+            "warning",
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        started = time.perf_counter()
+        done_at = None
+        peak = 0.0
+        while time.perf_counter() - started < 900:
+            await asyncio.sleep(0.5)
+            peak = max(peak, peak_rss_mb(worker.pid))
+            if await events_written(settings) >= expect:
+                done_at = time.perf_counter()
+                break
+        if done_at is None:
+            raise RuntimeError(f"worker did not finish; see {log}")
+        # Startup (group join, recovery) is timed too: it is part of what an operator waits for.
+        return expect / (done_at - started), peak
+    finally:
+        worker.terminate()
+        await worker.wait()
+
+
+def commit_id() -> str:
+    return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--entities", type=int, default=2_000)
+    args = parser.parse_args()
+    base = Settings(state_dir=ROOT / ".ioc")
+    KafkaBroker(base).up()
+    PostgresCluster(base).up()
+    settings = base.model_copy(update={"namespace": f"bench_{uuid.uuid4().hex[:8]}"})
+    await migrate(settings)
+    await ensure_topics(settings)
+    records = backlog(args.events, args.entities)
+    await produce(settings, records)
+    base_rate = await baseline(settings, args.events)
+    log = Path(tempfile.mkdtemp()) / "worker.log"
+    os.environ["IOC_SINK__BATCH_MAX_RECORDS"] = "10000"
+    worker_rate, peak = await run_worker(settings, args.events, log)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(
+        f"| {commit_id().strip()} | {machine} | {args.events:,} | {args.entities:,} "
+        f"| {base_rate:,.0f} "
+        f"| {worker_rate:,.0f} | {worker_rate / base_rate:.2f} | {peak:.0f} |"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
