@@ -29,24 +29,36 @@ LATENESS_MS = get_settings().streams.allowed_lateness_s * 1000
 
 
 class Watermarks:
-    """Greatest event time applied per partition, rebuilt from the table after recovery."""
+    """Greatest event time applied per raw-topic partition (domain, partition number),
+    rebuilt from the table after recovery.
+
+    Domains share partition numbers (their raw topics are co-partitioned with the table),
+    but each raw topic partition is its own ordered stream, so each has its own watermark:
+    lateness never depends on how two topics happened to interleave.
+    """
 
     def __init__(self) -> None:
-        self._by_partition: dict[int, int | None] = {}
+        self._by_partition: dict[tuple[str, int], int | None] = {}
 
-    def get(self, partition: int) -> int | None:
-        if partition not in self._by_partition:
+    def get(self, domain: str, partition: int) -> int | None:
+        key = (domain, partition)
+        if key not in self._by_partition:
             times = [
                 record["t"]
                 for record in entity_table.values()
-                if record is not None and record["p"] == partition and record["t"] is not None
+                if record is not None
+                and record["p"] == partition
+                and record["d"] == domain
+                and record["t"] is not None
             ]
-            self._by_partition[partition] = max(times) if times else None
-        return self._by_partition[partition]
+            self._by_partition[key] = max(times) if times else None
+        return self._by_partition[key]
 
-    def advance(self, partition: int, time_ms: int) -> None:
-        current = self._by_partition.get(partition)
-        self._by_partition[partition] = time_ms if current is None else max(current, time_ms)
+    def advance(self, domain: str, partition: int, time_ms: int) -> None:
+        current = self._by_partition.get((domain, partition))
+        self._by_partition[(domain, partition)] = (
+            time_ms if current is None else max(current, time_ms)
+        )
 
     def forget(self) -> None:
         """Drop everything; called when partitions move, since the table changes then."""
@@ -99,7 +111,7 @@ async def apply_batch(events: Sequence[faust.EventT[bytes]], *, domain: str) -> 
             else entity_table.get(key)
             or new_record(entity_id=decoded.entity_id, domain=domain, partition=partition)
         )
-        watermark = watermarks.get(partition)
+        watermark = watermarks.get(domain, partition)
         time_ms = decoded.time_ms
         result = fold(
             record,
@@ -129,7 +141,7 @@ async def apply_batch(events: Sequence[faust.EventT[bytes]], *, domain: str) -> 
             entry = pending[key] = Pending(result.record, partition)
         entry.record = result.record
         entry.changed.update(result.record["c"])
-        watermarks.advance(partition, time_ms)
+        watermarks.advance(domain, partition, time_ms)
         outcomes["applied"] += 1
     _write(pending)
     CONSUMED.labels(domain).inc(len(events))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,15 +40,29 @@ class Namespace:
     logs: Path = Path()
 
 
+NamespaceFactory = Callable[[], Awaitable[Namespace]]
+
+
 @pytest.fixture
-async def namespace(infra: Settings, tmp_path: Path) -> AsyncIterator[Namespace]:
-    """A fresh namespace with its topics created and its schema migrated."""
+def namespace_factory(infra: Settings, tmp_path: Path) -> NamespaceFactory:
+    """Makes fresh namespaces, each with its topics created and its schema migrated."""
     from ioc.db.migrate import migrate
     from streams.admin import ensure_topics
 
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    settings = infra.model_copy(update={"namespace": name})
-    await migrate(settings)
-    await ensure_topics(settings)
-    env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    return Namespace(settings=settings, env=env, logs=tmp_path)
+    async def make() -> Namespace:
+        name = f"t_{uuid.uuid4().hex[:10]}"
+        settings = infra.model_copy(update={"namespace": name})
+        await migrate(settings)
+        await ensure_topics(settings)
+        env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
+        logs = tmp_path / name
+        logs.mkdir()
+        return Namespace(settings=settings, env=env, logs=logs)
+
+    return make
+
+
+@pytest.fixture
+async def namespace(namespace_factory: NamespaceFactory) -> Namespace:
+    """A fresh namespace with its topics created and its schema migrated."""
+    return await namespace_factory()

@@ -11,7 +11,15 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ioc.infra.process import InfraError, ServiceStatus, port_open, read_pid, terminate, wait_until
+from ioc.infra.process import (
+    InfraError,
+    ServiceStatus,
+    port_open,
+    read_pid,
+    spawn,
+    terminate,
+    wait_until,
+)
 from ioc.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -159,14 +167,9 @@ class KafkaBroker:
         self._write_config()
         self._format_storage()
         mark = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with self.stdout_file.open("ab") as out:
-            process = subprocess.Popen(
-                self._java("kafka.Kafka", str(self.config), heap="1g"),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        process = spawn(
+            self._java("kafka.Kafka", str(self.config), heap="1g"), log=self.stdout_file
+        )
         self.pid_file.write_text(str(process.pid))
 
         def ready() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,8 +71,36 @@ def wait_until(
     raise InfraError(f"{what} not ready after {timeout_s:.0f} s{hint}")
 
 
+#: Services this process started and has not stopped. Holding the Popen objects keeps
+#: them from being collected (and warning) while the service runs, and lets us reap them.
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(command: list[str], *, log: Path) -> subprocess.Popen[bytes]:
+    """Start a long-running service in its own session, output appended to ``log``."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _spawned[process.pid] = process
+    return process
+
+
 def terminate(pid: int, *, timeout_s: float = 30.0) -> None:
     """Send SIGTERM, wait for the process to exit, and SIGKILL it if it does not."""
+    try:
+        _terminate(pid, timeout_s=timeout_s)
+    finally:
+        child = _spawned.pop(pid, None)
+        if child is not None:
+            child.wait()
+
+
+def _terminate(pid: int, *, timeout_s: float) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -11,23 +11,33 @@ from tests.conftest import Namespace
 from tests.utils.services import Process, free_port, wait_for
 
 
-@pytest.fixture
-def worker(namespace: Namespace) -> Iterator[Process]:
-    """``ioc worker`` for the namespace, ready to consume."""
+def start_worker(
+    namespace: Namespace, *, env: dict[str, str] | None = None, name: str = "worker"
+) -> Process:
+    """Start ``ioc worker`` for the namespace and wait until it consumes."""
     port = free_port()
     process = Process(
         ["worker"],
-        env={**namespace.env, "IOC_STREAMS__WEB_PORT": str(port)},
-        log=namespace.logs / "worker.log",
+        env={**namespace.env, "IOC_STREAMS__WEB_PORT": str(port), **(env or {})},
+        log=namespace.logs / f"{name}.log",
     )
+    process.web_port = port
+    mark = process.log.stat().st_size if process.log.exists() else 0
     process.start()
-    process.web_port = port  # type: ignore[attr-defined]
-    wait_for(
-        lambda: "Worker ready" in process.log.read_text(errors="replace") or not process.alive(),
-        timeout=90,
-        what="the worker to be ready",
-    )
+
+    def ready() -> bool:
+        text = process.log.read_bytes()[mark:].decode(errors="replace")
+        return "Worker ready" in text or not process.alive()
+
+    wait_for(ready, timeout=90, what="the worker to be ready")
     assert process.alive(), process.tail()
+    return process
+
+
+@pytest.fixture
+def worker(namespace: Namespace) -> Iterator[Process]:
+    """``ioc worker`` for the namespace, ready to consume."""
+    process = start_worker(namespace)
     yield process
     process.stop()
 

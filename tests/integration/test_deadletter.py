@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import httpx
 import orjson
 
 from streams.topics import DEADLETTER_TOPIC, raw_topic
@@ -16,14 +15,8 @@ from tests.utils.services import Process, wait_for
 
 def counter(worker: Process, name: str, **labels: str) -> float:
     """One sample of the worker's Prometheus counters (0 when absent)."""
-    text = httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).text  # type: ignore[attr-defined]
-    wanted = name + (
-        "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-    )
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    return 0.0
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return worker.counters().get(f"{name}{{{selector}}}" if labels else name, 0.0)
 
 
 async def test_malformed_records_are_dead_lettered_and_the_agent_goes_on(

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
 from ioc.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from the defaults, whatever the shell running the suite set."""
+    for name in list(os.environ):
+        if name.startswith("IOC_") or name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
+            monkeypatch.delenv(name)
 
 
 def test_defaults_point_at_the_local_services() -> None:

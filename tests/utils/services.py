@@ -48,6 +48,7 @@ class Process:
     def __init__(self, args: list[str], *, env: dict[str, str], log: Path) -> None:
         self.args, self.env, self.log = args, env, log
         self.popen: subprocess.Popen[bytes] | None = None
+        self.web_port = 0
 
     def start(self) -> Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +83,21 @@ class Process:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         return self.popen.returncode
+
+    def counters(self) -> dict[str, float]:
+        """The worker's Prometheus samples by name with labels, like
+        ``ioc_events_processed_total{domain="traffic"}``."""
+        text = httpx.get(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5).text
+        samples = {}
+        for line in text.splitlines():
+            if line.startswith("ioc_"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+    def total(self, prefix: str) -> float:
+        """Sum of every sample of one counter, whatever its labels."""
+        return sum(v for k, v in self.counters().items() if k.split("{")[0] == prefix)
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
