@@ -1,0 +1,18 @@
+"""Alert rules as data and a pure engine that turns final minutes into alert transitions."""
+
+from streams.alerts.engine import Evaluation, RuleEngine, evaluate_rule, last_final_minute
+from streams.alerts.rules import Rule, RuleError, load_rule_file, load_rules
+from streams.alerts.transitions import AlertTransition, alert_id
+
+__all__ = [
+    "AlertTransition",
+    "Evaluation",
+    "Rule",
+    "RuleEngine",
+    "RuleError",
+    "alert_id",
+    "evaluate_rule",
+    "last_final_minute",
+    "load_rule_file",
+    "load_rules",
+]

@@ -1,0 +1,252 @@
+"""The alert rule engine: pure, event-time driven, deterministic. No Kafka, no database.
+
+What "N consecutive minutes" means
+----------------------------------
+A minute ``[b, b + 60 s)`` gets a verdict only once it is **final**: when the partition's
+watermark reaches ``b + 60 s + lateness`` (``streams.windows.is_final``), after which no
+event can change its aggregates. Final minutes are walked in order, one calendar minute
+after the other, including minutes in which the entity reported nothing. Each final
+minute's verdict is true, false or unknown (``streams.alerts.conditions``):
+
+- while no alert is open, ``for_minutes`` consecutive true verdicts open one; a false
+  verdict restarts the streak;
+- while an alert is open, ``clear_minutes`` consecutive verdicts in which the condition
+  with the clear thresholds is false resolve it; a minute in which it holds restarts
+  that streak; a minute in which the open condition holds emits an ``update`` when at
+  least ``update_minutes`` have passed since the last ``open`` or ``update``;
+- an unknown minute (no samples for a clause without a ``missing`` value) is skipped
+  by either streak, but more than ``max_gap_minutes`` of them in a row restart it.
+
+So congestion with ``for_minutes`` 3 opens on the third of three consecutive final
+minutes with a true verdict; its ``opened_at`` is the end of that minute, and it is
+emitted once the watermark passes that end plus the allowed lateness.
+
+Because verdicts are taken on final minutes only, and the values of minutes that are
+not final yet are remembered (overwritten by each newer version) in the state, the
+transitions are a function of the final minutes alone: the same whether minutes are
+fed one by one or in batches, once or updated many times, or the watermark advances in
+small or large steps. Only *when* a transition is emitted depends on the feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from streams.alerts.conditions import (
+    Values,
+    clause_values,
+    labelled,
+    missing_values,
+    next_window_edge,
+    verdict,
+)
+from streams.alerts.rules import Rule
+from streams.alerts.track import OpenAlert, Track, TrackJson
+from streams.alerts.transitions import AlertState, AlertTransition, alert_id, event_time
+from streams.windows import BUCKET_MS, bucket_of
+
+Buckets = Mapping[str, Mapping[str, Sequence[float]]]  # minute start -> metric -> aggregate
+
+
+def last_final_minute(watermark_ms: int | None, *, lateness_ms: int) -> int | None:
+    """Start of the latest minute that is final at this watermark, or None."""
+    if watermark_ms is None:
+        return None
+    return bucket_of(watermark_ms - lateness_ms - BUCKET_MS)
+
+
+def _transition(
+    rule: Rule, alert: OpenAlert, *, entity_id: str, state: AlertState, minute: int, values: Values
+) -> AlertTransition:
+    at = event_time(minute + BUCKET_MS)
+    return AlertTransition(
+        alert_id=alert.id,
+        rule_id=rule.id,
+        entity_id=entity_id,
+        domain=rule.domain,
+        severity=rule.severity,
+        state=state,
+        opened_at=event_time(alert.opened_ms + BUCKET_MS),
+        since=event_time(alert.since_ms),
+        updated_at=at,
+        resolved_at=at if state == "resolve" else None,
+        values=labelled(rule, values),
+        title_en=rule.title.en,
+        title_vi=rule.title.vi,
+    )
+
+
+def _unknown(rule: Rule, track: Track) -> None:
+    track.gap = min(track.gap + 1, rule.max_gap_minutes + 1)
+    if track.gap > rule.max_gap_minutes:
+        track.run, track.since_ms, track.clear = 0, None, 0
+
+
+def _step(
+    rule: Rule, track: Track, *, entity_id: str, minute: int, values: Values
+) -> AlertTransition | None:
+    """Apply one final minute's values to the track; return the transition it causes."""
+    alert = track.alert
+    if alert is None:
+        firing = verdict(rule, values, minute_ms=minute, clearing=False)
+        if firing is None:
+            _unknown(rule, track)
+            return None
+        track.gap = 0
+        if not firing:
+            track.run, track.since_ms = 0, None
+            return None
+        if track.run == 0:
+            track.since_ms = minute
+        track.run += 1
+        if track.run < rule.for_minutes:
+            return None
+        since = minute if track.since_ms is None else track.since_ms
+        opened = OpenAlert(
+            id=alert_id(rule_id=rule.id, entity_id=entity_id, opened_minute_ms=minute),
+            opened_ms=minute,
+            since_ms=since,
+            last_ms=minute,
+        )
+        track.alert, track.run, track.since_ms, track.clear = opened, 0, None, 0
+        return _transition(
+            rule, opened, entity_id=entity_id, state="open", minute=minute, values=values
+        )
+    holding = verdict(rule, values, minute_ms=minute, clearing=True)
+    if holding is None:
+        _unknown(rule, track)
+        return None
+    track.gap = 0
+    if holding:
+        track.clear = 0
+        due = minute - alert.last_ms >= rule.update_minutes * BUCKET_MS
+        if due and verdict(rule, values, minute_ms=minute, clearing=False):
+            track.alert = replace(alert, last_ms=minute)
+            return _transition(
+                rule, track.alert, entity_id=entity_id, state="update", minute=minute, values=values
+            )
+        return None
+    track.clear += 1
+    if track.clear < rule.clear_minutes:
+        return None
+    track.alert, track.clear = None, 0
+    return _transition(
+        rule, alert, entity_id=entity_id, state="resolve", minute=minute, values=values
+    )
+
+
+def _walk(rule: Rule, track: Track, *, entity_id: str, last_final: int) -> list[AlertTransition]:
+    """Step through every final minute not walked yet, in order, up to ``last_final``."""
+    if track.final_ms is not None:
+        minute = track.final_ms + BUCKET_MS
+    elif track.pending:
+        minute = min(track.pending)
+    else:
+        return []
+    quiet = missing_values(rule)
+    out: list[AlertTransition] = []
+    while minute <= last_final:
+        values = track.pending.pop(minute, None)
+        before = track.snapshot()
+        transition = _step(
+            rule,
+            track,
+            entity_id=entity_id,
+            minute=minute,
+            values=quiet if values is None else values,
+        )
+        if transition is not None:
+            out.append(transition)
+        track.final_ms = minute
+        minute += BUCKET_MS
+        if values is None and transition is None and track.snapshot() == before:
+            # A quiet minute that changed nothing: the following quiet minutes change
+            # nothing either until data comes, a window opens or closes, or updates fall due.
+            firing = track.alert is not None and verdict(
+                rule, quiet, minute_ms=minute, clearing=False
+            )
+            if not firing:
+                stops = [
+                    min(track.pending, default=None),
+                    next_window_edge(rule, minute - BUCKET_MS),
+                ]
+                minute = min([s for s in stops if s is not None] + [last_final + BUCKET_MS])
+    if track.final_ms is not None:
+        track.final_ms = max(track.final_ms, last_final)
+    return out
+
+
+def evaluate_rule(
+    rule: Rule,
+    state: TrackJson | None,
+    *,
+    entity_id: str,
+    buckets: Buckets,
+    last_final_ms: int | None,
+) -> tuple[TrackJson | None, list[AlertTransition]]:
+    """Fold an entity's minute aggregates (any versions, any order) into one rule's state,
+    then walk the minutes final up to ``last_final_ms``; return the new state (None when
+    there is nothing to remember) and the transitions, oldest first."""
+    track = Track.from_json(state)
+    for key, metrics in buckets.items():
+        minute = int(key)
+        if track.final_ms is not None and minute <= track.final_ms:
+            continue  # final and walked already: it cannot have changed
+        values = clause_values(rule, metrics)
+        if values is not None:
+            track.pending[minute] = values
+    transitions: list[AlertTransition] = []
+    if last_final_ms is not None:
+        transitions = _walk(rule, track, entity_id=entity_id, last_final=last_final_ms)
+    return (None if track.is_empty() else track.to_json()), transitions
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """An entity's new alert states (by rule id) and the transitions to publish."""
+
+    states: dict[str, TrackJson]
+    transitions: list[AlertTransition]
+
+
+class RuleEngine:
+    """The rules of every domain, applied to one entity at a time."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._by_domain: dict[str, list[Rule]] = {}
+        for rule in rules:
+            self._by_domain.setdefault(rule.domain, []).append(rule)
+
+    def rules_for(self, domain: str) -> list[Rule]:
+        return list(self._by_domain.get(domain, []))
+
+    def evaluate(
+        self,
+        states: Mapping[str, Any] | None,
+        *,
+        entity_id: str,
+        domain: str,
+        buckets: Buckets,
+        watermark_ms: int | None,
+        lateness_ms: int,
+    ) -> Evaluation:
+        """Evaluate every rule of ``domain`` for one entity. ``states`` is what the last
+        call returned (kept in the entity record); ``buckets`` are the record's minutes."""
+        last_final = last_final_minute(watermark_ms, lateness_ms=lateness_ms)
+        new_states: dict[str, TrackJson] = {}
+        transitions: list[AlertTransition] = []
+        for rule in self._by_domain.get(domain, []):
+            state, found = evaluate_rule(
+                rule,
+                (states or {}).get(rule.id),
+                entity_id=entity_id,
+                buckets=buckets,
+                last_final_ms=last_final,
+            )
+            if state is not None:
+                new_states[rule.id] = state
+            transitions.extend(found)
+        transitions.sort(key=lambda t: t.updated_at)
+        return Evaluation(new_states, transitions)

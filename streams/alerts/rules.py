@@ -1,0 +1,176 @@
+"""Alert rules as data: pydantic models for ``seeds/rules/*.json`` and their loading.
+
+A rule watches one entity's per-minute aggregates (``streams/windows.py``). Its
+condition is one or more clauses ``statistic(metric) comparison threshold`` combined
+with ``all`` or ``any``. A clause may give a ``clear_threshold`` on the easier side of
+``threshold``: the alert then stays open while the condition holds with the clear
+thresholds (hysteresis by value), and resolves only after ``clear_minutes`` minutes in
+which it does not (hysteresis by time). Time-of-day windows are local time in
+Asia/Ho_Chi_Minh (UTC+7, no daylight saving time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "seeds" / "rules"
+UTC_OFFSET_MIN = 7 * 60  # Asia/Ho_Chi_Minh: UTC+7 all year
+
+Domain = Literal["traffic", "hospital", "school", "security"]
+Severity = Literal["info", "warning", "critical"]
+Statistic = Literal["avg", "min", "max", "sum", "count", "last"]
+Comparison = Literal["<", "<=", ">", ">="]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Title(_Strict):
+    """A title in English and Vietnamese."""
+
+    en: str = Field(min_length=1, max_length=200)
+    vi: str = Field(min_length=1, max_length=200)
+
+
+class Clause(_Strict):
+    """``statistic(metric) comparison threshold`` over one minute's aggregate."""
+
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    statistic: Statistic
+    comparison: Comparison
+    threshold: float
+    #: The threshold that keeps an open alert open; defaults to ``threshold``.
+    clear_threshold: float | None = None
+    #: The statistic's value in a minute without samples of ``metric``: 0 for ``count``
+    #: and ``sum`` unless given; ``None`` leaves the clause unknown in such minutes.
+    missing: float | None = None
+
+    @model_validator(mode="after")
+    def _clear_on_the_easier_side(self) -> Clause:
+        if self.clear_threshold is None:
+            return self
+        below = self.comparison in ("<", "<=")
+        if (below and self.clear_threshold < self.threshold) or (
+            not below and self.clear_threshold > self.threshold
+        ):
+            raise ValueError(
+                f"clear_threshold {self.clear_threshold} must not be stricter than threshold "
+                f"{self.threshold} for comparison {self.comparison!r}"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name of this clause's value in alert transitions, like ``avg(speed)``."""
+        return f"{self.statistic}({self.metric})"
+
+    @property
+    def missing_value(self) -> float | None:
+        if self.missing is not None:
+            return self.missing
+        return 0.0 if self.statistic in ("count", "sum") else None
+
+
+class Condition(_Strict):
+    """Clauses combined with ``all`` (and) or ``any`` (or)."""
+
+    combine: Literal["all", "any"] = "all"
+    clauses: list[Clause] = Field(min_length=1, max_length=8)
+
+
+class TimeWindow(_Strict):
+    """Local time of day ``[start, end)``; an end before the start wraps past midnight."""
+
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+    @property
+    def start_minute(self) -> int:
+        return int(self.start[:2]) * 60 + int(self.start[3:])
+
+    @property
+    def end_minute(self) -> int:
+        return int(self.end[:2]) * 60 + int(self.end[3:])
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TimeWindow:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: the window is empty")
+        return self
+
+
+class Rule(_Strict):
+    """One alert rule over the per-minute aggregates of each entity of a domain."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
+    domain: Domain
+    title: Title
+    severity: Severity
+    condition: Condition
+    #: Consecutive final minutes the condition must hold before the alert opens.
+    for_minutes: int = Field(default=1, ge=1, le=1440)
+    #: Consecutive final minutes the clear condition must fail before it resolves.
+    clear_minutes: int = Field(default=1, ge=1, le=1440)
+    #: Minutes without a verdict (no samples) a streak may skip before it restarts.
+    max_gap_minutes: int = Field(default=0, ge=0, le=1440)
+    #: Least minutes between two ``open``/``update`` transitions of one alert.
+    update_minutes: int = Field(default=5, ge=1, le=1440)
+    #: Local times of day when the rule applies; empty means always.
+    windows: list[TimeWindow] = Field(default_factory=list, max_length=8)
+
+
+class RuleFile(_Strict):
+    """A rule file: ``{"rules": [...]}``."""
+
+    rules: list[Rule] = Field(min_length=1)
+
+
+class RuleError(ValueError):
+    """A rule file that cannot be used, with the file and the field at fault."""
+
+
+def _where(loc: Sequence[int | str], data: object) -> str:
+    """``rules[0](traffic-congestion).condition.clauses[1].threshold``: path and rule id."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(data, dict):
+        try:
+            rule_id = data["rules"][loc[1]]["id"]
+        except (KeyError, IndexError, TypeError):
+            return where or "<root>"
+        where = where.replace(f"rules[{loc[1]}]", f"rules[{loc[1]}]({rule_id})", 1)
+    return where or "<root>"
+
+
+def load_rule_file(path: Path) -> list[Rule]:
+    """Read and validate one rule file; errors name the file and each bad field."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise RuleError(f"{path}: {exc}") from None
+    try:
+        return RuleFile.model_validate(data).rules
+    except ValidationError as exc:
+        problems = "; ".join(f"{_where(e['loc'], data)}: {e['msg']}" for e in exc.errors())
+        raise RuleError(f"{path}: {problems}") from None
+
+
+def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
+    """All rules of ``*.json`` files in ``directory``, in file-name order; ids must be unique."""
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise RuleError(f"{directory}: no rule files (*.json)")
+    rules: list[Rule] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        for rule in load_rule_file(path):
+            if rule.id in seen:
+                raise RuleError(f"{path}: rule id {rule.id!r} already defined in {seen[rule.id]}")
+            seen[rule.id] = path
+            rules.append(rule)
+    return rules

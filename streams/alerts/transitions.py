@@ -1,0 +1,65 @@
+"""Alert lifecycle transitions as published on ``ioc.alerts``.
+
+The engine emits ``open``, ``update`` and ``resolve``; acknowledgement is an operator's
+action and belongs to the API. Every time is event time (the end of the minute that
+caused the transition), never the wall clock, so a replay emits identical messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from streams.alerts.rules import Domain, Severity
+
+#: Namespace of alert ids: uuid5 of ``<rule>/<entity>/<opening minute ms>``.
+ALERT_NAMESPACE = uuid.UUID("6f0f3c52-8a4e-4b8e-9d0e-2c1a7f4b9e10")
+
+AlertState = Literal["open", "update", "resolve"]
+
+
+def alert_id(*, rule_id: str, entity_id: str, opened_minute_ms: int) -> str:
+    """Deterministic id of the alert that opened on this minute for this rule and entity."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{rule_id}/{entity_id}/{opened_minute_ms}"))
+
+
+def event_time(time_ms: int) -> datetime:
+    """An event time in milliseconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+
+
+class AlertTransition(BaseModel):
+    """One step of an alert's life: opened, still firing with new values, or resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    rule_id: str
+    entity_id: str
+    domain: Domain
+    severity: Severity
+    state: AlertState
+    #: When the condition had held for the rule's ``for_minutes`` (end of that minute).
+    opened_at: datetime
+    #: Start of the first minute of the streak that opened the alert.
+    since: datetime
+    #: Time of this transition (equal to ``opened_at`` for ``open``).
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    #: Clause values (``statistic(metric)``) of the minute that caused this transition.
+    values: dict[str, float | None]
+    title_en: str
+    title_vi: str
+
+    @property
+    def dedup_key(self) -> str:
+        """At most one alert is open per key: ``<rule>/<entity>``."""
+        return f"{self.rule_id}/{self.entity_id}"
+
+    def to_json(self) -> bytes:
+        """The message value for ``ioc.alerts`` (times in RFC 3339, UTC)."""
+        return orjson.dumps(self.model_dump())
