@@ -1,0 +1,37 @@
+"""SQL that reads the stored aggregates, the same on TimescaleDB and plain PostgreSQL.
+
+Both flavours hold minutes in ``metric_minute`` and hour and day rollups in
+``metric_hour`` and ``metric_day`` with the same columns (continuous aggregates on
+TimescaleDB, tables refreshed by ``refresh_rollups`` otherwise), so one query text serves
+both. Hour and day buckets start at local midnight in Quang Ninh (UTC+07:00).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: The table holding each bucket width the rollups provide.
+SERIES_TABLES: Final = {"1m": "metric_minute", "1h": "metric_hour", "1d": "metric_day"}
+
+_SERIES = """
+SELECT bucket AS t, count, sum, min, max, last
+FROM {table}
+WHERE entity_id = $1 AND metric = $2 AND bucket >= $3 AND bucket < $4
+ORDER BY bucket
+"""
+
+
+def series_query(bucket: str) -> str:
+    """SQL for one entity's metric per bucket of width ``bucket`` ("1m", "1h" or "1d").
+
+    Parameters: ``$1`` entity id, ``$2`` metric, ``$3`` and ``$4`` the range of bucket
+    starts, ``[$3, $4)``. Rows: ``t, count, sum, min, max, last``, oldest first. A bucket
+    is returned whole when it starts inside the range, so align the range to the bucket.
+    Hour and day rows are as fresh as the last refresh of the rollups.
+    """
+    try:
+        table = SERIES_TABLES[bucket]
+    except KeyError:
+        known = ", ".join(SERIES_TABLES)
+        raise ValueError(f"no stored series for bucket {bucket!r}; known: {known}") from None
+    return _SERIES.format(table=table)
