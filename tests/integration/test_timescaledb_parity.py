@@ -161,6 +161,16 @@ def build_script(now: datetime) -> Script:
     )
     script.snapshot("window", *everything)
 
+    # The refresh policies' jobs run (their windows end before this data, so change nothing).
+    script.run_job("policy_refresh_continuous_aggregate", "metric_hour")
+    script.run_job("policy_refresh_continuous_aggregate", "metric_day")
+    script.sql(
+        "SELECT proc_name, hypertable_name, config::text AS config"
+        " FROM timescaledb_information.jobs WHERE hypertable_schema = current_schema()"
+        " ORDER BY hypertable_name, proc_name",
+        name="tsdb/jobs",
+        only="timescaledb",
+    )
     # Retention: policies on TimescaleDB, delete_expired() on PostgreSQL; same horizons.
     expired = "SELECT count(*) AS n FROM metric_minute WHERE bucket < $1"
     script.sql(expired, now - timedelta(days=400), name="retention/minutes_before")
@@ -272,6 +282,17 @@ async def test_timescaledb_and_postgres_flavours_give_identical_rollups_and_seri
         k: timescale["results"].pop(k) for k in list(timescale["results"]) if k.startswith("tsdb/")
     }
     assert tsdb_only["tsdb/compressed"][0]["compressed"] > 0
+    policies = {(j["hypertable_name"], j["proc_name"]): j["config"] for j in tsdb_only["tsdb/jobs"]}
+    assert set(policies) == {
+        ("metric_minute", "policy_compression"),
+        ("metric_minute", "policy_retention"),
+        ("metric_hour", "policy_refresh_continuous_aggregate"),
+        ("metric_day", "policy_refresh_continuous_aggregate"),
+        ("raw_event", "policy_retention"),
+    }
+    assert '"compress_after": "7 days"' in policies[("metric_minute", "policy_compression")]
+    assert '"drop_after": "400 days"' in policies[("metric_minute", "policy_retention")]
+    assert '"drop_after": "30 days"' in policies[("raw_event", "policy_retention")]
     assert timescale["results"].keys() == postgres.keys()
     for name, rows in postgres.items():
         assert timescale["results"][name] == rows, name
