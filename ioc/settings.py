@@ -36,6 +36,9 @@ class KafkaSettings(BaseModel):
     # The compacted state topic keeps each record at least this long before compaction
     # may drop it, so a sink that lags (database down) still reads every version.
     state_min_compaction_lag_ms: int = 7 * 24 * 3600 * 1000
+    # Raw and dead-letter topics keep records by size, never by age: their timestamps are
+    # event times, and a replayed 2024 scenario would otherwise be deleted on arrival.
+    log_retention_bytes: int = 2 * 1024**3
 
 
 class DatabaseSettings(BaseModel):

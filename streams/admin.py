@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from ioc.settings import Settings
@@ -27,7 +28,14 @@ async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
             await asyncio.sleep(1)
     try:
         existing = set(await admin.list_topics())
-        wanted = [s for s in topic_specs(settings, DOMAINS) if s.name not in existing]
+        specs = topic_specs(settings, DOMAINS)
+        wanted = [s for s in specs if s.name not in existing]
+        # Topics made by an older version get today's configuration.
+        present = [s for s in specs if s.name in existing and s.config]
+        if present:
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, s.name, s.config) for s in present]
+            )
         if not wanted:
             return []
         # Another process may create them between our look and our request.

@@ -10,7 +10,7 @@ import faust
 
 from ioc.settings import get_settings
 from streams.catalog import DOMAINS
-from streams.topics import DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
+from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
 
 settings = get_settings()
 
@@ -30,6 +30,9 @@ app = faust.App(
     web_port=settings.streams.web_port,
     web_in_thread=False,
     producer_acks=-1,
+    # A worker killed with -9 holds its partitions until its session times out.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
     # Batch changelog and dead-letter records: one produce request per record is costly.
     producer_linger=0.01,
     producer_max_batch_size=256 * 1024,
@@ -46,6 +49,7 @@ state_topic = app.topic(
     partitions=settings.kafka.partitions,
     compacting=True,
 )
+alerts_topic = app.topic(settings.topic(ALERTS_TOPIC), key_type=bytes, value_type=bytes)
 deadletter_topic = app.topic(settings.topic(DEADLETTER_TOPIC), key_type=bytes, value_type=bytes)
 
 #: Latest state, open minutes and last applied offset of every entity (see streams.windows),

@@ -1,4 +1,5 @@
-"""The database sink: entity records from ``ioc.state`` upserted into PostgreSQL in batches.
+"""The database sink: ``ioc.state`` records and ``ioc.alerts`` transitions upserted into
+PostgreSQL in batches.
 
 The sink is a consumer group of its own on the compacted state topic. Each batch is
 written in one transaction and only then are its offsets committed, so a crash repeats
@@ -27,7 +28,7 @@ from ioc.db.pool import create_pool
 from ioc.settings import Settings
 from streams.counters import SINK_LAG, SINK_RETRIES, SINK_ROWS
 from streams.kafka import client_options
-from streams.topics import STATE_TOPIC
+from streams.topics import ALERTS_TOPIC, STATE_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,58 @@ ON CONFLICT (entity_id) DO UPDATE SET
     updated_at = now()
 WHERE s.version <= EXCLUDED.version
 """
+
+
+UPSERT_ALERTS = """
+INSERT INTO alert AS a (alert_id, rule_id, entity_id, domain, severity, state, opened_at, since,
+                       updated_at, resolved_at, "values", title_en, title_vi)
+SELECT id::uuid, r, e, d, sv, st, o::timestamptz, s::timestamptz, u::timestamptz,
+       rs::timestamptz, v::jsonb, te, tv
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+            $13::text[])
+     AS x(id, r, e, d, sv, st, o, s, u, rs, v, te, tv)
+ORDER BY u::timestamptz
+ON CONFLICT (alert_id) DO UPDATE SET
+    state = CASE WHEN EXCLUDED.state = 'resolved' THEN 'resolved'
+                 WHEN a.state = 'acknowledged' THEN 'acknowledged'
+                 ELSE 'open' END,
+    updated_at = EXCLUDED.updated_at, resolved_at = EXCLUDED.resolved_at,
+    "values" = EXCLUDED."values", written_at = now()
+WHERE a.state <> 'resolved' AND a.updated_at <= EXCLUDED.updated_at
+"""
+
+DB_STATE = {"open": "open", "update": "open", "resolve": "resolved"}
+
+
+def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The newest transition per alert of a batch, as rows for ``UPSERT_ALERTS``."""
+    newest: dict[str, dict[str, Any]] = {}
+    for t in transitions:
+        seen = newest.get(t["alert_id"])
+        if seen is None or (t["updated_at"], t["state"] == "resolve") >= (
+            seen["updated_at"],
+            seen["state"] == "resolve",
+        ):
+            newest[t["alert_id"]] = t
+    return [
+        (
+            t["alert_id"],
+            t["rule_id"],
+            t["entity_id"],
+            t["domain"],
+            t["severity"],
+            DB_STATE[t["state"]],
+            t["opened_at"],
+            t["since"],
+            t["updated_at"],
+            t["resolved_at"],
+            orjson.dumps(t["values"]).decode(),
+            t["title_en"],
+            t["title_vi"],
+        )
+        for t in newest.values()
+    ]
 
 
 def merge_records(
@@ -98,9 +151,14 @@ def merge_records(
     return metrics, states
 
 
-async def write_batch(pool: asyncpg.Pool, records: list[dict[str, Any]]) -> tuple[int, int]:
-    """Upsert one batch in one transaction; return (metric rows, state rows)."""
+async def write_batch(
+    pool: asyncpg.Pool,
+    records: list[dict[str, Any]],
+    transitions: list[dict[str, Any]] | None = None,
+) -> tuple[int, int, int]:
+    """Upsert one batch in one transaction; return (metric, state, alert) rows."""
     metrics, states = merge_records(records)
+    alerts = merge_alerts(transitions or [])
     metric_columns = list(zip(*metrics.values(), strict=True)) if metrics else [()] * 10
     state_columns = list(zip(*states.values(), strict=True)) if states else [()] * 6
     async with pool.acquire() as conn, conn.transaction():
@@ -108,7 +166,9 @@ async def write_batch(pool: asyncpg.Pool, records: list[dict[str, Any]]) -> tupl
             await conn.execute(UPSERT_METRICS, *[list(c) for c in metric_columns])
         if states:
             await conn.execute(UPSERT_STATE, *[list(c) for c in state_columns])
-    return len(metrics), len(states)
+        if alerts:
+            await conn.execute(UPSERT_ALERTS, *[list(c) for c in zip(*alerts, strict=True)])
+    return len(metrics), len(states), len(alerts)
 
 
 class StateSink(Service):
@@ -120,11 +180,13 @@ class StateSink(Service):
         self.pool: asyncpg.Pool | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.last_write: datetime | None = None
+        self.alerts_topic = settings.topic(ALERTS_TOPIC)
 
     async def on_start(self) -> None:
         self.pool = await create_pool(self.settings)
         self.consumer = AIOKafkaConsumer(
             self.settings.topic(STATE_TOPIC),
+            self.settings.topic(ALERTS_TOPIC),
             group_id=f"ioc-{self.settings.namespace}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -147,16 +209,15 @@ class StateSink(Service):
             batch = await self.consumer.getmany(
                 timeout_ms=sink.batch_max_wait_ms, max_records=sink.batch_max_records
             )
-            records = [
-                orjson.loads(message.value)
-                for messages in batch.values()
-                for message in messages
-                if message.value is not None
-            ]
             if not batch:
                 continue
-            SINK_LAG.set(len(records))
-            await self._write_with_retry(records)
+            records: list[dict[str, Any]] = []
+            transitions: list[dict[str, Any]] = []
+            for tp, messages in batch.items():
+                out = transitions if tp.topic == self.alerts_topic else records
+                out.extend(orjson.loads(m.value) for m in messages if m.value is not None)
+            SINK_LAG.set(len(records) + len(transitions))
+            await self._write_with_retry(records, transitions)
             try:
                 await self.consumer.commit()
             except CommitFailedError:
@@ -165,14 +226,18 @@ class StateSink(Service):
                 log.warning("sink commit failed after a rebalance; the batch will repeat")
             SINK_LAG.set(0)
 
-    async def _write_with_retry(self, records: list[dict[str, Any]]) -> None:
+    async def _write_with_retry(
+        self, records: list[dict[str, Any]], transitions: list[dict[str, Any]]
+    ) -> None:
         assert self.consumer is not None
         assert self.pool is not None
         delay = self.settings.sink.retry_initial_s
         paused = False
         while True:
             try:
-                metric_rows, state_rows = await write_batch(self.pool, records)
+                metric_rows, state_rows, alert_rows = await write_batch(
+                    self.pool, records, transitions
+                )
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 SINK_RETRIES.inc()
                 log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
@@ -187,5 +252,6 @@ class StateSink(Service):
                 self.consumer.resume(*self.consumer.assignment())
             SINK_ROWS.labels("metric_minute").inc(metric_rows)
             SINK_ROWS.labels("entity_state").inc(state_rows)
+            SINK_ROWS.labels("alert").inc(alert_rows)
             self.last_write = datetime.now(UTC)
             return

@@ -19,13 +19,15 @@ from typing import Any
 import faust
 
 from ioc.settings import get_settings
-from streams.app import app, entity_table
+from streams.alerts import RuleEngine, load_rules
+from streams.app import alerts_topic, app, entity_table
 from streams.counters import CONSUMED, DUPLICATES, PROCESSED
 from streams.deadletter import dead_letter, header_pairs
 from streams.envelope import Rejection, decode
 from streams.windows import EntityRecord, fold, new_record
 
 LATENESS_MS = get_settings().streams.allowed_lateness_s * 1000
+rules = RuleEngine(load_rules())
 
 
 class Watermarks:
@@ -151,8 +153,23 @@ async def apply_batch(events: Sequence[faust.EventT[bytes]], *, domain: str) -> 
 
 
 def _write(pending: dict[bytes, Pending]) -> None:
-    """One changelog record per touched entity, in the partition its events came from."""
+    """One changelog record per touched entity, in the partition its events came from,
+    after the alert rules have judged the minutes the batch made final."""
     for key, entry in pending.items():
-        record = {**entry.record, "c": sorted(entry.changed)}
+        record = entry.record
+        evaluation = rules.evaluate(
+            record.get("a"),
+            entity_id=record["e"],
+            domain=record["d"],
+            buckets=record["b"],
+            watermark_ms=watermarks.get(record["d"], entry.partition),
+            lateness_ms=LATENESS_MS,
+        )
+        record = {**record, "c": sorted(entry.changed), "a": evaluation.states}
         entity_table.data[key] = record
         entity_table.send_changelog(entry.partition, key, record)
+        for transition in evaluation.transitions:
+            # Sent before the source offsets are committed (Faust flushes first), and the
+            # transition's id and times are event-time facts: a repeat after a crash is
+            # the same message, which the sink's upsert absorbs.
+            alerts_topic.send_soon(key=key, value=transition.to_json(), partition=entry.partition)

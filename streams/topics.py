@@ -9,6 +9,7 @@ from ioc.settings import Settings
 RAW_TOPIC = "ioc.{domain}.events"
 STATE_TOPIC = "ioc.state"
 DEADLETTER_TOPIC = "ioc.deadletter"
+ALERTS_TOPIC = "ioc.alerts"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,10 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
     Faust writes an entity's record to the partition its event came from.
     """
     n = settings.kafka.partitions
-    specs = [TopicSpec(raw_topic(settings, d), n, {}) for d in domains]
+    # Kafka deletes by the records' timestamps, which here are event times: a log of
+    # last year's typhoon would be deleted as soon as it was written. Keep by size.
+    by_size = {"retention.ms": "-1", "retention.bytes": str(settings.kafka.log_retention_bytes)}
+    specs = [TopicSpec(raw_topic(settings, d), n, by_size) for d in domains]
     specs.append(
         TopicSpec(
             settings.topic(STATE_TOPIC),
@@ -43,5 +47,6 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
             },
         )
     )
-    specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), n, {}))
+    specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), n, by_size))
+    specs.append(TopicSpec(settings.topic(ALERTS_TOPIC), n, by_size))
     return specs

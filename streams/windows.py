@@ -10,7 +10,9 @@ processing exact under at-least-once delivery:
   rebuilt after recovery (the watermark is the greatest event time in the partition);
 - ``b``: the open one-minute buckets, each metric as ``[count, sum, min, max, last,
   last_time]``, absolute values, so whoever reads them can upsert without counting twice;
-- ``c``: the bucket(s) the last event changed, so the sink writes only those.
+- ``c``: the bucket(s) the last event changed, so the sink writes only those;
+- ``a``: the alert engine's state per rule (``streams.alerts``), carried along here so
+  it survives crashes with the rest of the record.
 
 A minute ``[b, b + 60 s)`` is final once the watermark reaches ``b + 60 s + lateness``;
 an event for a final minute is late. Buckets of final minutes are dropped from the record
@@ -111,5 +113,6 @@ def fold(
         "s": state if latest else record.get("s", {}),
         "b": buckets,
         "c": [key] if current else [],
+        "a": record.get("a", {}),
     }
     return Applied(updated, "applied")

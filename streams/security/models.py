@@ -21,7 +21,13 @@ class SecurityDetection(Payload):
     count: int = Field(default=1, ge=0, le=100_000)
 
     def metrics(self) -> dict[str, float]:
-        return {"detections": 1, "detected_count": self.count, "confidence": self.confidence}
+        # The per-kind confidence lets rules match a kind ("intrusion_confidence >= 0.8").
+        return {
+            "detections": 1,
+            "detected_count": self.count,
+            "confidence": self.confidence,
+            f"{self.kind}_confidence": self.confidence,
+        }
 
 
 class SecurityAlarm(Payload):

@@ -51,3 +51,14 @@ def test_nested_variables_and_sandbox_namespaces(monkeypatch: pytest.MonkeyPatch
 def test_bad_namespace_names_are_refused(bad: str) -> None:
     with pytest.raises(ValidationError, match="namespace"):
         Settings(_env_file=None, namespace=bad)
+
+
+def test_event_time_topics_keep_records_by_size_not_age() -> None:
+    from streams.catalog import DOMAINS
+    from streams.topics import topic_specs
+
+    specs = {s.name: s.config for s in topic_specs(Settings(_env_file=None), DOMAINS)}
+    for name in ("ioc.traffic.events", "ioc.hospital.events", "ioc.deadletter"):
+        assert specs[name]["retention.ms"] == "-1"
+        assert int(specs[name]["retention.bytes"]) > 0
+    assert specs["ioc.state"]["cleanup.policy"] == "compact"
