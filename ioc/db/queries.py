@@ -35,3 +35,36 @@ def series_query(bucket: str) -> str:
         known = ", ".join(SERIES_TABLES)
         raise ValueError(f"no stored series for bucket {bucket!r}; known: {known}") from None
     return _SERIES.format(table=table)
+
+
+#: The area rollup view of each bucket width (``0006_areas.sql``).
+AREA_SERIES_VIEWS: Final = {
+    "1m": "area_metric_minute",
+    "1h": "area_metric_hour",
+    "1d": "area_metric_day",
+}
+
+_AREA_SERIES = """
+SELECT bucket AS t, entities, count, sum, min, max, last_sum
+FROM {view}
+WHERE area_id = $1 AND metric = $2 AND bucket >= $3 AND bucket < $4
+ORDER BY bucket
+"""
+
+
+def area_series_query(bucket: str) -> str:
+    """SQL for one area's metric (province, zone or commune) per bucket of width ``bucket``.
+
+    Parameters as ``series_query``, with ``$1`` an area id. Rows: ``t, entities, count,
+    sum, min, max, last_sum``, oldest first, summed over the area's registered entities
+    that reported in the bucket. No average is returned on purpose: for a quantity that
+    adds up (vehicles, admissions) the area value is ``sum``; for a rate or level (speed,
+    occupancy %) it is ``sum / count``, the mean of every reading; for a gauge
+    (``er_waiting``) the area's level is ``last_sum``, the sum of each entity's last value.
+    """
+    try:
+        view = AREA_SERIES_VIEWS[bucket]
+    except KeyError:
+        known = ", ".join(AREA_SERIES_VIEWS)
+        raise ValueError(f"no stored area series for bucket {bucket!r}; known: {known}") from None
+    return _AREA_SERIES.format(view=view)
