@@ -3,6 +3,7 @@
 ioc run              everything, for a demo: infra, migrations, worker, API, simulator
 ioc infra up|down|status
 ioc migrate          apply SQL migrations to the namespace's schema
+ioc seed             load the city model (areas, entities) into the namespace's registry
 ioc topics           create the namespace's Kafka topics
 ioc worker           stream agents and the database sink
 ioc api              the HTTP API
@@ -82,6 +83,30 @@ def migrate() -> None:
     console.print(
         f"schema {settings.db_schema}: "
         + (f"applied {', '.join(applied)}" if applied else "up to date")
+    )
+
+
+@app.command("seed")
+def seed_registry(
+    # The same model as ``ioc simulate`` builds by default: 2,000 entities, seed 0.
+    entities: int = typer.Option(2000, help="Entities in the city model (up to 100,000)"),
+    seed: int = typer.Option(0, help="Seed of the generated entities, as for ioc simulate"),
+) -> None:
+    """Load the city model (zones, communes, entities) into the namespace's registry."""
+    from ioc.db.registry import load_registry
+    from simulators.city import build_city
+
+    settings = get_settings()
+    try:
+        city = build_city(entities, seed=seed)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    with console.status(f"loading {len(city.entities):,} entities"):
+        loaded = asyncio.run(load_registry(settings, city))
+    console.print(
+        f"schema {settings.db_schema}: city model {loaded.version}, "
+        f"{loaded.areas} areas ({loaded.areas_changed} written), "
+        f"{loaded.entities} entities ({loaded.entities_changed} written)"
     )
 
 
@@ -200,6 +225,7 @@ def run(
                     service.up()
                 started.append(service)
         migrate()
+        seed_registry(entities=entities, seed=0)
         topics()
     except InfraError as exc:
         for service in reversed(started):
