@@ -1,11 +1,14 @@
-"""The city registry and the area rollups on PostgreSQL: zone, commune and province rows
-equal sums computed here from the entity rows, loads are idempotent, 100,000 entities load."""
+"""The city registry and the area rollups: zone, commune and province rows equal sums
+computed here from the entity rows, on PostgreSQL and on real TimescaleDB (continuous
+aggregates under the hour and day views); loads are idempotent; 100,000 entities load."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +22,13 @@ import orjson
 import pytest
 
 from ioc.db.queries import area_series_query
-from ioc.db.registry import load_registry
+from ioc.db.registry import (
+    UPSERT_AREAS,
+    UPSERT_ENTITIES,
+    area_columns,
+    entity_columns,
+    load_registry,
+)
 from simulators.city import City, Entity, build_city
 from tests.conftest import Namespace
 from tests.utils.services import ROOT
@@ -164,6 +173,78 @@ async def test_area_rollups_equal_the_sums_of_their_entities(
         want = sorted((k[3], *v) for k, v in rollup.items() if k[0] == zone and k[2] == "vehicles")
         got = await conn.fetch(area_series_query(bucket), zone, "vehicles", *WINDOW)
         assert [tuple(r) for r in got] == want
+        assert want
+
+
+INSERT_MINUTES = """
+INSERT INTO metric_minute (entity_id, metric, bucket, domain, count, sum, min, max, last, version)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bigint[],
+                     $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::bigint[])
+"""
+AREA_COLUMNS = "area_id, domain, metric, bucket, entities, count, sum, min, max, last_sum"
+
+
+def iso(value: object) -> str:
+    """Timestamps as the Node harness writes them (JavaScript's Date.toISOString())."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def run_on_timescaledb(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Steps through tests/timescaledb/harness.mjs (TimescaleDB 2.23 in PGlite), after it
+    applied the TimescaleDB flavour of every migration."""
+    node = shutil.which("node")
+    assert node, "Node.js 20+ is needed to check the areas on TimescaleDB"
+    harness = ROOT / "tests" / "timescaledb"
+    if not (harness / "node_modules" / "@unni-craftsman" / "pglite").exists():
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to install the TimescaleDB harness"
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=harness, check=True, timeout=300)
+    payload = json.dumps({"schema": "areas", "steps": steps}, default=iso)
+    done = subprocess.run(
+        [node, "harness.mjs"], cwd=harness, input=payload.encode(), capture_output=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_area_rollups_on_timescaledb_equal_the_sums_of_their_entities() -> None:
+    city = build_city(300)
+    rng = random.Random(7)
+    rows = minute_rows(pick_entities(city, rng), rng)
+    steps: list[dict[str, Any]] = [
+        {"sql": UPSERT_AREAS, "params": area_columns(city), "name": "areas"},
+        {"sql": UPSERT_ENTITIES, "params": entity_columns(city), "name": "entities"},
+        {"sql": UPSERT_ENTITIES, "params": entity_columns(city), "name": "entities_again"},
+        {"sql": INSERT_MINUTES, "params": [list(c) for c in zip(*rows, strict=True)]},
+        {"sql": "CALL refresh_rollups($1, $2)", "params": list(WINDOW)},
+    ]
+    views = {"1m": "area_metric_minute", "1h": "area_metric_hour", "1d": "area_metric_day"}
+    steps += [{"sql": f"SELECT {AREA_COLUMNS} FROM {v}", "name": b} for b, v in views.items()]
+    done = run_on_timescaledb(steps)
+
+    assert done["server"]["timescaledb"].startswith("2.23")
+    assert "0006_areas.sql" in done["applied"]
+    results = done["results"]
+    assert results["areas"] == [{"count": 68}]
+    assert results["entities"] == [{"count": 300}]
+    assert results["entities_again"] == [{"count": 0}]
+    for bucket, bucket_of in (("1m", lambda t: t), ("1h", hour_of), ("1d", day_of)):
+        want = expected(city, rows, bucket_of)
+        got = {
+            (r["area_id"], r["domain"], r["metric"], datetime.fromisoformat(r["bucket"])): (
+                r["entities"],
+                r["count"],
+                r["sum"],
+                r["min"],
+                r["max"],
+                r["last_sum"],
+            )
+            for r in results[bucket]
+        }
+        assert got == want, bucket
         assert want
 
 
