@@ -203,15 +203,9 @@ def simulate(
     )
 
 
-async def _report(stats: object) -> None:
-    while True:
-        await asyncio.sleep(5)
-        console.print(f"simulate: {stats.produced} events, {stats.rate:,.0f}/s")  # type: ignore[attr-defined]
-
-
 @app.command()
 def run(
-    entities: int = typer.Option(50, min=1, help="Simulated intersections"),
+    entities: int = typer.Option(50, min=1, help="Entities in the simulated city"),
     speed: float = typer.Option(1.0, min=0.1, help="Simulated clock speed"),
 ) -> None:
     """Start everything for a demo and stop it all on Ctrl-C."""
@@ -227,10 +221,11 @@ def run(
         migrate()
         seed_registry(entities=entities, seed=0)
         topics()
-    except InfraError as exc:
+    except Exception as exc:
+        # Whatever failed, leave nothing running that this command started.
         for service in reversed(started):
             service.down()
-        raise _fail(str(exc)) from None
+        raise _fail(f"{type(exc).__name__}: {exc}") from None
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "ioc.cli"]

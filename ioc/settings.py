@@ -59,6 +59,8 @@ class SinkSettings(BaseModel):
     batch_max_wait_ms: int = Field(default=200, ge=1)
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
+    # How often the hour and day rollups are refreshed over the minutes written since.
+    rollup_interval_s: float = Field(default=60.0, gt=0)
 
 
 class StreamSettings(BaseModel):

@@ -112,6 +112,20 @@ def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]
     ]
 
 
+LOCAL_OFFSET_MS = 7 * 3600 * 1000  # Quang Ninh, UTC+07:00, no daylight saving
+DAY_MS = 24 * 3600 * 1000
+
+
+def rollup_window(low_ms: int, high_ms: int) -> tuple[datetime, datetime]:
+    """Whole local days covering minutes ``low_ms`` to ``high_ms``: [start, end)."""
+    start = (low_ms + LOCAL_OFFSET_MS) // DAY_MS * DAY_MS - LOCAL_OFFSET_MS
+    end = (high_ms + LOCAL_OFFSET_MS) // DAY_MS * DAY_MS - LOCAL_OFFSET_MS + DAY_MS
+    return (
+        datetime.fromtimestamp(start / 1000, tz=UTC),
+        datetime.fromtimestamp(end / 1000, tz=UTC),
+    )
+
+
 def merge_records(
     records: Iterable[dict[str, Any]],
 ) -> tuple[dict[MetricKey, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
@@ -181,6 +195,8 @@ class StateSink(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.last_write: datetime | None = None
         self.alerts_topic = settings.topic(ALERTS_TOPIC)
+        #: Earliest and latest minute written since the rollups were last refreshed.
+        self.dirty: tuple[int, int] | None = None
 
     async def on_start(self) -> None:
         self.pool = await create_pool(self.settings)
@@ -226,6 +242,36 @@ class StateSink(Service):
                 log.warning("sink commit failed after a rebalance; the batch will repeat")
             SINK_LAG.set(0)
 
+    def _mark_dirty(self, records: list[dict[str, Any]]) -> None:
+        buckets = [int(b) for record in records for b in record["c"]]
+        if not buckets:
+            return
+        low, high = min(buckets), max(buckets)
+        if self.dirty is not None:
+            low, high = min(low, self.dirty[0]), max(high, self.dirty[1])
+        self.dirty = (low, high)
+
+    @Service.task
+    async def _refresh_rollups(self) -> None:
+        """Refresh hour and day rollups over the days the sink has written to.
+
+        The window is event time, not the wall clock, so a replayed 2024 scenario is rolled
+        up like live data. It spans whole local days (rollups rewrite only whole buckets).
+        """
+        while not self.should_stop:
+            await self.sleep(self.settings.sink.rollup_interval_s)
+            if self.dirty is None or self.pool is None:
+                continue
+            low, high = self.dirty
+            self.dirty = None
+            start, end = rollup_window(low, high)
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.execute("CALL refresh_rollups($1, $2)", start, end)
+            except Exception as exc:
+                log.warning("rollup refresh failed (%s: %s); will retry", type(exc).__name__, exc)
+                self._mark_dirty([{"c": [str(low), str(high)]}])
+
     async def _write_with_retry(
         self, records: list[dict[str, Any]], transitions: list[dict[str, Any]]
     ) -> None:
@@ -238,9 +284,21 @@ class StateSink(Service):
                 metric_rows, state_rows, alert_rows = await write_batch(
                     self.pool, records, transitions
                 )
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:
+                # Any failure of the write is retried, never raised: a crashed sink would
+                # stop the worker, and the batch it holds must still be written. A server
+                # going away mid-call surfaces as various asyncpg errors (InternalClientError
+                # among them, seen when PostgreSQL stopped during a release), so the pool's
+                # connections are dropped and made anew.
                 SINK_RETRIES.inc()
-                log.warning("database write failed (%s); retrying in %.1f s", exc, delay)
+                log.warning(
+                    "database write failed (%s: %s); retrying in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                self.pool.terminate()
+                self.pool = await create_pool(self.settings)
                 if not paused:
                     self.consumer.pause(*self.consumer.assignment())
                     paused = True
@@ -253,5 +311,6 @@ class StateSink(Service):
             SINK_ROWS.labels("metric_minute").inc(metric_rows)
             SINK_ROWS.labels("entity_state").inc(state_rows)
             SINK_ROWS.labels("alert").inc(alert_rows)
+            self._mark_dirty(records)
             self.last_write = datetime.now(UTC)
             return
