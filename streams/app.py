@@ -18,6 +18,8 @@ app = faust.App(
     f"ioc-{settings.namespace}",
     broker=";".join(f"kafka://{s}" for s in settings.bootstrap_servers.split(",")),
     store="memory://",
+    # Faust keeps a small data directory per app; inside the state dir, not the cwd.
+    datadir=str(settings.state_dir.resolve() / "faust" / f"ioc-{settings.namespace}"),
     autodiscover=False,
     topic_partitions=settings.kafka.partitions,
     topic_replication_factor=1,

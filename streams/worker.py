@@ -13,6 +13,8 @@ from streams.admin import ensure_topics
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create missing topics, then run the agents and the sink until stopped."""
     asyncio.run(ensure_topics(settings))
+    # Faust creates its data directory but not the directories above it.
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     # Importing the modules registers the agents, views and table with the app.
     import streams.agents
     import streams.views  # noqa: F401 (each import registers agents or views)
