@@ -1,5 +1,5 @@
-"""The database sink: ``ioc.state`` records and ``ioc.alerts`` transitions upserted into
-PostgreSQL in batches.
+"""The database sink: ``ioc.state`` records (with the alert transitions they carry)
+upserted into PostgreSQL in batches.
 
 The sink is a consumer group of its own on the compacted state topic. Each batch is
 written in one transaction and only then are its offsets committed, so a crash repeats
@@ -28,7 +28,7 @@ from ioc.db.pool import create_pool
 from ioc.settings import Settings
 from streams.counters import SINK_LAG, SINK_RETRIES, SINK_ROWS
 from streams.kafka import client_options
-from streams.topics import ALERTS_TOPIC, STATE_TOPIC
+from streams.topics import STATE_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,6 @@ class StateSink(Service):
         self.pool: asyncpg.Pool | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.last_write: datetime | None = None
-        self.alerts_topic = settings.topic(ALERTS_TOPIC)
         #: Earliest and latest minute written since the rollups were last refreshed.
         self.dirty: tuple[int, int] | None = None
 
@@ -202,7 +201,6 @@ class StateSink(Service):
         self.pool = await create_pool(self.settings)
         self.consumer = AIOKafkaConsumer(
             self.settings.topic(STATE_TOPIC),
-            self.settings.topic(ALERTS_TOPIC),
             group_id=f"ioc-{self.settings.namespace}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -227,11 +225,14 @@ class StateSink(Service):
             )
             if not batch:
                 continue
-            records: list[dict[str, Any]] = []
-            transitions: list[dict[str, Any]] = []
-            for tp, messages in batch.items():
-                out = transitions if tp.topic == self.alerts_topic else records
-                out.extend(orjson.loads(m.value) for m in messages if m.value is not None)
+            records = [
+                orjson.loads(m.value)
+                for messages in batch.values()
+                for m in messages
+                if m.value is not None
+            ]
+            # Alert transitions ride in the records that produced them (see streams.state).
+            transitions = [t for record in records for t in record.get("x", ())]
             SINK_LAG.set(len(records) + len(transitions))
             await self._write_with_retry(records, transitions)
             try:

@@ -165,11 +165,18 @@ def _write(pending: dict[bytes, Pending]) -> None:
             watermark_ms=watermarks.get(record["d"], entry.partition),
             lateness_ms=LATENESS_MS,
         )
-        record = {**record, "c": sorted(entry.changed), "a": evaluation.states}
+        # The transitions travel in the record too ("x"): the changelog record is the one
+        # write that is atomic with the state that produced them, so the sink takes them
+        # from there and a crash between the two topics' flushes loses no alert.
+        record = {
+            **record,
+            "c": sorted(entry.changed),
+            "a": evaluation.states,
+            "x": [t.model_dump(mode="json") for t in evaluation.transitions],
+        }
         entity_table.data[key] = record
         entity_table.send_changelog(entry.partition, key, record)
         for transition in evaluation.transitions:
-            # Sent before the source offsets are committed (Faust flushes first), and the
-            # transition's id and times are event-time facts: a repeat after a crash is
-            # the same message, which the sink's upsert absorbs.
+            # The live feed for operators. Its ids and times are event-time facts, so a
+            # repeat after a crash is the same message.
             alerts_topic.send_soon(key=key, value=transition.to_json(), partition=entry.partition)
