@@ -79,6 +79,32 @@ ON CONFLICT (alert_id) DO UPDATE SET
 WHERE a.state <> 'resolved' AND a.updated_at <= EXCLUDED.updated_at
 """
 
+INSERT_RAW = """
+INSERT INTO raw_event (entity_id, event_time, source, event_id, domain, event_type, payload)
+SELECT e, to_timestamp(t / 1000.0), s, i, d, k, p::jsonb
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[]) AS r(e, t, s, i, d, k, p)
+ON CONFLICT DO NOTHING
+"""
+
+
+def raw_rows(records: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows for ``raw_event`` from the kept events the records carry (``r``)."""
+    return [
+        (
+            record["e"],
+            raw["time"],
+            raw["source"],
+            raw["id"],
+            record["d"],
+            raw["type"],
+            orjson.dumps(raw["data"]).decode(),
+        )
+        for record in records
+        for raw in record.get("r", ())
+    ]
+
+
 DB_STATE = {"open": "open", "update": "open", "resolve": "resolved"}
 
 
@@ -173,6 +199,7 @@ async def write_batch(
     """Upsert one batch in one transaction; return (metric, state, alert) rows."""
     metrics, states = merge_records(records)
     alerts = merge_alerts(transitions or [])
+    raws = raw_rows(records)
     metric_columns = list(zip(*metrics.values(), strict=True)) if metrics else [()] * 10
     state_columns = list(zip(*states.values(), strict=True)) if states else [()] * 6
     async with pool.acquire() as conn, conn.transaction():
@@ -182,6 +209,8 @@ async def write_batch(
             await conn.execute(UPSERT_STATE, *[list(c) for c in state_columns])
         if alerts:
             await conn.execute(UPSERT_ALERTS, *[list(c) for c in zip(*alerts, strict=True)])
+        if raws:
+            await conn.execute(INSERT_RAW, *[list(c) for c in zip(*raws, strict=True)])
     return len(metrics), len(states), len(alerts)
 
 

@@ -85,6 +85,7 @@ class Pending:
     record: EntityRecord
     partition: int
     changed: set[str] = field(default_factory=set)
+    raw: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def apply_batch(events: Sequence[faust.EventT[bytes]], *, domain: str) -> Counter[str]:
@@ -143,6 +144,17 @@ async def apply_batch(events: Sequence[faust.EventT[bytes]], *, domain: str) -> 
             entry = pending[key] = Pending(result.record, partition)
         entry.record = result.record
         entry.changed.update(result.record["c"])
+        if decoded.payload.keep_raw:
+            envelope = decoded.envelope
+            entry.raw.append(
+                {
+                    "id": envelope.id,
+                    "source": envelope.source,
+                    "type": envelope.type,
+                    "time": time_ms,
+                    "data": envelope.data,
+                }
+            )
         watermarks.advance(domain, partition, time_ms)
         outcomes["applied"] += 1
     _write(pending)
@@ -173,6 +185,8 @@ def _write(pending: dict[bytes, Pending]) -> None:
             "c": sorted(entry.changed),
             "a": evaluation.states,
             "x": [t.model_dump(mode="json") for t in evaluation.transitions],
+            # Events of the types kept one by one (Payload.keep_raw), for raw_event.
+            "r": entry.raw,
         }
         entity_table.data[key] = record
         entity_table.send_changelog(entry.partition, key, record)

@@ -13,7 +13,8 @@ processing exact under at-least-once delivery:
 - ``c``: the bucket(s) the last event changed, so the sink writes only those;
 - ``a``: the alert engine's state per rule (``streams.alerts``), carried along here so
   it survives crashes with the rest of the record;
-- ``x``: the alert transitions the last write produced (set by ``streams.state``).
+- ``x``: the alert transitions the last write produced, and ``r``: the events of kept
+  types it applied (both set by ``streams.state``, for the sink).
 
 A minute ``[b, b + 60 s)`` is final once the watermark reaches ``b + 60 s + lateness``;
 an event for a final minute is late. Buckets of final minutes are dropped from the record

@@ -46,6 +46,7 @@ class HospitalAdmission(Payload):
     """One patient admitted, with the triage level given at the door (1 most urgent)."""
 
     event_type: ClassVar[str] = "city.hospital.admission.v1"
+    keep_raw: ClassVar[bool] = True
 
     triage: Literal[1, 2, 3, 4, 5]
 

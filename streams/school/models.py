@@ -32,6 +32,7 @@ class SchoolSafety(Payload):
     """A safety report at a school."""
 
     event_type: ClassVar[str] = "city.school.safety.v1"
+    keep_raw: ClassVar[bool] = True
 
     kind: Literal["fire_drill", "fire", "intruder", "injury", "flooding", "closure", "evacuation"]
 

@@ -15,6 +15,7 @@ class SecurityDetection(Payload):
     """Something a camera's analytics detected."""
 
     event_type: ClassVar[str] = "city.security.detection.v1"
+    keep_raw: ClassVar[bool] = True
 
     kind: DetectionKind
     confidence: float = Field(ge=0, le=1)
@@ -34,6 +35,7 @@ class SecurityAlarm(Payload):
     """An alarm raised by a sensor or an operator in one zone of a site."""
 
     event_type: ClassVar[str] = "city.security.alarm.v1"
+    keep_raw: ClassVar[bool] = True
 
     kind: Literal["intrusion", "fire", "panic", "tamper", "power_loss"]
     zone: str = Field(min_length=1, max_length=64)

@@ -31,6 +31,7 @@ class TrafficIncident(Payload):
     """A crash, breakdown, flooding or closure reported on a road."""
 
     event_type: ClassVar[str] = "city.traffic.incident.v1"
+    keep_raw: ClassVar[bool] = True
 
     kind: Literal["crash", "breakdown", "flooding", "landslide", "closure", "roadworks"]
     severity: int = Field(ge=1, le=5)

@@ -1,0 +1,64 @@
+"""Discrete events (incidents, admissions, alarms, ...) are kept one by one; readings are not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import asyncpg
+import orjson
+
+from streams.topics import raw_topic
+from tests.conftest import Namespace
+from tests.utils.events import T0, Record, flow_value
+from tests.utils.kafka import produce
+from tests.utils.services import Process
+
+
+def incident(entity: str, n: int) -> Record:
+    at = T0 + timedelta(seconds=30 * n + 5)
+    value = orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"inc-{n}",
+            "source": "/tests/police",
+            "type": "city.traffic.incident.v1",
+            "time": at,
+            "subject": entity,
+            "data": {"kind": "crash", "severity": 1 + n % 5, "lanes_blocked": n % 3},
+        }
+    )
+    return Record(entity.encode(), value, 0)
+
+
+async def test_incidents_are_stored_raw_and_flow_readings_are_not(
+    namespace: Namespace, worker: Process
+) -> None:
+    entity = "t-seg-ql18"
+    flows = [
+        Record(entity.encode(), flow_value(entity, T0 + timedelta(seconds=10 * i)), 0)
+        for i in range(20)
+    ]
+    incidents = [incident(entity, n) for n in range(5)]
+    mixed = [r for pair in zip(flows[::4], incidents, strict=True) for r in pair] + flows
+    settings = namespace.settings
+    await produce(settings, raw_topic(settings, "traffic"), mixed)
+
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        deadline = time.monotonic() + 60
+        rows: list[asyncpg.Record] = []
+        while time.monotonic() < deadline:
+            rows = await conn.fetch(
+                f'SELECT event_id, source, event_type, payload FROM "{settings.db_schema}"'
+                ".raw_event ORDER BY event_time"
+            )
+            if len(rows) >= 5:
+                break
+            await asyncio.sleep(0.3)
+    finally:
+        await conn.close()
+    assert [r["event_id"] for r in rows] == [f"inc-{n}" for n in range(5)]
+    assert {r["event_type"] for r in rows} == {"city.traffic.incident.v1"}
+    assert orjson.loads(rows[3]["payload"]) == {"kind": "crash", "severity": 4, "lanes_blocked": 0}
