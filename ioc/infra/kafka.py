@@ -6,6 +6,7 @@ state directory; later starts use that copy and need no network.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import uuid
@@ -25,6 +26,15 @@ from ioc.settings import Settings
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 READY_LINE = "Kafka Server started"
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes one: 16 random bytes, URL-safe base64, unpadded,
+    never starting with '-' (made here rather than by starting a JVM for it)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaBroker:
@@ -131,15 +141,7 @@ class KafkaBroker:
     def _format_storage(self) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = (
-            subprocess.run(
-                self._java("kafka.tools.StorageTool", "random-uuid"),
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip()
-            or uuid.uuid4().hex[:22]
-        )
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             self._java(
                 "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)

@@ -143,15 +143,11 @@ class PostgresCluster:
 
     def _create_database(self, bin_dir: Path) -> None:
         db = self.settings.database
+        client = ["-h", "127.0.0.1", "-p", str(self.port), "-U", db.local_user]
         exists = self._as_service_user(
             [
                 str(bin_dir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                db.local_user,
+                *client,
                 "-d",
                 "postgres",
                 "-tAc",
@@ -160,18 +156,7 @@ class PostgresCluster:
         )
         if exists.stdout.strip() == "1":
             return
-        result = self._as_service_user(
-            [
-                str(bin_dir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                db.local_user,
-                db.local_database,
-            ]
-        )
+        result = self._as_service_user([str(bin_dir / "createdb"), *client, db.local_database])
         if result.returncode != 0:
             raise InfraError(f"createdb failed: {result.stderr}")
 
