@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from api.auth import Authenticator
+from api.limits import install_body_limit
 from api.problems import install_problem_handlers
 from api.routes import health, series
 from ioc.db.pool import create_pool
@@ -32,7 +35,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Live views, history and alerts of Quang Ninh's operations centre.",
         lifespan=lifespan,
     )
+    app.state.auth = Authenticator(settings)
     install_problem_handlers(app)
+    install_body_limit(app, max_bytes=settings.api.max_body_bytes)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["Retry-After"],
+        )
     app.include_router(health.router)
     app.include_router(series.router)
     return app

@@ -28,7 +28,16 @@ class ProblemResponse(Response):
 class Problem(Exception):
     """Raise from a route to answer with a specific problem."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.slug, self.title, self.detail, self.extra = (
             status,
@@ -37,6 +46,7 @@ class Problem(Exception):
             detail,
             extra,
         )
+        self.headers = headers or {}
 
 
 def problem_body(
@@ -66,7 +76,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             **exc.extra,
         )
-        return ProblemResponse(body, status_code=exc.status)
+        return ProblemResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -68,17 +68,81 @@ class StreamSettings(BaseModel):
 
     allowed_lateness_s: int = Field(default=120, ge=0)
     web_port: int = 6066
-    # Agents fold records in batches of up to this many, or what arrived within max_wait_s.
-    max_events: int = Field(default=2000, ge=1)
+    # The aggregator folds records in batches of up to this many, or what arrived within
+    # max_wait_s.
+    max_events: int = Field(default=10_000, ge=1)
     max_wait_s: float = Field(default=0.05, gt=0)
 
 
+API_KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+API_SCOPE_PATTERN = r"^(view|replay|admin|publish:[a-z]+)$"
+
+
+class ApiKeySettings(BaseModel):
+    """One API key as configured: who holds it, the hash of the key, what it may do.
+
+    Only ``sha256:<hex>`` of the key is ever stored; ``ioc keys create`` makes one.
+    """
+
+    name: str = Field(pattern=API_KEY_NAME_PATTERN)
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    scopes: list[str] = Field(min_length=1)
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, value: list[str]) -> list[str]:
+        for scope in value:
+            if not re.match(API_SCOPE_PATTERN, scope):
+                raise ValueError(f"scope {scope!r}: use view, replay, admin or publish:<domain>")
+        return value
+
+
 class ApiSettings(BaseModel):
-    """The HTTP API."""
+    """The HTTP API: where it listens, who may call it, and how much."""
 
     host: str = "127.0.0.1"
     port: int = 8000
-    api_keys: list[SecretStr] = Field(default_factory=list)
+    # Keys given in the environment (IOC_API__KEYS='[{"name": ..., "hash": ..., "scopes":
+    # [...]}]'), in addition to those in the keys file that ``ioc keys`` manages.
+    keys: list[ApiKeySettings] = Field(default_factory=list)
+    # Default: <state_dir>/api-keys.json.
+    keys_file: Path | None = None
+    # JWT bearer tokens (HS256/384/512) are accepted when a secret is set.
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # Per key (or token subject): a token bucket of rate_burst requests refilled at
+    # rate_per_s.
+    rate_per_s: float = Field(default=50.0, gt=0)
+    rate_burst: int = Field(default=200, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Browser origins allowed to call the API; none by default.
+    cors_origins: list[str] = Field(default_factory=list)
+    # POST /v1/events: how long to wait for Kafka, and how many recent event ids are
+    # remembered to drop a repeated post.
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    publish_dedup_ids: int = Field(default=100_000, ge=0)
+    max_batch_events: int = Field(default=1000, ge=1)
+    # Series: the most points one request may return.
+    max_series_points: int = Field(default=10_000, ge=10)
+
+
+class LiveSettings(BaseModel):
+    """The live feeds (``/v1/live``, ``/v1/live/sse``): heartbeats, client queues, replay."""
+
+    # A heartbeat goes to a client that has been sent nothing for this long.
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    # Per client: distinct entities with an update waiting (updates of one entity merge).
+    queue_entities: int = Field(default=10_000, ge=1)
+    # Per client: alert transitions waiting; one more disconnects the client (it resumes).
+    queue_alerts: int = Field(default=1_000, ge=1)
+    # Messages the hub keeps for clients resuming from an event id.
+    replay_messages: int = Field(default=50_000, ge=0)
+    # Entities per snapshot message.
+    snapshot_chunk: int = Field(default=1_000, ge=1)
+    # How long the API's start waits for the feed's Kafka consumer before serving anyway.
+    start_timeout_s: float = Field(default=10.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -98,6 +162,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = Field(default_factory=SinkSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
+from api.auth import ViewCaller
 from api.deps import PoolDep
 from api.problems import Problem
 from streams.catalog import DOMAINS
@@ -60,6 +61,7 @@ GROUP BY 1 ORDER BY 1
     },
 )
 async def entity_series(
+    caller: ViewCaller,
     pool: PoolDep,
     domain: Annotated[str, Path(description="traffic, hospital, school or security")],
     entity_id: Annotated[str, Path(max_length=128)],

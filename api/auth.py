@@ -1,0 +1,227 @@
+"""Who is calling and what they may do: API keys or JWT bearer tokens, scopes, rate limits.
+
+Deny by default: every route depends on :func:`require_scope`, except the health
+probes and the OpenAPI document. Routes take the caller like this::
+
+    @router.get("/v1/overview")
+    async def overview(caller: Annotated[Caller, Depends(require_scope("view"))]) -> ...
+
+or with the aliases below (``ViewCaller``, ``AdminCaller``, ...).
+
+Credentials, in order of precedence:
+- ``X-API-Key: <key>``;
+- ``Authorization: Bearer <key>`` (a key starts with ``ioc_``), or ``Authorization:
+  Bearer <JWT>`` when ``IOC_API__JWT_SECRET`` is set (claims ``sub``, ``exp`` and
+  ``scope``, space-separated, or ``scopes``, a list);
+- ``?api_key=<key>`` only on WebSocket and ``text/event-stream`` requests, because
+  browsers cannot set headers on those.
+
+Scopes: ``view`` (operators read), ``publish:<domain>`` (integrators publish that
+domain's events), ``replay`` (engineers), ``admin`` (everything).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import jwt
+from fastapi import Depends, WebSocketException
+from fastapi.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from fastapi.security.base import SecurityBase
+from starlette.requests import HTTPConnection
+
+from api.keys import KEY_PREFIX, KeyStore
+from api.problems import Problem
+from api.ratelimit import RateLimiter
+from ioc.settings import Settings
+
+__all__ = [
+    "AdminCaller",
+    "Authenticator",
+    "Caller",
+    "PublishCaller",
+    "ReplayCaller",
+    "ViewCaller",
+    "require_scope",
+]
+
+#: Close code for a refused WebSocket (RFC 6455 "policy violation").
+WS_POLICY_VIOLATION = 1008
+#: Close code for a WebSocket refused by the rate limit ("try again later").
+WS_TRY_AGAIN_LATER = 1013
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller: a key's name or a token's subject, and its scopes."""
+
+    name: str
+    scopes: frozenset[str]
+    via: Literal["key", "jwt"] = "key"
+
+    def can(self, scope: str) -> bool:
+        """True when the caller holds ``scope``; ``admin`` holds every scope and
+        ``publish`` (no domain) is held by any ``publish:<domain>``."""
+        if "admin" in self.scopes or scope in self.scopes:
+            return True
+        if scope == "publish":
+            return any(s.startswith("publish:") for s in self.scopes)
+        return False
+
+
+class _ApiKeyHeader(SecurityBase):
+    """``X-API-Key`` (documented in OpenAPI as the ``ApiKey`` scheme)."""
+
+    def __init__(self) -> None:
+        self.model = APIKey(
+            **{"in": APIKeyIn.header},
+            name="X-API-Key",
+            description="An API key (`ioc keys create`).",
+        )
+        self.scheme_name = "ApiKey"
+
+    async def __call__(self, conn: HTTPConnection) -> str | None:
+        return conn.headers.get("x-api-key") or None
+
+
+class _Bearer(SecurityBase):
+    """``Authorization: Bearer`` (documented in OpenAPI as the ``Bearer`` scheme)."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearer(
+            bearerFormat="API key or JWT",
+            description="An API key, or a JWT when the API is configured with a secret.",
+        )
+        self.scheme_name = "Bearer"
+
+    async def __call__(self, conn: HTTPConnection) -> str | None:
+        value = conn.headers.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+
+api_key_header = _ApiKeyHeader()
+bearer = _Bearer()
+
+
+class Authenticator:
+    """Turns presented credentials into a :class:`Caller`, and applies the rate limit."""
+
+    def __init__(self, settings: Settings, *, keys: KeyStore | None = None) -> None:
+        self.api = settings.api
+        self.keys = keys or KeyStore(settings)
+        self.limiter = RateLimiter(rate_per_s=self.api.rate_per_s, burst=self.api.rate_burst)
+
+    def identify(self, credential: str) -> Caller:
+        """The caller a credential belongs to; raise a 401 problem when it is not valid."""
+        if credential.startswith(KEY_PREFIX) or self.api.jwt_secret is None:
+            holder = self.keys.holder(credential)
+            if holder is None:
+                raise _unauthenticated("invalid-credentials", "the API key is not valid")
+            return Caller(holder.name, holder.scopes)
+        return self._from_jwt(credential)
+
+    def _from_jwt(self, token: str) -> Caller:
+        assert self.api.jwt_secret is not None
+        try:
+            claims = jwt.decode(
+                token,
+                self.api.jwt_secret.get_secret_value(),
+                algorithms=[self.api.jwt_algorithm],
+                audience=self.api.jwt_audience,
+                issuer=self.api.jwt_issuer,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise _unauthenticated(
+                "invalid-credentials", f"the token is not valid: {exc}"
+            ) from None
+        raw = claims.get("scopes", claims.get("scope", ""))
+        scopes = raw.split() if isinstance(raw, str) else raw
+        if not isinstance(scopes, list):
+            raise _unauthenticated("invalid-credentials", "the token's scope claim is malformed")
+        return Caller(str(claims["sub"]), frozenset(str(s) for s in scopes), via="jwt")
+
+    def admit(self, caller: Caller) -> None:
+        """Spend one request of the caller's rate; raise a 429 problem when none is left."""
+        wait = self.limiter.take(f"{caller.via}:{caller.name}")
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"{caller.name!r} is over its rate of {self.api.rate_per_s:g} requests/s "
+                f"(bursts of {self.api.rate_burst}); retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+
+def _unauthenticated(slug: str, detail: str) -> Problem:
+    return Problem(
+        401,
+        slug,
+        "Unauthenticated",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="ioc", ApiKey header="X-API-Key"'},
+    )
+
+
+def _query_key(conn: HTTPConnection) -> str | None:
+    """``?api_key=`` where a browser cannot send headers: WebSocket and SSE."""
+    if conn.scope["type"] == "websocket" or "text/event-stream" in conn.headers.get("accept", ""):
+        return conn.query_params.get("api_key") or None
+    return None
+
+
+def authorize(
+    conn: HTTPConnection, scope: str, header_key: str | None, bearer_token: str | None
+) -> Caller:
+    """The caller of ``conn`` if it holds ``scope``; else raise the problem that says why."""
+    auth: Authenticator = conn.app.state.auth
+    credential = header_key or bearer_token or _query_key(conn)
+    if credential is None:
+        raise _unauthenticated(
+            "unauthenticated", "send an API key in X-API-Key or Authorization: Bearer"
+        )
+    caller = auth.identify(credential)
+    auth.admit(caller)
+    if not caller.can(scope):
+        needed = "publish:<domain>" if scope == "publish" else scope
+        raise Problem(403, "forbidden", "Forbidden", f"{caller.name!r} lacks the {needed!r} scope")
+    return caller
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that admits callers holding ``scope`` and returns who they are.
+
+    Works on HTTP routes (problem+json 401/403/429) and WebSocket routes (closed with
+    1008, or 1013 when rate-limited, before the handshake completes).
+    """
+
+    async def dependency(
+        conn: HTTPConnection,
+        header_key: Annotated[str | None, Depends(api_key_header)],
+        bearer_token: Annotated[str | None, Depends(bearer)],
+    ) -> Caller:
+        try:
+            return authorize(conn, scope, header_key, bearer_token)
+        except Problem as problem:
+            if conn.scope["type"] != "websocket":
+                raise
+            code = WS_TRY_AGAIN_LATER if problem.status == 429 else WS_POLICY_VIOLATION
+            raise WebSocketException(code=code, reason=problem.detail[:120]) from None
+
+    dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    return dependency
+
+
+ViewCaller = Annotated[Caller, Depends(require_scope("view"))]
+PublishCaller = Annotated[Caller, Depends(require_scope("publish"))]
+ReplayCaller = Annotated[Caller, Depends(require_scope("replay"))]
+AdminCaller = Annotated[Caller, Depends(require_scope("admin"))]
