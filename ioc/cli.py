@@ -8,6 +8,7 @@ ioc topics           create the namespace's Kafka topics
 ioc worker           stream agents and the database sink
 ioc api              the HTTP API
 ioc simulate         produce simulated events
+ioc keys create|list|revoke   API keys (the key is printed once; only its hash is kept)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ioc.settings import get_settings
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 infra_app = typer.Typer(help="Start, stop or inspect the local Kafka and PostgreSQL.")
 app.add_typer(infra_app, name="infra")
+keys_app = typer.Typer(help="Make, list or revoke API keys (only their hashes are stored).")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 
@@ -71,6 +74,51 @@ def infra_status() -> None:
     """Say whether each service runs, and where."""
     settings = get_settings()
     _print_status([KafkaBroker(settings).status(), PostgresCluster(settings).status()])
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., help="Who holds the key (shown in logs and on alerts)"),
+    scope: list[str] = typer.Option(
+        ..., help="view, replay, admin or publish:<domain>; repeat for more"
+    ),
+    replace: bool = typer.Option(False, help="Replace an existing key of that name"),
+) -> None:
+    """Make an API key, print it once and store only its hash in the keys file."""
+    from api.keys import create_key, keys_path
+    from ioc.settings import ApiKeySettings
+
+    settings = get_settings()
+    path = keys_path(settings)
+    try:
+        ApiKeySettings(name=name, hash="sha256:" + "0" * 64, scopes=scope)
+        key = create_key(path, name=name, scopes=scope, replace=replace)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"key {name!r} ({', '.join(scope)}) stored as a hash in {path}; copy it now:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the keys in the keys file and the settings (names and scopes, never keys)."""
+    from api.keys import keys_path, read_keys_file
+
+    settings = get_settings()
+    for entry in settings.api.keys:
+        console.print(f"{entry.name:20} {' '.join(entry.scopes):40} (settings)")
+    for stored in read_keys_file(keys_path(settings)):
+        console.print(f"{stored.name:20} {' '.join(stored.scopes):40} {stored.created_at:%Y-%m-%d}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str = typer.Argument(..., help="Name of the key")) -> None:
+    """Remove a key from the keys file; a running API refuses it within a second."""
+    from api.keys import keys_path, revoke_key
+
+    if not revoke_key(keys_path(get_settings()), name):
+        raise _fail(f"no key named {name!r} in the keys file")
+    console.print(f"revoked {name!r}")
 
 
 @app.command()
@@ -228,6 +276,10 @@ def run(
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    from api.keys import create_key, keys_path, revoke_key
+
+    # A key for this demo only: printed below, revoked when the demo stops.
+    demo_key = create_key(keys_path(settings), name="demo", scopes=["admin"], replace=True)
     base = [sys.executable, "-m", "ioc.cli"]
     roles = {
         "worker": [*base, "worker"],
@@ -267,6 +319,7 @@ def run(
         f"[bold green]Smart-city IOC is running[/] (namespace {settings.namespace})\n"
         f"  open   {url}/docs\n"
         f"  series {url}/v1/traffic/entities/{sample}/series?metric=vehicles\n"
+        f"  key    {demo_key}  (admin, this demo only: send it as X-API-Key)\n"
         f"  logs   {logs.resolve()}\n"
         "Press Ctrl-C to stop."
     )
@@ -283,6 +336,7 @@ def run(
             if child.poll() is None:
                 terminate(child.pid, timeout_s=20)
                 child.wait()
+        revoke_key(keys_path(settings), "demo")
         for service in reversed(started):
             service.down()
         console.print("stopped")

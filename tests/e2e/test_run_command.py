@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -41,11 +42,17 @@ def test_readme_run_command_serves_data_within_60_s_and_stops_cleanly(
             lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60, what="/healthz"
         )
 
+        # The demo prints its key once; an operator copies it from there.
+        key = wait_for(
+            lambda: re.search(r"(?<![\w-])ioc_[\w-]{43}(?![\w-])", log.read_text()),
+            timeout=10,
+            what="the demo key",
+        ).group(0)
+        series = f"{base}/v1/traffic/entities/qn-ix-halong-001/series"
+        assert httpx.get(series, params={"metric": "vehicles"}).status_code == 401
+
         def series_has_points() -> bool:
-            response = httpx.get(
-                f"{base}/v1/traffic/entities/qn-ix-halong-001/series",
-                params={"metric": "vehicles"},
-            )
+            response = httpx.get(series, params={"metric": "vehicles"}, headers={"X-API-Key": key})
             return response.status_code == 200 and len(response.json()["points"]) > 0
 
         remaining = 60 - (time.monotonic() - started)

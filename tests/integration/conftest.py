@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Namespace
+from tests.utils.apikeys import keys_env
 from tests.utils.services import Process, free_port, wait_for
 
 
@@ -44,10 +45,13 @@ def worker(namespace: Namespace) -> Iterator[Process]:
 
 @pytest.fixture
 def api(namespace: Namespace) -> Iterator[str]:
-    """``ioc api`` for the namespace; yields its base URL."""
+    """``ioc api`` for the namespace, with the test keys of ``tests.utils.apikeys``;
+    yields its base URL."""
     port = free_port()
     process = Process(
-        ["api", "--port", str(port)], env=namespace.env, log=namespace.logs / "api.log"
+        ["api", "--port", str(port)],
+        env={**namespace.env, **keys_env()},
+        log=namespace.logs / "api.log",
     )
     process.start()
     base = f"http://127.0.0.1:{port}"

@@ -9,6 +9,7 @@ import httpx
 
 from streams.topics import raw_topic
 from tests.conftest import Namespace
+from tests.utils.apikeys import auth
 from tests.utils.events import T0, random_flow
 from tests.utils.kafka import produce
 from tests.utils.services import Process, wait_for
@@ -17,7 +18,7 @@ from tests.utils.services import Process, wait_for
 def api_vehicle_sums(base: str, entities: list[str]) -> dict[tuple[str, datetime], int]:
     """Per-minute vehicle sums of every entity, as the API returns them."""
     sums: dict[tuple[str, datetime], int] = {}
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, timeout=10, headers=auth("view")) as client:
         for entity in entities:
             response = client.get(
                 f"/v1/traffic/entities/{entity}/series",

@@ -1,0 +1,29 @@
+"""API keys the tests use: one per role, handed to the API through IOC_API__KEYS."""
+
+from __future__ import annotations
+
+import orjson
+
+from api.keys import hash_key
+
+#: A key per role of the access matrix (never used outside tests).
+KEYS: dict[str, str] = {
+    "view": "ioc_test-view-4f9c2d7be1a04c5f8e3b6a1d9c0f2e7a",
+    "publish:traffic": "ioc_test-publish-traffic-b7e1c3a95d2f4e6081a2c4d6e8f0a1b3",
+    "replay": "ioc_test-replay-0c2e4a6b8d1f3e5a7c9b0d2f4a6c8e1b",
+    "admin": "ioc_test-admin-9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a",
+}
+
+
+def keys_env(**extra: str) -> dict[str, str]:
+    """Environment that configures the test keys (names = roles) in an API process."""
+    entries = [
+        {"name": role.replace(":", "-"), "hash": hash_key(key), "scopes": [role]}
+        for role, key in KEYS.items()
+    ]
+    return {"IOC_API__KEYS": orjson.dumps(entries).decode(), **extra}
+
+
+def auth(role: str) -> dict[str, str]:
+    """Headers that present the key of ``role``."""
+    return {"X-API-Key": KEYS[role]}
