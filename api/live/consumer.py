@@ -1,0 +1,166 @@
+"""The one Kafka consumer of an API process: the tail of ``ioc.state`` and ``ioc.alerts``
+into the hub. Owned by the app's lifespan (:func:`live_feeds`).
+
+No consumer group: every API process reads every partition from the end of the topics as
+they are when it starts, and commits nothing. What happened before is in the database
+(the snapshot); what happens after comes through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+
+from api.live.hub import Hub
+from ioc.settings import Settings
+from streams.kafka import client_options
+from streams.topics import ALERTS_TOPIC, STATE_TOPIC
+
+log = logging.getLogger(__name__)
+RETRY_S = 2.0
+
+
+class FeedConsumer:
+    """Reads the derived topics and publishes each record to the hub."""
+
+    def __init__(self, settings: Settings, hub: Hub) -> None:
+        self.settings, self.hub = settings, hub
+        self.state_topic = settings.topic(STATE_TOPIC)
+        self.alerts_topic = settings.topic(ALERTS_TOPIC)
+        self.ready = asyncio.Event()
+        self.errors = 0
+
+    async def run(self) -> None:
+        """Consume until cancelled; (re)connect with a pause after any failure."""
+        positions: dict[Any, int] = {}
+        while True:
+            consumer = AIOKafkaConsumer(
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",
+                **client_options(self.settings),
+            )
+            try:
+                await consumer.start()
+                await self._assign(consumer, positions)
+                self.ready.set()
+                while True:
+                    batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                    for tp, records in batch.items():
+                        for record in records:
+                            self._publish(tp.topic, record.value)
+                        positions[tp] = records[-1].offset + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors += 1
+                log.warning("live feed consumer: %s; retrying in %.0f s", exc, RETRY_S)
+                await asyncio.sleep(RETRY_S)
+            finally:
+                await consumer.stop()
+
+    async def _assign(self, consumer: AIOKafkaConsumer, positions: dict[Any, int]) -> None:
+        """Every partition of both topics, at the end (or where a previous run stopped)."""
+        await consumer.topics()  # fetches metadata
+        partitions = []
+        for topic in (self.state_topic, self.alerts_topic):
+            numbers = consumer.partitions_for_topic(topic)
+            if not numbers:
+                raise LookupError(f"topic {topic} does not exist yet")
+            partitions += [TopicPartition(topic, n) for n in sorted(numbers)]
+        consumer.assign(partitions)
+        fresh = [tp for tp in partitions if tp not in positions]
+        if fresh:
+            await consumer.seek_to_end(*fresh)
+        for tp in partitions:
+            if tp in positions:
+                consumer.seek(tp, positions[tp])
+            else:
+                # Fix the position now, so nothing published after start-up is skipped.
+                positions[tp] = await consumer.position(tp)
+
+    def _publish(self, topic: str, value: bytes | None) -> None:
+        if value is None:
+            return  # a tombstone: nothing for clients
+        try:
+            data = orjson.loads(value)
+            if topic == self.state_topic:
+                self.hub.publish_state(data)
+            else:
+                self.hub.publish_alert(data)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            self.errors += 1
+            log.warning("live feed: skipped a record of %s: %r", topic, exc)
+
+
+def _close_on_exit_signals(hub: Hub) -> Callable[[], None]:
+    """Let go of live clients as soon as the server is asked to stop.
+
+    Uvicorn waits for open responses to finish before it runs the lifespan's shutdown, and
+    an event stream never finishes by itself; so the hub hears SIGINT/SIGTERM first (then
+    the server's own handler runs) and ends every feed. Returns what undoes it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if not callable(handler):
+            continue
+
+        def on_signal(signum: int, frame: FrameType | None, chained: Any = handler) -> None:
+            loop.call_soon_threadsafe(hub.close)
+            chained(signum, frame)
+
+        previous[sig] = handler
+        signal.signal(sig, on_signal)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+@contextlib.asynccontextmanager
+async def live_feeds(app: FastAPI, settings: Settings) -> AsyncIterator[Hub]:
+    """The hub and its consumer for the app's lifetime (``app.state.live_hub``).
+
+    Start-up waits up to ``live.start_timeout_s`` for the consumer to be positioned; the
+    API serves anyway after that (Kafka down): the feeds then send snapshots and heartbeats
+    until the consumer connects.
+    """
+    live = settings.live
+    hub = Hub(
+        replay_messages=live.replay_messages,
+        max_entities=live.queue_entities,
+        max_alerts=live.queue_alerts,
+    )
+    consumer = FeedConsumer(settings, hub)
+    app.state.live_hub = hub
+    app.state.live_consumer = consumer
+    task = asyncio.create_task(consumer.run(), name="live-feed-consumer")
+    restore = _close_on_exit_signals(hub)
+    try:
+        await asyncio.wait_for(consumer.ready.wait(), live.start_timeout_s)
+    except TimeoutError:
+        log.warning("live feeds: Kafka consumer not ready after %.0f s", live.start_timeout_s)
+    try:
+        yield hub
+    finally:
+        restore()
+        hub.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

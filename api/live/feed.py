@@ -1,0 +1,122 @@
+"""One client's feed, whatever the transport: snapshot or resume, then updates and
+heartbeats, until the client goes or its outbox closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+
+from api.live.hub import Hub, Subscription
+from api.live.messages import sse_event
+from api.live.outbox import OutboxClosed
+from api.live.snapshot import merge, read_database, snapshot_bodies
+from ioc.settings import LiveSettings
+
+log = logging.getLogger(__name__)
+
+DISCONNECTED = "disconnected"
+INTERNAL_ERROR = "internal-error"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One message in both encodings: a JSON body (WebSocket) and an SSE event."""
+
+    body: bytes
+    sse: bytes
+
+
+def ping_frame() -> Frame:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return Frame(orjson.dumps({"type": "ping", "time": now}), f": ping {now}\n\n".encode())
+
+
+class Feed:
+    """A subscription of the hub and what it takes to start it (the database)."""
+
+    def __init__(
+        self, *, hub: Hub, subscription: Subscription, pool: asyncpg.Pool, settings: LiveSettings
+    ) -> None:
+        self.hub, self.subscription, self.pool, self.settings = hub, subscription, pool, settings
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Snapshot (or a note that the stream resumes), then updates; raises OutboxClosed."""
+        sub = self.subscription
+        if sub.snapshot_reason is None:
+            body = orjson.dumps({"type": "resumed", "since": str(sub.position)})
+            yield Frame(body, sse_event(body, event="resumed"))
+        else:
+            async with self.pool.acquire() as conn:
+                rows = await read_database(conn, sub.filter)
+            entities, alerts = merge(sub, *rows)
+            sub.overlay_entities, sub.overlay_alerts = [], []
+            for body, event_id in snapshot_bodies(
+                sub, entities, alerts, chunk=self.settings.snapshot_chunk
+            ):
+                yield Frame(body, sse_event(body, event="snapshot", event_id=event_id))
+        while True:
+            message = await sub.outbox.get(self.settings.heartbeat_s)
+            yield ping_frame() if message is None else Frame(message.body, message.sse)
+
+    async def pump(
+        self,
+        send: Callable[[Frame], Awaitable[None]],
+        *,
+        client_gone: Callable[[], Awaitable[None]],
+        grace_s: float = 1.0,
+    ) -> str:
+        """Send frames until the client goes or the outbox closes; the reason it ended.
+
+        A client whose socket stopped taking data keeps ``send`` waiting; the outbox
+        closing (it overflowed) cancels that send, so a stalled client is let go too.
+        """
+
+        async def run() -> str:
+            try:
+                async for frame in self.frames():
+                    await send(frame)
+            except OutboxClosed as closed:
+                return closed.reason
+            return DISCONNECTED  # frames() only ends by raising
+
+        async def watch() -> str:
+            await client_gone()
+            return DISCONNECTED
+
+        sender = asyncio.create_task(run())
+        closed = asyncio.create_task(self.subscription.outbox.wait_closed())
+        gone = asyncio.create_task(watch())
+        try:
+            done, _ = await asyncio.wait({sender, closed, gone}, return_when="FIRST_COMPLETED")
+            if gone in done:
+                return DISCONNECTED
+            if sender not in done:
+                # The outbox closed: a sender waiting on it ends at once; one stuck sending
+                # to a stalled socket gets a moment, then is cancelled.
+                await asyncio.wait({sender}, timeout=grace_s)
+                if not sender.done():
+                    return self.subscription.outbox.closed_reason or DISCONNECTED
+            exc = sender.exception()
+            if exc is None:
+                return sender.result()
+            if _is_disconnect(exc):
+                return DISCONNECTED
+            log.error("live feed failed", exc_info=exc)
+            return INTERNAL_ERROR
+        finally:
+            self.hub.unsubscribe(self.subscription)
+            for task in (sender, closed, gone):
+                task.cancel()
+            await asyncio.gather(sender, closed, gone, return_exceptions=True)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """Errors that only mean the client has gone (uvicorn's ClientDisconnected is an OSError)."""
+    return isinstance(exc, OSError | WebSocketDisconnect | WebSocketDisconnected)

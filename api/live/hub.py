@@ -1,0 +1,166 @@
+"""The hub: numbers every update once, keeps a replay ring, fans out to client outboxes.
+
+Pure and synchronous: the Kafka consumer calls :meth:`Hub.publish_state` and
+:meth:`Hub.publish_alert`, connections call :meth:`Hub.subscribe`. Nothing here awaits,
+so subscribing (which takes the replay and the snapshot overlay at one position) and
+publishing never interleave: a client gets every message after its position exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.live.filters import LiveFilter
+from api.live.messages import EventId, Kind, Message, encode, entity_view
+from api.live.outbox import SHUTDOWN, Outbox
+
+#: Why a client gets a snapshot instead of a resumed stream.
+INITIAL, UNKNOWN_ID, TOO_OLD = "initial", "unknown-id", "too-old"
+RESOLVED_REMEMBERED = 10_000
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One client's place in the hub."""
+
+    filter: LiveFilter
+    outbox: Outbox
+    #: The last id the client's view reflects once it has the snapshot or the replay.
+    position: EventId
+    #: Why a snapshot is due; None when the client was resumed from the replay ring.
+    snapshot_reason: str | None
+    #: What the hub knew at ``position`` (filtered): the snapshot lays it over the database,
+    #: which the sink may not have brought that far yet.
+    overlay_entities: list[dict[str, Any]] = field(default_factory=list)
+    overlay_alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Hub:
+    """Fan-out of the derived topics to live clients."""
+
+    def __init__(
+        self, *, replay_messages: int, max_entities: int, max_alerts: int, epoch: str | None = None
+    ) -> None:
+        self.epoch = epoch or format(time.time_ns() // 1_000_000, "x")
+        self.seq = 0
+        self.max_entities, self.max_alerts = max_entities, max_alerts
+        self._ring: deque[Message] = deque(maxlen=replay_messages)
+        self._subscriptions: set[Subscription] = set()
+        self._entities: dict[str, Message] = {}
+        self._open_alerts: dict[str, Message] = {}
+        self._resolved: OrderedDict[str, Message] = OrderedDict()
+
+    @property
+    def last_id(self) -> EventId:
+        return EventId(self.epoch, self.seq)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscriptions)
+
+    def publish_state(self, record: dict[str, Any]) -> Message | None:
+        """An ``ioc.state`` record; None when its view is what clients already have."""
+        view = entity_view(record)
+        entity_id = view["entity_id"]
+        previous = self._entities.get(entity_id)
+        if previous is not None and previous.payload == view:
+            return None
+        message = self._publish("entity", view, domain=view["domain"], entity_id=entity_id)
+        self._entities[entity_id] = message
+        return message
+
+    def publish_alert(self, transition: dict[str, Any]) -> Message | None:
+        """An ``ioc.alerts`` transition; None for a repeat (at-least-once delivery)."""
+        alert_id = transition["alert_id"]
+        previous = self._open_alerts.get(alert_id) or self._resolved.get(alert_id)
+        if previous is not None and (
+            previous.payload["state"] == "resolve"
+            or (previous.payload["state"], previous.payload["updated_at"])
+            == (transition["state"], transition["updated_at"])
+        ):
+            return None
+        message = self._publish(
+            "alert",
+            transition,
+            domain=transition["domain"],
+            entity_id=transition["entity_id"],
+            severity=transition["severity"],
+        )
+        if transition["state"] == "resolve":
+            self._open_alerts.pop(alert_id, None)
+            self._resolved[alert_id] = message
+            while len(self._resolved) > RESOLVED_REMEMBERED:
+                self._resolved.popitem(last=False)
+        else:
+            self._open_alerts[alert_id] = message
+        return message
+
+    def _publish(
+        self,
+        kind: Kind,
+        payload: dict[str, Any],
+        *,
+        domain: str,
+        entity_id: str,
+        severity: str | None = None,
+    ) -> Message:
+        self.seq += 1
+        body, sse = encode(event_id=EventId(self.epoch, self.seq), kind=kind, payload=payload)
+        message = Message(self.seq, kind, domain, entity_id, severity, body, sse, payload)
+        self._ring.append(message)
+        for subscription in self._subscriptions:
+            if subscription.filter.matches(message):
+                subscription.outbox.offer(message)
+        return message
+
+    def subscribe(self, live_filter: LiveFilter, since: EventId | None = None) -> Subscription:
+        """Join the fan-out: resumed after ``since`` when the ring reaches back that far,
+        otherwise with a snapshot due (and the hub's overlay for it)."""
+        outbox = Outbox(max_entities=self.max_entities, max_alerts=self.max_alerts)
+        subscription = Subscription(live_filter, outbox, self.last_id, INITIAL)
+        if since is not None:
+            reason = self._replay(subscription, since)
+            if reason is None:
+                subscription.snapshot_reason = None
+                self._subscriptions.add(subscription)
+                return subscription
+            subscription.snapshot_reason = reason
+            subscription.position = self.last_id
+            subscription.outbox = Outbox(max_entities=self.max_entities, max_alerts=self.max_alerts)
+        subscription.overlay_entities = [
+            m.payload for m in self._entities.values() if live_filter.matches(m)
+        ]
+        subscription.overlay_alerts = [
+            m.payload
+            for m in itertools.chain(self._open_alerts.values(), self._resolved.values())
+            if live_filter.matches(m)
+        ]
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _replay(self, subscription: Subscription, since: EventId) -> str | None:
+        """Queue what came after ``since``; the snapshot reason when that is impossible."""
+        if since.epoch != self.epoch or since.seq > self.seq:
+            return UNKNOWN_ID
+        oldest = self._ring[0].seq if self._ring else self.seq + 1
+        if since.seq < oldest - 1:
+            return TOO_OLD
+        subscription.position = since
+        start = since.seq - oldest + 1
+        for message in itertools.islice(self._ring, start, None):
+            if subscription.filter.matches(message) and not subscription.outbox.offer(message):
+                return TOO_OLD  # more than the client's queue holds: a snapshot is smaller
+        return None
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def close(self) -> None:
+        """Disconnect every client (the API is stopping)."""
+        for subscription in self._subscriptions:
+            subscription.outbox.close(SHUTDOWN)
+        self._subscriptions.clear()

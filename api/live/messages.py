@@ -1,0 +1,94 @@
+"""What the live feeds send: hub messages, their ids, and how each transport frames them.
+
+Every message the hub fans out gets the next number of the hub's sequence; its id is
+``<epoch>-<seq>``, where the epoch names the hub (the API process) that numbered it. Within
+one epoch ids only grow, so "everything after id X" is well defined for a resuming client;
+an id of another epoch (another API process, or one since restarted) cannot be resumed.
+
+A message is encoded once, when the hub publishes it, and the same bytes go to every client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+Kind = Literal["entity", "alert"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventId:
+    """A position in one hub's sequence."""
+
+    epoch: str
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.epoch}-{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> EventId:
+        """``<epoch>-<seq>`` as sent; ValueError otherwise."""
+        epoch, sep, seq = text.strip().rpartition("-")
+        if not sep or not epoch or not seq.isdigit() or len(text) > 64:
+            raise ValueError(f"not an event id: {text[:64]!r} (expected <epoch>-<number>)")
+        return cls(epoch, int(seq))
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One update as fanned out: what filters look at, and its encoded forms."""
+
+    seq: int
+    kind: Kind
+    domain: str
+    entity_id: str
+    #: Alert severity; None for entity updates.
+    severity: str | None
+    #: The JSON object sent (WebSocket text frame, SSE ``data:``).
+    body: bytes
+    #: The whole SSE event (``id:``, ``event:``, ``data:``).
+    sse: bytes
+    #: What the snapshot is built from: the entity view or the alert transition.
+    payload: dict[str, Any]
+
+
+def encode(*, event_id: EventId, kind: Kind, payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The JSON body and the SSE event of one message."""
+    text = str(event_id)
+    body = orjson.dumps({"id": text, "type": kind, kind: payload})
+    return body, sse_event(body, event=kind, event_id=text)
+
+
+def sse_event(body: bytes, *, event: str, event_id: str | None = None) -> bytes:
+    """One Server-Sent Event; ``body`` is one line of JSON (orjson never emits newlines)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\n".encode() + b"data: " + body + b"\n\n"
+
+
+def iso_ms(time_ms: int | None) -> str | None:
+    """Milliseconds since the epoch as RFC 3339 in UTC."""
+    if time_ms is None:
+        return None
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def entity_view(record: dict[str, Any]) -> dict[str, Any]:
+    """The compact view of an ``ioc.state`` record (``streams.windows``) that clients get:
+    no buckets, offsets or engine internals, only what an operator sees."""
+    alerts = [
+        {"rule_id": rule_id, "alert_id": track["a"]["id"]}
+        for rule_id, track in sorted((record.get("a") or {}).items())
+        if isinstance(track, dict) and isinstance(track.get("a"), dict)
+    ]
+    return {
+        "entity_id": record["e"],
+        "domain": record["d"],
+        "event_type": record.get("k"),
+        "event_time": iso_ms(record.get("t")),
+        "state": record.get("s") or {},
+        "alerts": alerts,
+    }

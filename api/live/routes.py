@@ -1,0 +1,135 @@
+"""``/v1/live`` (WebSocket) and ``/v1/live/sse`` (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
+
+from api.auth import Caller, require_scope
+from api.deps import PoolDep
+from api.live.feed import DISCONNECTED, INTERNAL_ERROR, Feed, Frame
+from api.live.filters import LiveFilter, invalid, parse_filter
+from api.live.hub import Hub
+from api.live.messages import EventId
+from api.live.outbox import SHUTDOWN, SLOW_CONSUMER
+from api.live.sse import EventStreamResponse
+from api.problems import Problem
+from ioc.settings import Settings
+
+router = APIRouter(prefix="/v1/live", tags=["live"])
+
+#: WebSocket close codes of a server-ended feed; the reason text is the same word as SSE's.
+CLOSE_CODES = {SHUTDOWN: 1001, INTERNAL_ERROR: 1011, SLOW_CONSUMER: 4008}
+CLOSE_TIMEOUT_S = 2.0
+
+Values = Annotated[list[str] | None, Query()]
+ViewCaller = Annotated[Caller, Depends(require_scope("view"))]
+
+
+def _filter(
+    kind: Values = None,
+    domain: Values = None,
+    area: Values = None,
+    entity: Values = None,
+    severity: Values = None,
+) -> LiveFilter:
+    """Filters of the feed; see ``api.live.filters``."""
+    return parse_filter(kind=kind, domain=domain, area=area, entity=entity, severity=severity)
+
+
+FilterDep = Annotated[LiveFilter, Depends(_filter)]
+
+
+async def _resolve_areas(pool: PoolDep, live_filter: LiveFilter) -> LiveFilter:
+    """The filter with its areas turned into the entities the registry places in them."""
+    if live_filter.areas is None:
+        return live_filter
+    areas = sorted(live_filter.areas)
+    async with pool.acquire() as conn:
+        known = {r["id"] for r in await conn.fetch("SELECT id FROM area WHERE id = ANY($1)", areas)}
+        unknown = sorted(live_filter.areas - known)
+        if unknown:
+            raise Problem(
+                404, "unknown-area", "Unknown area", f"no area {', '.join(map(repr, unknown))}"
+            )
+        rows = await conn.fetch(
+            "SELECT DISTINCT entity_id FROM area_entity WHERE area_id = ANY($1)", areas
+        )
+    return dataclasses.replace(live_filter, area_entities=frozenset(r["entity_id"] for r in rows))
+
+
+def _since(text: str | None, name: str) -> EventId | None:
+    if not text:
+        return None
+    try:
+        return EventId.parse(text)
+    except ValueError as exc:
+        raise invalid(f"{name}: {exc}") from None
+
+
+def _feed(
+    conn: Request | WebSocket, pool: PoolDep, live_filter: LiveFilter, since: EventId | None
+) -> Feed:
+    hub: Hub = conn.app.state.live_hub
+    settings: Settings = conn.app.state.settings
+    subscription = hub.subscribe(live_filter, since)
+    return Feed(hub=hub, subscription=subscription, pool=pool, settings=settings.live)
+
+
+@router.get(
+    "/sse",
+    response_class=EventStreamResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
+        404: {"description": "Unknown area"},
+        422: {"description": "Bad filter or event id"},
+    },
+)
+async def live_sse(
+    request: Request,
+    _caller: ViewCaller,
+    pool: PoolDep,
+    live_filter: FilterDep,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> EventStreamResponse:
+    """Snapshot, then entity updates and alert transitions as Server-Sent Events."""
+    resolved = await _resolve_areas(pool, live_filter)
+    start = _since(last_event_id, "Last-Event-ID") or _since(since, "since")
+    return EventStreamResponse(_feed(request, pool, resolved, start))
+
+
+@router.websocket("")
+async def live_ws(
+    websocket: WebSocket,
+    _caller: ViewCaller,
+    pool: PoolDep,
+    live_filter: FilterDep,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+) -> None:
+    """Snapshot, then entity updates and alert transitions as JSON text messages."""
+    resolved = await _resolve_areas(pool, live_filter)
+    feed = _feed(websocket, pool, resolved, _since(since, "since"))
+    try:
+        await websocket.accept()
+    except BaseException:
+        feed.hub.unsubscribe(feed.subscription)
+        raise
+
+    async def emit(frame: Frame) -> None:
+        await websocket.send({"type": "websocket.send", "text": frame.body.decode()})
+
+    async def client_gone() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    reason = await feed.pump(emit, client_gone=client_gone)
+    if reason != DISCONNECTED:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                websocket.close(CLOSE_CODES.get(reason, 1011), reason), CLOSE_TIMEOUT_S
+            )

@@ -1,0 +1,68 @@
+"""Builders of derived-topic records (``ioc.state`` entity records, ``ioc.alerts``
+transitions) as the worker writes them, for tests of the live feeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.alerts import alert_id as make_alert_id
+from streams.windows import new_record
+
+T0_MS = 1_725_696_000_000  # 2024-09-07T08:00:00Z
+
+
+def state_record(
+    entity: str,
+    *,
+    domain: str = "traffic",
+    time_ms: int = T0_MS,
+    state: dict[str, Any] | None = None,
+    open_rules: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An entity record like the worker's, with open alerts for ``open_rules``."""
+    record = new_record(entity_id=entity, domain=domain, partition=0)
+    alerts = {
+        rule: {"f": time_ms, "a": {"id": alert_id(rule, entity), "o": 0, "s": 0, "l": 0}}
+        for rule in open_rules
+    }
+    return {
+        **record,
+        "o": 1,
+        "t": time_ms,
+        "k": f"city.{domain}.flow.v1",
+        "s": state if state is not None else {"vehicles": 10},
+        "b": {str(time_ms): {"vehicles": [1, 10, 10, 10, 10, time_ms]}},
+        "a": {"quiet-rule": {"f": time_ms}, **alerts},
+    }
+
+
+def alert_id(rule: str, entity: str) -> str:
+    return make_alert_id(rule_id=rule, entity_id=entity, opened_minute_ms=T0_MS)
+
+
+def transition(
+    entity: str,
+    *,
+    state: str = "open",
+    rule: str = "traffic-congestion",
+    domain: str = "traffic",
+    severity: str = "warning",
+    minute: int = 3,
+) -> dict[str, Any]:
+    """An ``ioc.alerts`` message as JSON (``AlertTransition.model_dump(mode="json")``)."""
+    at = f"2024-09-07T08:{minute:02d}:00Z"
+    return {
+        "alert_id": alert_id(rule, entity),
+        "rule_id": rule,
+        "entity_id": entity,
+        "domain": domain,
+        "severity": severity,
+        "state": state,
+        "opened_at": "2024-09-07T08:03:00Z",
+        "since": "2024-09-07T08:00:00Z",
+        "updated_at": at,
+        "resolved_at": at if state == "resolve" else None,
+        "values": {"avg(avg_speed_kmh)": 9.0},
+        "title_en": "Congestion",
+        "title_vi": "Ùn tắc",
+    }
