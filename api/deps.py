@@ -1,4 +1,4 @@
-"""Dependencies handed to routes: the database pool and the settings."""
+"""Dependencies handed to routes: the database pool, the settings, the Kafka publisher."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from api.publisher import Publisher
 from ioc.settings import Settings
 
 
@@ -20,5 +21,11 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+def get_publisher(request: Request) -> Publisher:
+    publisher: Publisher = request.app.state.publisher
+    return publisher
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]

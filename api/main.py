@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.auth import Authenticator
 from api.limits import install_body_limit
 from api.problems import install_problem_handlers
-from api.routes import health, series
+from api.publisher import Publisher
+from api.routes import events, health, series
 from ioc.db.pool import create_pool
 from ioc.settings import Settings, get_settings
 
@@ -24,9 +25,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.pool = await create_pool(settings)
+        app.state.publisher = Publisher(settings)
+        await app.state.publisher.start()
         try:
             yield
         finally:
+            await app.state.publisher.stop()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -48,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(health.router)
     app.include_router(series.router)
+    app.include_router(events.router)
     return app

@@ -8,12 +8,53 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://ioc.quangninh.example/problems/"
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem: what went wrong, for people (title, detail) and programs (type)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[PROBLEM_TYPE_BASE + "unknown-entity"])
+    title: str = Field(examples=["Unknown entity"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["no traffic entity 'qn-ix-nowhere'"])
+    instance: str = Field(examples=["/v1/traffic/entities/qn-ix-nowhere"])
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "No valid API key or token",
+    403: "The key lacks the scope",
+    404: "Not found",
+    409: "Conflicts with the resource's state",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid parameters or body",
+    429: "Over the key's rate limit (see Retry-After)",
+    503: "A backing service is unreachable (see Retry-After)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for routes that answer these statuses with problems; every
+    route may also answer 401, 403, 413, 422 and 429."""
+    every = {401, 403, 413, 422, 429, *statuses}
+    schema = ProblemDetails.model_json_schema()
+    return {
+        status: {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/problem+json": {"schema": schema}},
+        }
+        for status in sorted(every)
+    }
 
 
 class ProblemResponse(Response):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from ioc.settings import Settings
 from tests.conftest import Namespace
 from tests.utils.apikeys import keys_env
 from tests.utils.services import Process, free_port, wait_for
@@ -43,18 +45,41 @@ def worker(namespace: Namespace) -> Iterator[Process]:
     process.stop()
 
 
-@pytest.fixture
-def api(namespace: Namespace) -> Iterator[str]:
-    """``ioc api`` for the namespace, with the test keys of ``tests.utils.apikeys``;
-    yields its base URL."""
+def start_api(
+    namespace: Namespace, *, env: dict[str, str] | None = None, name: str = "api"
+) -> tuple[Process, str]:
+    """Start ``ioc api`` for the namespace with the test keys of ``tests.utils.apikeys``;
+    return the process and its base URL once it answers."""
     port = free_port()
     process = Process(
         ["api", "--port", str(port)],
-        env={**namespace.env, **keys_env()},
-        log=namespace.logs / "api.log",
+        env={**namespace.env, **keys_env(), **(env or {})},
+        log=namespace.logs / f"{name}.log",
     )
     process.start()
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=30, what="the API")
+    return process, base
+
+
+@pytest.fixture
+def api(namespace: Namespace) -> Iterator[str]:
+    """``ioc api`` for the namespace, with the test keys of ``tests.utils.apikeys``;
+    yields its base URL."""
+    process, base = start_api(namespace)
     yield base
     process.stop()
+
+
+@pytest.fixture(scope="module")
+async def module_namespace(infra: Settings, tmp_path_factory: pytest.TempPathFactory) -> Namespace:
+    """One namespace shared by the tests of a module (topics created, schema migrated)."""
+    from ioc.db.migrate import migrate
+    from streams.admin import ensure_topics
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    settings = infra.model_copy(update={"namespace": name})
+    await migrate(settings)
+    await ensure_topics(settings)
+    env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
+    return Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))

@@ -1,0 +1,223 @@
+"""Publishing events over HTTP: one CloudEvent or a batch, checked by the stream contract.
+
+Each event is validated by ``streams.envelope.decode`` (the rules the worker applies)
+and produced to its domain's raw topic, keyed by entity id, with the event time as the
+Kafka timestamp. A key may publish the domains of its ``publish:<domain>`` scopes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from api.auth import Caller, PublishCaller
+from api.deps import PublisherDep, SettingsDep
+from api.problems import Problem, problem_responses
+from api.publisher import KafkaUnavailable, OutRecord, Publisher
+from ioc.settings import Settings
+from streams.envelope import REASONS, CloudEvent, Rejection, decode
+from streams.topics import raw_topic
+
+router = APIRouter(prefix="/v1", tags=["publish"])
+
+MEDIA_TYPES = (
+    "application/json",
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+)
+#: Reasons an item is refused here on top of the stream contract's.
+HTTP_REASONS = {"forbidden": "the key may not publish this event's domain"}
+RETRY_AFTER_S = 5
+
+EXAMPLE_EVENT = {
+    "specversion": "1.0",
+    "id": "cam-7-000123",
+    "source": "/vendors/acme-traffic",
+    "type": "city.traffic.flow.v1",
+    "time": "2024-09-07T08:00:00+07:00",
+    "subject": "qn-ix-halong-001",
+    "data": {"vehicles": 42, "avg_speed_kmh": 31.5, "occupancy_pct": 48.0, "interval_s": 60},
+}
+
+
+class AcceptedEvent(BaseModel):
+    index: int = Field(description="Position in the request (0 for a single event)")
+    id: str
+    source: str
+    topic: str
+    duplicate: bool = Field(description="Already published recently; not produced again")
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    id: str | None = None
+    reason: str = Field(description="Code: " + ", ".join([*REASONS, *HTTP_REASONS]))
+    detail: str
+    field: str | None = None
+
+
+class PublishResult(BaseModel):
+    accepted: list[AcceptedEvent]
+    rejected: list[RejectedEvent]
+
+
+def _parse(body: bytes) -> list[Any]:
+    """The request's events: a JSON object is one event, an array a batch."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            400, "malformed-json", "Malformed JSON", f"the body is not JSON: {exc}"
+        ) from None
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        if not value:
+            raise Problem(422, "empty-batch", "Empty batch", "the array holds no event")
+        return value
+    raise Problem(
+        422,
+        "invalid-body",
+        "Invalid body",
+        f"send a CloudEvent object or an array of them, not a JSON {type(value).__name__}",
+    )
+
+
+def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutRecord | RejectedEvent:
+    """The record for one item, or why it is refused."""
+    item_id = item.get("id") if isinstance(item, dict) else None
+    item_id = item_id if isinstance(item_id, str) else None
+    value = orjson.dumps(item)
+    try:
+        event = decode(value)
+    except Rejection as exc:
+        return RejectedEvent(
+            index=index, id=item_id, reason=exc.reason, detail=exc.detail, field=exc.field
+        )
+    if not caller.can(f"publish:{event.domain}"):
+        return RejectedEvent(
+            index=index,
+            id=item_id,
+            reason="forbidden",
+            detail=f"{caller.name!r} lacks the 'publish:{event.domain}' scope",
+            field="type",
+        )
+    if event.time_ms < 0:
+        return RejectedEvent(
+            index=index,
+            id=item_id,
+            reason="invalid_field",
+            detail="time: before 1970",
+            field="time",
+        )
+    return OutRecord(
+        topic=raw_topic(settings, event.domain),
+        key=event.entity_id.encode(),
+        value=value,
+        timestamp_ms=event.time_ms,
+    )
+
+
+async def _publish(
+    items: list[Any], caller: Caller, settings: Settings, publisher: Publisher
+) -> PublishResult:
+    accepted: list[AcceptedEvent] = []
+    rejected: list[RejectedEvent] = []
+    to_send: list[OutRecord] = []
+    sending: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        outcome = _check(index, item, caller, settings)
+        if isinstance(outcome, RejectedEvent):
+            rejected.append(outcome)
+            continue
+        ident = (str(item["source"]), str(item["id"]))
+        duplicate = ident in publisher.recent or ident in sending
+        if not duplicate:
+            sending.add(ident)
+            to_send.append(outcome)
+        accepted.append(
+            AcceptedEvent(
+                index=index, id=ident[1], source=ident[0], topic=outcome.topic, duplicate=duplicate
+            )
+        )
+    if to_send:
+        try:
+            await publisher.send(to_send)
+        except KafkaUnavailable as exc:
+            raise Problem(
+                503,
+                "kafka-unavailable",
+                "Kafka unavailable",
+                f"events not accepted, retry later: {exc}",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        publisher.recent.add(sending)
+    return PublishResult(accepted=accepted, rejected=rejected)
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    responses=problem_responses(400, 415, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {
+                    "schema": {
+                        "oneOf": [
+                            CloudEvent.model_json_schema(),
+                            {"type": "array", "items": CloudEvent.model_json_schema()},
+                        ]
+                    },
+                    "examples": {
+                        "one": {"summary": "One event", "value": EXAMPLE_EVENT},
+                        "batch": {"summary": "A batch", "value": [EXAMPLE_EVENT]},
+                    },
+                }
+                for media in MEDIA_TYPES
+            },
+        }
+    },
+)
+async def publish_events(
+    caller: PublishCaller, request: Request, settings: SettingsDep, publisher: PublisherDep
+) -> PublishResult:
+    """Publish one CloudEvent or a JSON array of them to their domains' raw topics.
+
+    202 lists the accepted events (``duplicate`` when the same source and id were
+    published recently: not produced again) and the refused ones with a reason. When
+    nothing is accepted the answer is a problem: 403 when every event was forbidden,
+    422 otherwise, with the list under ``rejected``.
+    """
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in MEDIA_TYPES:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send {' or '.join(MEDIA_TYPES)}, not {media or 'no content type'!r}",
+        )
+    items = _parse(await request.body())
+    if len(items) > settings.api.max_batch_events:
+        raise Problem(
+            422,
+            "batch-too-large",
+            "Batch too large",
+            f"{len(items)} events; at most {settings.api.max_batch_events} per request",
+        )
+    result = await _publish(items, caller, settings, publisher)
+    if not result.accepted:
+        forbidden = all(r.reason == "forbidden" for r in result.rejected)
+        first = result.rejected[0]
+        raise Problem(
+            403 if forbidden else 422,
+            "events-forbidden" if forbidden else "events-rejected",
+            "Events forbidden" if forbidden else "Events rejected",
+            f"no event accepted; first: item {first.index}: {first.reason}: {first.detail}",
+            rejected=[r.model_dump() for r in result.rejected],
+        )
+    return result
