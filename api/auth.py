@@ -40,6 +40,7 @@ from ioc.settings import Settings
 
 __all__ = [
     "AdminCaller",
+    "AnyCaller",
     "Authenticator",
     "Caller",
     "PublishCaller",
@@ -63,9 +64,10 @@ class Caller:
     via: Literal["key", "jwt"] = "key"
 
     def can(self, scope: str) -> bool:
-        """True when the caller holds ``scope``; ``admin`` holds every scope and
-        ``publish`` (no domain) is held by any ``publish:<domain>``."""
-        if "admin" in self.scopes or scope in self.scopes:
+        """True when the caller holds ``scope``; ``admin`` holds every scope,
+        ``publish`` (no domain) is held by any ``publish:<domain>``, and ``*`` by anyone
+        authenticated."""
+        if "admin" in self.scopes or scope in self.scopes or scope == "*":
             return True
         if scope == "publish":
             return any(s.startswith("publish:") for s in self.scopes)
@@ -225,3 +227,5 @@ ViewCaller = Annotated[Caller, Depends(require_scope("view"))]
 PublishCaller = Annotated[Caller, Depends(require_scope("publish"))]
 ReplayCaller = Annotated[Caller, Depends(require_scope("replay"))]
 AdminCaller = Annotated[Caller, Depends(require_scope("admin"))]
+#: Any valid key or token, whatever its scopes (the published contract, for instance).
+AnyCaller = Annotated[Caller, Depends(require_scope("*"))]

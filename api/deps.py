@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from api.problems import Problem
 from api.publisher import Publisher
 from ioc.settings import Settings
 
@@ -26,6 +27,23 @@ def get_publisher(request: Request) -> Publisher:
     return publisher
 
 
+def known_domain(
+    domain: Annotated[str, Path(description="traffic, hospital, school or security")],
+) -> str:
+    """The path's domain; a 404 problem when there is no such domain."""
+    from streams.catalog import DOMAINS
+
+    if domain not in DOMAINS:
+        raise Problem(
+            404,
+            "unknown-domain",
+            "Unknown domain",
+            f"no domain {domain!r}; known: {', '.join(DOMAINS)}",
+        )
+    return domain
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+DomainDep = Annotated[str, Depends(known_domain)]

@@ -12,7 +12,8 @@ from api.auth import Authenticator
 from api.limits import install_body_limit
 from api.problems import install_problem_handlers
 from api.publisher import Publisher
-from api.routes import events, health, series
+from api.routes import alerts, areas, entities, events, health, metrics, overview, schemas, series
+from api.routes.metrics import install_metrics
 from ioc.db.pool import create_pool
 from ioc.settings import Settings, get_settings
 
@@ -51,6 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Retry-After"],
         )
     app.include_router(health.router)
+    install_metrics(app)
+    app.include_router(metrics.router)
+    app.include_router(overview.router)
+    app.include_router(entities.router)
     app.include_router(series.router)
+    app.include_router(areas.router)
+    app.include_router(alerts.router)
+    app.include_router(schemas.router)
     app.include_router(events.router)
     return app

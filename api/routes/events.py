@@ -17,6 +17,7 @@ from api.auth import Caller, PublishCaller
 from api.deps import PublisherDep, SettingsDep
 from api.problems import Problem, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
+from api.routes.metrics import PUBLISHED
 from ioc.settings import Settings
 from streams.envelope import REASONS, CloudEvent, Rejection, decode
 from streams.topics import raw_topic
@@ -155,6 +156,9 @@ async def _publish(
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
         publisher.recent.add(sending)
+    PUBLISHED.labels("produced").inc(len(to_send))
+    PUBLISHED.labels("duplicate").inc(len(accepted) - len(to_send))
+    PUBLISHED.labels("rejected").inc(len(rejected))
     return PublishResult(accepted=accepted, rejected=rejected)
 
 

@@ -1,32 +1,34 @@
-"""History of one entity's metric in time buckets."""
+"""History of one entity's metric in time buckets, read from the right table by itself."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
 from api.auth import ViewCaller
-from api.deps import PoolDep
-from api.problems import Problem
-from streams.catalog import DOMAINS
+from api.deps import DomainDep, PoolDep, SettingsDep
+from api.problems import Problem, problem_responses
+from ioc.db.queries import SERIES_WIDTHS, mixed_series_query, rollup_edge_query, rollup_for
+from streams.catalog import PAYLOAD_MODELS
 
 router = APIRouter(prefix="/v1", tags=["history"])
 
-MAX_POINTS = 10_000
-BUCKETS = {
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "1d": timedelta(days=1),
-}
+#: Local midnight in Quang Ninh: the origin of every bucket, as in the rollups.
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC) - timedelta(hours=7)
+#: ``bucket=auto`` picks the finest width giving at most this many points.
+AUTO_POINTS = 1440
+Bucket = Literal["auto", "raw", "1m", "5m", "15m", "30m", "1h", "3h", "6h", "12h", "1d", "7d"]
 
 
 class SeriesPoint(BaseModel):
-    t: datetime
+    t: datetime = Field(description="Bucket start (or event time for raw points)")
     count: int
     sum: float
     min: float
@@ -39,45 +41,128 @@ class Series(BaseModel):
     entity_id: str
     domain: str
     metric: str
-    bucket: str
+    bucket: str = Field(description="The bucket width used ('raw': one point per event)")
+    source: str = Field(description="Where the points come from: raw, minute, hour or day")
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
     points: list[SeriesPoint]
 
 
-QUERY = """
-SELECT date_bin($4::interval, bucket, TIMESTAMPTZ '2000-01-01') AS t,
-       sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
-       (array_agg(last ORDER BY bucket DESC))[1] AS last
-FROM metric_minute
-WHERE entity_id = $1 AND metric = $2 AND bucket >= $3 AND bucket < $5
-GROUP BY 1 ORDER BY 1
+def align(at: datetime, width_s: int) -> datetime:
+    """``at`` floored to a bucket of ``width_s`` seconds from local midnight."""
+    steps = math.floor((at - ORIGIN).total_seconds() / width_s)
+    return ORIGIN + timedelta(seconds=steps * width_s)
+
+
+def choose_width(start: datetime, end: datetime, bucket: str, max_points: int) -> str:
+    """The bucket width to read: the one asked for, or for ``auto`` the finest width
+    that gives at most ``AUTO_POINTS`` points; a 400 problem when there would be too many."""
+    span = (end - start).total_seconds()
+    if bucket == "auto":
+        for name, width in SERIES_WIDTHS.items():
+            if span / width <= min(AUTO_POINTS, max_points):
+                return name
+        bucket = "7d"
+    points = math.ceil(span / SERIES_WIDTHS[bucket])
+    if points > max_points:
+        wider = next(
+            (n for n, w in SERIES_WIDTHS.items() if span / w <= max_points),
+            None,
+        )
+        hint = f"use bucket={wider} or a shorter range" if wider else "use a shorter range"
+        raise Problem(
+            400,
+            "too-many-points",
+            "Too many points",
+            f"{points} buckets of {bucket} requested; at most {max_points}: {hint}",
+            max_points=max_points,
+        )
+    return bucket
+
+
+def _point(row: asyncpg.Record) -> SeriesPoint:
+    count = row["count"]
+    return SeriesPoint(
+        t=row["t"],
+        count=count,
+        sum=row["sum"],
+        min=row["min"],
+        max=row["max"],
+        avg=row["sum"] / count if count else 0.0,
+        last=row["last"],
+    )
+
+
+RAW_QUERY = """
+SELECT event_time, event_type, payload FROM raw_event
+WHERE entity_id = $1 AND event_time >= $2 AND event_time < $3
+ORDER BY event_time
+LIMIT $4
 """
 
 
-@router.get(
-    "/{domain}/entities/{entity_id}/series",
-    responses={
-        404: {"description": "Unknown domain or entity"},
-        400: {"description": "Range too long for the bucket"},
-    },
-)
+async def _raw_points(
+    conn: PoolConnectionProxy[asyncpg.Record],
+    *,
+    entity_id: str,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    max_points: int,
+) -> list[SeriesPoint]:
+    """One point per kept event (incidents, admissions, alarms ...) carrying ``metric``."""
+    rows = await conn.fetch(RAW_QUERY, entity_id, start, end, max_points + 1)
+    if len(rows) > max_points:
+        raise Problem(
+            400,
+            "too-many-points",
+            "Too many points",
+            f"more than {max_points} raw events in range: use a bucket or a shorter range",
+            max_points=max_points,
+        )
+    points = []
+    for row in rows:
+        model = PAYLOAD_MODELS.get(row["event_type"])
+        if model is None:
+            continue
+        try:
+            payload = model.model_validate(orjson.loads(row["payload"]))
+        except ValidationError:
+            continue
+        value = payload.metrics().get(metric)
+        if value is not None:
+            v = float(value)
+            points.append(
+                SeriesPoint(t=row["event_time"], count=1, sum=v, min=v, max=v, avg=v, last=v)
+            )
+    return points
+
+
+@router.get("/{domain}/entities/{entity_id}/series", responses=problem_responses(400, 404))
 async def entity_series(
     caller: ViewCaller,
     pool: PoolDep,
-    domain: Annotated[str, Path(description="traffic, hospital, school or security")],
-    entity_id: Annotated[str, Path(max_length=128)],
-    metric: Annotated[str, Query(max_length=64, examples=["vehicles"])],
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
-    bucket: Literal["1m", "5m", "15m", "1h", "1d"] = "1m",
+    settings: SettingsDep,
+    domain: DomainDep,
+    entity_id: Annotated[str, Path(max_length=128, examples=["qn-ix-halong-001"])],
+    metric: Annotated[str, Query(min_length=1, max_length=64, examples=["vehicles"])],
+    start: Annotated[
+        datetime | None, Query(alias="from", description="Default: 24 h before `to`")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="Default: now")] = None,
+    bucket: Annotated[
+        Bucket,
+        Query(
+            description="Bucket width; `auto` picks one from the range, `raw` gives one "
+            "point per kept event (incidents, admissions, detections, alarms)"
+        ),
+    ] = "auto",
 ) -> Series:
-    """Aggregates of one metric of one entity per time bucket, oldest first."""
-    if domain not in DOMAINS:
-        raise Problem(
-            404,
-            "unknown-domain",
-            "Unknown domain",
-            f"no domain {domain!r}; known: {', '.join(DOMAINS)}",
-        )
+    """Aggregates of one metric of one entity per time bucket, oldest first.
+
+    Minutes come from the minute table, whole hours and days from the hour and day
+    rollups up to their last refresh and from minutes after it.
+    """
     end = end or datetime.now(UTC)
     start = start or end - timedelta(hours=24)
     for name, value in (("from", start), ("to", end)):
@@ -90,38 +175,64 @@ async def entity_series(
             )
     if start >= end:
         raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
-    points = (end - start) / BUCKETS[bucket]
-    if points > MAX_POINTS:
-        raise Problem(
-            400,
-            "too-many-points",
-            "Too many points",
-            f"{points:.0f} buckets of {bucket} requested; at most {MAX_POINTS}",
-        )
+    max_points = settings.api.max_series_points
     async with pool.acquire() as conn:
         known = await conn.fetchval(
-            "SELECT 1 FROM entity_state WHERE entity_id = $1 AND domain = $2", entity_id, domain
+            "SELECT EXISTS (SELECT 1 FROM entity_state WHERE entity_id = $1 AND domain = $2)"
+            " OR EXISTS (SELECT 1 FROM entity WHERE id = $1 AND domain = $2)",
+            entity_id,
+            domain,
         )
         if not known:
             raise Problem(
                 404, "unknown-entity", "Unknown entity", f"no {domain} entity {entity_id!r}"
             )
-        rows = await conn.fetch(QUERY, entity_id, metric, start, BUCKETS[bucket], end)
+        if bucket == "raw":
+            points = await _raw_points(
+                conn,
+                entity_id=entity_id,
+                metric=metric,
+                start=start,
+                end=end,
+                max_points=max_points,
+            )
+            return Series(
+                entity_id=entity_id,
+                domain=domain,
+                metric=metric,
+                bucket="raw",
+                source="raw",
+                start=start,
+                end=end,
+                points=points,
+            )
+        width_name = choose_width(start, end, bucket, max_points)
+        width_s = SERIES_WIDTHS[width_name]
+        first = align(start, width_s)
+        rollup = rollup_for(width_s)
+        edge = first
+        source = "minute"
+        if rollup != "1m":
+            newest = await conn.fetchval(rollup_edge_query(rollup), entity_id, metric, first, end)
+            if newest is not None:
+                edge = newest + timedelta(seconds=SERIES_WIDTHS[rollup])
+                source = {"1h": "hour", "1d": "day"}[rollup] + ("+minute" if edge < end else "")
+        rows = await conn.fetch(
+            mixed_series_query(rollup),
+            entity_id,
+            metric,
+            first,
+            end,
+            timedelta(seconds=width_s),
+            edge,
+        )
     return Series(
         entity_id=entity_id,
         domain=domain,
         metric=metric,
-        bucket=bucket,
-        points=[
-            SeriesPoint(
-                t=r["t"],
-                count=r["count"],
-                sum=r["sum"],
-                min=r["min"],
-                max=r["max"],
-                avg=r["sum"] / r["count"] if r["count"] else 0.0,
-                last=r["last"],
-            )
-            for r in rows
-        ],
+        bucket=width_name,
+        source=source,
+        start=first,
+        end=end,
+        points=[_point(r) for r in rows],
     )

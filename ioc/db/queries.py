@@ -68,3 +68,67 @@ def area_series_query(bucket: str) -> str:
         known = ", ".join(AREA_SERIES_VIEWS)
         raise ValueError(f"no stored area series for bucket {bucket!r}; known: {known}") from None
     return _AREA_SERIES.format(view=view)
+
+
+#: Every bucket width a series can be read in, smallest first.
+SERIES_WIDTHS: Final = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "3h": 3 * 3600,
+    "6h": 6 * 3600,
+    "12h": 12 * 3600,
+    "1d": 86400,
+    "7d": 7 * 86400,
+}
+
+_MIXED_SERIES = """
+WITH parts AS (
+    SELECT bucket, count, sum, min, max, last FROM {rollup}
+    WHERE entity_id = $1 AND metric = $2 AND bucket >= $3 AND bucket < least($4::timestamptz, $6::timestamptz)
+    UNION ALL
+    SELECT bucket, count, sum, min, max, last FROM metric_minute
+    WHERE entity_id = $1 AND metric = $2 AND bucket >= greatest($3::timestamptz, $6::timestamptz) AND bucket < $4
+)
+SELECT date_bin($5::interval, bucket, TIMESTAMPTZ '2000-01-01 00:00:00+07') AS t,
+       sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+       (array_agg(last ORDER BY bucket DESC))[1] AS last
+FROM parts
+GROUP BY 1
+ORDER BY 1
+"""
+
+_ROLLUP_EDGE = """
+SELECT max(bucket) FROM {rollup}
+WHERE entity_id = $1 AND metric = $2 AND bucket >= $3 AND bucket < $4
+"""
+
+
+def rollup_for(width_s: int) -> str:
+    """The stored bucket width a series of ``width_s`` seconds is built from: "1m",
+    "1h" or "1d", the widest that divides it."""
+    if width_s % 86400 == 0:
+        return "1d"
+    if width_s % 3600 == 0:
+        return "1h"
+    return "1m"
+
+
+def rollup_edge_query(rollup: str) -> str:
+    """SQL for the start of the newest ``rollup`` bucket of a series in ``[$3, $4)``
+    (parameters as ``series_query``); NULL when the rollup holds none."""
+    return _ROLLUP_EDGE.format(rollup=SERIES_TABLES[rollup])
+
+
+def mixed_series_query(rollup: str) -> str:
+    """SQL for one entity's metric in buckets of ``$5`` (an interval) aligned to local
+    midnight, read from ``rollup``'s table before ``$6`` and from minutes from ``$6`` on.
+
+    Rollups are as fresh as their last refresh, so ``$6`` is the end of the newest
+    rollup bucket (``rollup_edge_query``): older buckets come from the rollup, the rest
+    (the current hour or day) from ``metric_minute``. With ``$6 = $3`` every row comes
+    from minutes. ``$1`` entity, ``$2`` metric, ``[$3, $4)`` aligned to ``$5``.
+    """
+    return _MIXED_SERIES.format(rollup=SERIES_TABLES[rollup])

@@ -1,0 +1,159 @@
+"""Alerts: the list operators watch, and what they do with one (acknowledge, resolve)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from api.auth import ViewCaller
+from api.deps import PoolDep
+from api.problems import Problem, problem_responses
+from streams.catalog import DOMAINS
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+State = Literal["open", "acknowledged", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+
+ALERT_COLUMNS = (
+    "alert_id, rule_id, entity_id, domain, severity, state, opened_at, since, updated_at, "
+    'resolved_at, "values", title_en, title_vi, acknowledged_by, acknowledged_at, resolved_by'
+)
+
+
+class AlertPublic(BaseModel):
+    alert_id: uuid.UUID
+    rule_id: str
+    entity_id: str
+    domain: str
+    severity: str
+    state: State
+    opened_at: datetime = Field(description="Event time the rule's condition was met")
+    since: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = Field(
+        description="Event time the data cleared it, or when an operator resolved it"
+    )
+    values: dict[str, Any]
+    title_en: str
+    title_vi: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None = Field(description="The key that resolved it by hand, if one did")
+
+
+class AlertPage(BaseModel):
+    items: list[AlertPublic]
+    next_offset: int | None
+
+
+def alert_of(row: asyncpg.Record) -> AlertPublic:
+    """An ``AlertPublic`` from a row of ``ALERT_COLUMNS``."""
+    fields = dict(row)
+    fields["values"] = orjson.loads(fields["values"])
+    return AlertPublic(**fields)
+
+
+LIST_QUERY = f"""
+SELECT {ALERT_COLUMNS} FROM alert
+WHERE ($1::text IS NULL OR domain = $1)
+  AND ($2::text IS NULL OR severity = $2)
+  AND ($3::text IS NULL OR state = $3)
+  AND ($4::text IS NULL OR entity_id = $4)
+  AND ($5::text IS NULL OR entity_id IN (SELECT entity_id FROM area_entity WHERE area_id = $5))
+ORDER BY opened_at DESC, alert_id
+LIMIT $6 OFFSET $7
+"""
+
+
+@router.get("", responses=problem_responses(404))
+async def list_alerts(
+    caller: ViewCaller,
+    pool: PoolDep,
+    domain: Annotated[str | None, Query(max_length=32)] = None,
+    severity: Severity | None = None,
+    state: State | None = None,
+    entity: Annotated[str | None, Query(max_length=128)] = None,
+    area: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> AlertPage:
+    """Alerts, newest opened first, filtered by domain, severity, state, entity or area."""
+    if domain is not None and domain not in DOMAINS:
+        raise Problem(
+            404,
+            "unknown-domain",
+            "Unknown domain",
+            f"no domain {domain!r}; known: {', '.join(DOMAINS)}",
+        )
+    async with pool.acquire() as conn:
+        if area is not None and not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM area WHERE id = $1)", area
+        ):
+            raise Problem(404, "unknown-area", "Unknown area", f"no area {area!r}")
+        rows = await conn.fetch(
+            LIST_QUERY, domain, severity, state, entity, area, limit + 1, offset
+        )
+    items = [alert_of(r) for r in rows[:limit]]
+    return AlertPage(items=items, next_offset=offset + limit if len(rows) > limit else None)
+
+
+ACK = f"""
+UPDATE alert SET state = 'acknowledged', acknowledged_by = $2, acknowledged_at = now()
+WHERE alert_id = $1 AND state = 'open'
+RETURNING {ALERT_COLUMNS}
+"""
+
+RESOLVE = f"""
+UPDATE alert SET state = 'resolved', resolved_by = $2, resolved_at = now()
+WHERE alert_id = $1 AND state <> 'resolved'
+RETURNING {ALERT_COLUMNS}
+"""
+
+
+async def _act(
+    pool: asyncpg.Pool, sql: str, alert_id: uuid.UUID, who: str, verb: str
+) -> AlertPublic:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(sql, alert_id, who)
+        if row is not None:
+            return alert_of(row)
+        current = await conn.fetchrow(
+            "SELECT state, acknowledged_by, resolved_by FROM alert WHERE alert_id = $1", alert_id
+        )
+    if current is None:
+        raise Problem(404, "unknown-alert", "Unknown alert", f"no alert {alert_id}")
+    by = current["resolved_by"] if current["state"] == "resolved" else current["acknowledged_by"]
+    raise Problem(
+        409,
+        "alert-state",
+        "Alert state conflict",
+        f"cannot {verb} an alert that is {current['state']}"
+        + (f" (by {by})" if by else " (by the data)" if current["state"] == "resolved" else ""),
+        state=current["state"],
+    )
+
+
+AlertId = Annotated[uuid.UUID, Path(description="The alert's id")]
+
+
+@router.post("/{alert_id}/ack", responses=problem_responses(404, 409))
+async def acknowledge_alert(caller: ViewCaller, pool: PoolDep, alert_id: AlertId) -> AlertPublic:
+    """Acknowledge an open alert: records the key's name and the time."""
+    return await _act(pool, ACK, alert_id, caller.name, "acknowledge")
+
+
+@router.post("/{alert_id}/resolve", responses=problem_responses(404, 409))
+async def resolve_alert(caller: ViewCaller, pool: PoolDep, alert_id: AlertId) -> AlertPublic:
+    """Resolve an open or acknowledged alert by hand: records the key's name and the time.
+
+    The rule engine keeps its own view: while the condition holds it opens no new alert
+    for the same rule and entity.
+    """
+    return await _act(pool, RESOLVE, alert_id, caller.name, "resolve")

@@ -1,0 +1,103 @@
+"""One area of the city model (province, zone or commune-level unit) in summary."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from api.auth import ViewCaller
+from api.deps import PoolDep
+from api.problems import Problem, problem_responses
+
+router = APIRouter(prefix="/v1/areas", tags=["areas"])
+
+
+class AreaRef(BaseModel):
+    id: str
+    kind: str
+    name: str
+    name_vi: str
+
+
+class DomainCount(BaseModel):
+    entities: int = Field(description="Registered entities in the area")
+    reporting: int = Field(description="Of those, entities with a live state")
+    alerts_open: int
+
+
+class AreaSummary(BaseModel):
+    id: str
+    kind: str = Field(description="province, zone or commune")
+    level: str = Field(description="For communes: ward, commune or special_zone")
+    name: str
+    name_vi: str
+    parent: AreaRef | None
+    lat: float
+    lon: float
+    boundary: list[list[float]] = Field(description="Simple polygon, [[lat, lon], ...]")
+    children: list[AreaRef]
+    domains: dict[str, DomainCount]
+
+
+COUNTS = """
+SELECT e.domain, count(*) AS entities, count(s.entity_id) AS reporting
+FROM area_entity AS ae
+JOIN entity AS e ON e.id = ae.entity_id
+LEFT JOIN entity_state AS s ON s.entity_id = e.id
+WHERE ae.area_id = $1
+GROUP BY e.domain
+"""
+
+ALERTS = """
+SELECT a.domain, count(*) AS n
+FROM alert AS a JOIN area_entity AS ae ON ae.entity_id = a.entity_id
+WHERE ae.area_id = $1 AND a.state <> 'resolved'
+GROUP BY a.domain
+"""
+
+
+@router.get("/{area_id}", responses=problem_responses(404))
+async def get_area(
+    caller: ViewCaller,
+    pool: PoolDep,
+    area_id: Annotated[str, Path(max_length=64, examples=["qn"])],
+) -> AreaSummary:
+    """An area with its parent, children, entities per domain and open alerts."""
+    async with pool.acquire() as conn:
+        area = await conn.fetchrow(
+            "SELECT id, kind, level, parent_id, name, name_vi, lat, lon, boundary"
+            " FROM area WHERE id = $1",
+            area_id,
+        )
+        if area is None:
+            raise Problem(404, "unknown-area", "Unknown area", f"no area {area_id!r}")
+        parent = await conn.fetchrow(
+            "SELECT id, kind, name, name_vi FROM area WHERE id = $1", area["parent_id"]
+        )
+        children = await conn.fetch(
+            "SELECT id, kind, name, name_vi FROM area WHERE parent_id = $1 ORDER BY id", area_id
+        )
+        counts = await conn.fetch(COUNTS, area_id)
+        alerts: dict[str, int] = {r["domain"]: r["n"] for r in await conn.fetch(ALERTS, area_id)}
+    domains = {
+        r["domain"]: DomainCount(
+            entities=r["entities"], reporting=r["reporting"], alerts_open=alerts.get(r["domain"], 0)
+        )
+        for r in counts
+    }
+    return AreaSummary(
+        id=area["id"],
+        kind=area["kind"],
+        level=area["level"],
+        name=area["name"],
+        name_vi=area["name_vi"],
+        parent=AreaRef(**dict(parent)) if parent else None,
+        lat=area["lat"],
+        lon=area["lon"],
+        boundary=orjson.loads(area["boundary"]),
+        children=[AreaRef(**dict(c)) for c in children],
+        domains=domains,
+    )
