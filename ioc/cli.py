@@ -5,7 +5,7 @@ ioc infra up|down|status
 ioc migrate          apply SQL migrations to the namespace's schema
 ioc seed             load the city model (areas, entities) into the namespace's registry
 ioc topics           create the namespace's Kafka topics
-ioc worker           stream agents and the database sink
+ioc worker           stream aggregator and the database sink
 ioc api              the HTTP API
 ioc simulate         produce simulated events
 ioc keys create|list|revoke   API keys (the key is printed once; only its hash is kept)
@@ -168,8 +168,8 @@ def topics() -> None:
 
 
 @app.command()
-def worker(loglevel: str = typer.Option("info", help="Faust log level")) -> None:
-    """Run the stream agents and the database sink of the namespace."""
+def worker(loglevel: str = typer.Option("info", help="log level")) -> None:
+    """Run the stream aggregator and the database sink of the namespace."""
     from streams.worker import run_worker
 
     run_worker(get_settings(), loglevel=loglevel)

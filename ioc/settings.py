@@ -70,7 +70,7 @@ class StreamSettings(BaseModel):
     web_port: int = 6066
     # The aggregator folds records in batches of up to this many, or what arrived within
     # max_wait_s.
-    max_events: int = Field(default=10_000, ge=1)
+    max_events: int = Field(default=20_000, ge=1)
     max_wait_s: float = Field(default=0.05, gt=0)
 
 

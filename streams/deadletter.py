@@ -1,15 +1,14 @@
-"""The dead-letter topic: the original record with where it came from and why it was refused."""
+"""The dead-letter record: the original key, bytes and headers, where they came from and
+why they were refused."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import faust
 import orjson
 
-from streams.app import deadletter_topic
-from streams.counters import DEADLETTERED
 from streams.envelope import Rejection
+from streams.state import RawRecord
 
 
 def header_pairs(
@@ -23,9 +22,7 @@ def header_pairs(
     return list(headers)
 
 
-def deadletter_headers(
-    *, message: faust.types.tuples.Message, rejection: Rejection
-) -> list[tuple[str, bytes]]:
+def deadletter_headers(*, message: RawRecord, rejection: Rejection) -> list[tuple[str, bytes]]:
     """Original headers plus ``ioc_*`` headers naming the source and the reason."""
     return [
         *header_pairs(message.headers),
@@ -38,13 +35,3 @@ def deadletter_headers(
             ),
         ),
     ]
-
-
-async def dead_letter(message: faust.types.tuples.Message, rejection: Rejection) -> None:
-    """Send the record's original key and bytes to ``ioc.deadletter`` with its reason."""
-    DEADLETTERED.labels(rejection.reason).inc()
-    await deadletter_topic.send(
-        key=message.key,
-        value=message.value if message.value is not None else b"",
-        headers=deadletter_headers(message=message, rejection=rejection),
-    )

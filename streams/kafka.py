@@ -1,4 +1,4 @@
-"""Connection options shared by every Kafka client of the project (aiokafka and Faust)."""
+"""Connection options shared by every Kafka client of the project (all aiokafka)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ an upsert never replaces a newer version, so repeating a batch changes nothing.
 
 Backpressure: while the database refuses a batch, the sink pauses its partitions, keeps
 polling (so the group does not evict it) and retries with exponential backoff. The
-state topic is the buffer; the worker's agents go on, and nothing is lost.
+state topic is the buffer; the aggregator goes on, and nothing is lost.
 """
 
 from __future__ import annotations

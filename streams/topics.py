@@ -29,8 +29,8 @@ def raw_topic(settings: Settings, domain: str) -> str:
 def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]:
     """All topics a namespace needs, with the partition count they must share.
 
-    The entity table's changelog (``ioc.state``) is co-partitioned with the raw topics:
-    Faust writes an entity's record to the partition its event came from.
+    The entity records' changelog (``ioc.state``) is co-partitioned with the raw topics:
+    the aggregator writes an entity's record to the partition its events come from.
     """
     n = settings.kafka.partitions
     # Kafka deletes by the records' timestamps, which here are event times: a log of

@@ -10,7 +10,8 @@ processing exact under at-least-once delivery:
   rebuilt after recovery (the watermark is the greatest event time in the partition);
 - ``b``: the open one-minute buckets, each metric as ``[count, sum, min, max, last,
   last_time]``, absolute values, so whoever reads them can upsert without counting twice;
-- ``c``: the bucket(s) the last event changed, so the sink writes only those;
+- ``c``: the buckets changed since the record was last written, so the sink writes only
+  those;
 - ``a``: the alert engine's state per rule (``streams.alerts``), carried along here so
   it survives crashes with the rest of the record;
 - ``x``: the alert transitions the last write produced, and ``r``: the events of kept
@@ -18,14 +19,15 @@ processing exact under at-least-once delivery:
 
 A minute ``[b, b + 60 s)`` is final once the watermark reaches ``b + 60 s + lateness``;
 an event for a final minute is late. Buckets of final minutes are dropped from the record
-the next time it is written. Nothing here reads a wall clock, so the same events in the
-same order give the same records whether they arrive paced or all at once.
+by the next event that is not late. Folding changes the record in place: the store keeps
+one record per entity and writes a serialised copy of it after each batch. Nothing here
+reads a wall clock, so the same events in the same order give the same records whether
+they arrive paced or all at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 BUCKET_MS = 60_000
 
@@ -43,12 +45,7 @@ def is_final(bucket_ms: int, *, watermark_ms: int, lateness_ms: int) -> bool:
     return bucket_ms + BUCKET_MS + lateness_ms <= watermark_ms
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What folding one event did: the new record, or why it was not applied."""
-
-    record: EntityRecord | None
-    outcome: str  # "applied", "duplicate" or "late"
+Outcome = Literal["applied", "duplicate", "late"]
 
 
 def new_record(*, entity_id: str, domain: str, partition: int) -> EntityRecord:
@@ -66,55 +63,46 @@ def fold(
     metrics: dict[str, float],
     watermark_ms: int | None,
     lateness_ms: int,
-    pinned: frozenset[str] = frozenset(),
-) -> Applied:
-    """Apply one event to an entity record, returning a new record (the input is untouched).
+    pinned: frozenset[str] | set[str] = frozenset(),
+) -> Outcome:
+    """Apply one event to an entity record in place; say whether it was applied.
 
-    Buckets in ``pinned`` are kept even when final: a batch that changed them has not
-    written them out yet.
+    A duplicate or late event leaves the record as it was. Buckets in ``pinned`` are
+    kept even when final: a batch that changed them has not written them out yet.
     """
     if offset <= record["o"]:
-        return Applied(None, "duplicate")
+        return "duplicate"
     bucket = bucket_of(time_ms)
     if watermark_ms is not None and is_final(
         bucket, watermark_ms=watermark_ms, lateness_ms=lateness_ms
     ):
-        return Applied(None, "late")
+        return "late"
     watermark = time_ms if watermark_ms is None else max(watermark_ms, time_ms)
-    buckets = {
-        key: value
-        for key, value in record["b"].items()
-        if key in pinned or not is_final(int(key), watermark_ms=watermark, lateness_ms=lateness_ms)
-    }
+    buckets: dict[str, dict[str, Aggregate]] = record["b"]
+    for old in [
+        k
+        for k in buckets
+        if k not in pinned and is_final(int(k), watermark_ms=watermark, lateness_ms=lateness_ms)
+    ]:
+        del buckets[old]
     key = str(bucket)
-    current: dict[str, Aggregate] = dict(buckets.get(key, {}))
-    for name, value in metrics.items():
-        agg = current.get(name)
-        if agg is None:
-            current[name] = [1, value, value, value, value, time_ms]
-        else:
-            newest = time_ms >= agg[5]
-            current[name] = [
-                agg[0] + 1,
-                agg[1] + value,
-                min(agg[2], value),
-                max(agg[3], value),
-                value if newest else agg[4],
-                time_ms if newest else agg[5],
-            ]
-    if current:
-        buckets[key] = current
-    latest = record["t"] is None or time_ms >= record["t"]
-    updated: EntityRecord = {
-        "e": record["e"],
-        "d": record["d"],
-        "p": record["p"],
-        "o": offset,
-        "t": time_ms if latest else record["t"],
-        "k": event_type if latest else record.get("k"),
-        "s": state if latest else record.get("s", {}),
-        "b": buckets,
-        "c": [key] if current else [],
-        "a": record.get("a", {}),
-    }
-    return Applied(updated, "applied")
+    if metrics:
+        current = buckets.setdefault(key, {})
+        for name, value in metrics.items():
+            agg = current.get(name)
+            if agg is None:
+                current[name] = [1, value, value, value, value, time_ms]
+                continue
+            agg[0] += 1
+            agg[1] += value
+            if value < agg[2]:
+                agg[2] = value
+            if value > agg[3]:
+                agg[3] = value
+            if time_ms >= agg[5]:
+                agg[4], agg[5] = value, time_ms
+    record["o"] = offset
+    if record["t"] is None or time_ms >= record["t"]:
+        record["t"], record["k"], record["s"] = time_ms, event_type, state
+    record["c"] = [key] if metrics else []
+    return "applied"

@@ -1,31 +1,32 @@
-"""Entry point of a stream worker: ``ioc worker`` (Faust agents plus the database sink)."""
+"""Entry point of a stream worker: ``ioc worker`` (the aggregator plus the database sink).
+
+Both are mode services (mode is the service library Faust is built on) run by one
+``mode.Worker``, which stops them cleanly on SIGINT or SIGTERM. Prometheus counters are
+served on ``IOC_STREAMS__WEB_PORT`` (loopback) at ``/metrics``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-import faust
+from mode import Worker
+from prometheus_client import start_http_server
 
 from ioc.settings import Settings
 from streams.admin import ensure_topics
+from streams.aggregator import Aggregator
+from streams.sink import StateSink
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
-    """Create missing topics, then run the agents and the sink until stopped."""
+    """Create missing topics, then run the aggregator and the sink until stopped."""
     asyncio.run(ensure_topics(settings))
-    # Faust creates its data directory but not the directories above it.
-    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    # Importing the modules registers the agents, views and table with the app.
-    import streams.agents
-    import streams.views  # noqa: F401 (each import registers agents or views)
-    from streams.app import app
-    from streams.sink import StateSink
-
+    start_http_server(settings.streams.web_port, addr="127.0.0.1")
     # mode looks levels up by their upper-case names; "info" would silently mean NOTSET.
-    worker = faust.Worker(
-        app, StateSink(settings), loglevel=loglevel.upper(), redirect_stdouts=False
+    worker = Worker(
+        Aggregator(settings),
+        StateSink(settings),
+        loglevel=loglevel.upper(),
+        redirect_stdouts=False,
     )
-    # Faust's terminal spinner lowers the root logger to DEBUG (so that it spins on every
-    # record) whenever the level is WARNING or above: a large cost for nothing in a service.
-    worker.spinner = None
     worker.execute_from_commandline()

@@ -1,6 +1,6 @@
 """The engine's memory of one (rule, entity): small, JSON-serialisable, crash-safe.
 
-It lives inside the entity record (a Faust table whose changelog is ``ioc.state``), so
+It lives inside the entity record (whose changelog is ``ioc.state``), so
 it is recovered with the minutes it refers to. Keys are short because every record
 carries it; keys at their default value are left out, so an entity with nothing going
 on costs ``{"f": <minute>}`` per rule.

@@ -55,7 +55,7 @@ def _run(
     for start in range(0, len(events), batch):
         changed: set[str] = set()
         for offset, (time_ms, metrics) in enumerate(events[start : start + batch], start):
-            applied = fold(
+            outcome = fold(
                 record,
                 offset=offset,
                 time_ms=time_ms,
@@ -64,11 +64,10 @@ def _run(
                 metrics=metrics,
                 watermark_ms=watermark,
                 lateness_ms=LATENESS,
-                pinned=frozenset(changed),
+                pinned=changed,
             )
-            if applied.record is None:
+            if outcome != "applied":
                 continue  # late
-            record = applied.record
             changed.update(record["c"])
             watermark = time_ms if watermark is None else max(watermark, time_ms)
         result = engine.evaluate(

@@ -1,0 +1,225 @@
+"""The aggregator: raw topics -> entity state, in batches of thousands of records.
+
+One consumer group (``ioc-<namespace>-aggregate``) reads every domain's raw topic with
+aiokafka's ``getmany``. Each batch is folded by :class:`streams.state.EntityStore`, its
+changelog records, alert transitions and dead letters are produced, and only when Kafka
+has acknowledged all of them are the batch's source offsets committed. A crash therefore
+repeats at most the uncommitted records, which the entity records' offsets (``o``)
+recognise as duplicates.
+
+Partitions are owned as (domain, partition number). When the group hands this worker a
+partition, its entities are read back from the compacted changelog ``ioc.state``
+(co-partitioned with the raw topics) before any of its records is applied. Rebalance
+callbacks and batches take turns on one lock, so a partition is never given away in the
+middle of a batch, and a batch never runs on state that is still being recovered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from mode import Service
+
+from ioc.settings import Settings
+from streams.alerts import RuleEngine, load_rules
+from streams.catalog import DOMAINS
+from streams.counters import CONSUMED, DEADLETTERED, DUPLICATES, PROCESSED
+from streams.deadletter import deadletter_headers
+from streams.kafka import client_options
+from streams.state import Batch, EntityStore, Owned
+from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
+
+log = logging.getLogger(__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.aggregator = aggregator
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Waits for the batch in flight: it is produced and committed before we let go.
+        async with self.aggregator.lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.aggregator.take(assigned)
+
+
+class Aggregator(Service):
+    """Folds the namespace's raw topics into entity state on ``ioc.state``."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.domains = {raw_topic(settings, d): d for d in DOMAINS}
+        self.state_topic = settings.topic(STATE_TOPIC)
+        self.alerts_topic = settings.topic(ALERTS_TOPIC)
+        self.deadletter_topic = settings.topic(DEADLETTER_TOPIC)
+        self.store = EntityStore(
+            rules=RuleEngine(load_rules()),
+            lateness_ms=settings.streams.allowed_lateness_s * 1000,
+        )
+        self.owned: set[Owned] = set()
+        self.lock = asyncio.Lock()
+        self.ready = False
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    async def on_start(self) -> None:
+        options = client_options(self.settings)
+        self.producer = AIOKafkaProducer(
+            acks="all", linger_ms=5, max_batch_size=1024 * 1024, **options
+        )
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            group_id=f"ioc-{self.settings.namespace}-aggregate",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            # A worker killed with -9 holds its partitions until its session times out.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+            **options,
+        )
+        self.consumer.subscribe(sorted(self.domains), listener=_Rebalance(self))
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    @Service.task
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        streams = self.settings.streams
+        while not self.should_stop:
+            async with self.lock:
+                fetched = await self.consumer.getmany(
+                    timeout_ms=int(streams.max_wait_s * 1000), max_records=streams.max_events
+                )
+                # Records of a partition given away meanwhile are left to its new owner.
+                fetched = {
+                    tp: messages
+                    for tp, messages in fetched.items()
+                    if (self.domains[tp.topic], tp.partition) in self.owned
+                }
+                if fetched:
+                    await self._process(fetched)
+
+    async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        assert self.consumer is not None
+        batches: list[Batch] = []
+        for tp, messages in fetched.items():
+            domain = self.domains[tp.topic]
+            batch = self.store.apply(messages, domain=domain, partition=tp.partition)
+            batches.append(batch)
+            CONSUMED.labels(domain).inc(len(messages))
+            PROCESSED.labels(domain).inc(batch.outcomes["applied"])
+            DUPLICATES.labels(domain).inc(batch.outcomes["duplicate"])
+        await self._produce(batches)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError:
+            # The group moved on while we produced; the new owner repeats these records,
+            # which the entity records' offsets turn into duplicates.
+            log.warning("commit failed after a rebalance; the records will be seen again")
+
+    async def _produce(self, batches: list[Batch]) -> None:
+        """Send everything the batches ask for and wait until Kafka has all of it.
+
+        Until then nothing is committed, so a failure here is retried rather than
+        raised: the records are absolute values, so sending one twice changes nothing.
+        """
+        assert self.producer is not None
+        delay = 0.2
+        while True:
+            try:
+                futures = []
+                for batch in batches:
+                    futures.extend(await self._send(batch))
+                await asyncio.gather(*futures)
+                break
+            except KafkaError as exc:
+                log.warning("producing a batch failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        reasons = Counter(r.reason for batch in batches for _, r in batch.deadletters)
+        for reason, count in reasons.items():
+            DEADLETTERED.labels(reason).inc(count)
+
+    async def _send(self, batch: Batch) -> list[asyncio.Future[Any]]:
+        assert self.producer is not None
+        send = self.producer.send
+        futures = [
+            await send(self.state_topic, value, key=key, partition=partition)
+            for partition, key, value in batch.changelog
+        ]
+        futures += [
+            await send(self.alerts_topic, value, key=key, partition=partition)
+            for partition, key, value in batch.alerts
+        ]
+        futures += [
+            await send(
+                self.deadletter_topic,
+                message.value if message.value is not None else b"",
+                key=message.key,
+                headers=deadletter_headers(message=message, rejection=rejection),
+            )
+            for message, rejection in batch.deadletters
+        ]
+        return futures
+
+    async def take(self, assigned: set[TopicPartition]) -> None:
+        """Own exactly ``assigned``: forget what went elsewhere, recover what is new."""
+        wanted = {(self.domains[tp.topic], tp.partition) for tp in assigned}
+        async with self.lock:
+            self.store.drop(self.owned - wanted)
+            new = wanted - self.owned
+            if new:
+                await self._recover(new)
+            self.owned = wanted
+            log.info("owning %d raw partitions (%d recovered)", len(wanted), len(new))
+        if not self.ready:
+            # Tests and operators wait for this line: the worker is consuming.
+            self.ready = True
+            log.warning("Worker ready: consuming %s", ", ".join(sorted(self.domains)))
+
+    async def _recover(self, new: set[Owned]) -> None:
+        """Read the entities of newly owned partitions back from ``ioc.state``."""
+        partitions = sorted({p for _, p in new})
+        tps = [TopicPartition(self.state_topic, p) for p in partitions]
+        reader = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            **client_options(self.settings),
+        )
+        await reader.start()
+        try:
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            end = await reader.end_offsets(tps)
+            left = {tp for tp in tps if end[tp] > 0}
+            restored = 0
+            while left:
+                fetched = await reader.getmany(*left, timeout_ms=1000, max_records=10_000)
+                for messages in fetched.values():
+                    for message in messages:
+                        record = orjson.loads(message.value) if message.value else None
+                        if record is None or (record["d"], record["p"]) in new:
+                            self.store.restore(message.key, record)
+                            restored += 1
+                for tp in list(left):
+                    if await reader.position(tp) >= end[tp]:
+                        left.discard(tp)
+            log.info("recovered %d entity records from %s", restored, self.state_topic)
+        finally:
+            await reader.stop()
