@@ -7,6 +7,7 @@ Kafka timestamp. A key may publish the domains of its ``publish:<domain>`` scope
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -18,8 +19,10 @@ from api.deps import PublisherDep, SettingsDep
 from api.problems import Problem, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from api.routes.metrics import PUBLISHED
-from ioc.settings import Settings
-from streams.envelope import REASONS, CloudEvent, Rejection, decode
+from api.routes.schemas import event_schema
+from ioc.settings import ApiSettings, Settings
+from streams.catalog import PAYLOAD_MODELS
+from streams.envelope import REASONS, Rejection, decode
 from streams.topics import raw_topic
 
 router = APIRouter(prefix="/v1", tags=["publish"])
@@ -41,6 +44,15 @@ EXAMPLE_EVENT = {
     "time": "2024-09-07T08:00:00+07:00",
     "subject": "qn-ix-halong-001",
     "data": {"vehicles": 42, "avg_speed_kmh": 31.5, "occupancy_pct": 48.0, "interval_s": 60},
+}
+
+
+#: Any event of the catalogue, as the published schemas describe it (``/v1/schemas``).
+TYPED_EVENT = {
+    "anyOf": [
+        {k: v for k, v in event_schema(t).items() if k not in ("$schema", "$id")}
+        for t in sorted(PAYLOAD_MODELS)
+    ]
 }
 
 
@@ -114,6 +126,16 @@ def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutReco
             detail="time: before 1970",
             field="time",
         )
+    ahead_s = event.time_ms / 1000 - time.time()
+    if ahead_s > settings.api.publish_max_ahead_s:
+        return RejectedEvent(
+            index=index,
+            id=item_id,
+            reason="invalid_field",
+            detail=f"time: {ahead_s:.0f} s ahead of the clock; "
+            f"at most {settings.api.publish_max_ahead_s:.0f} s",
+            field="time",
+        )
     return OutRecord(
         topic=raw_topic(settings, event.domain),
         key=event.entity_id.encode(),
@@ -173,8 +195,13 @@ async def _publish(
                 media: {
                     "schema": {
                         "oneOf": [
-                            CloudEvent.model_json_schema(),
-                            {"type": "array", "items": CloudEvent.model_json_schema()},
+                            TYPED_EVENT,
+                            {
+                                "type": "array",
+                                "items": TYPED_EVENT,
+                                "minItems": 1,
+                                "maxItems": ApiSettings().max_batch_events,
+                            },
                         ]
                     },
                     "examples": {

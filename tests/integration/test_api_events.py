@@ -152,6 +152,13 @@ async def test_admin_publishes_any_domain_and_repeats_are_not_produced_again(
         ("publish:traffic", b"42", 422, "invalid-body"),
         ("publish:traffic", b"[]", 422, "empty-batch"),
         ("publish:traffic", orjson.dumps(event("x", data={})), 422, "events-rejected"),
+        # Kafka would refuse a timestamp this far ahead of its clock.
+        (
+            "publish:traffic",
+            orjson.dumps(event("future", minutes=10_000_000)),
+            422,
+            "events-rejected",
+        ),
         (
             "publish:traffic",
             orjson.dumps(event("h", kind="city.hospital.status.v1", data=STATUS)),
