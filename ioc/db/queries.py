@@ -87,10 +87,12 @@ SERIES_WIDTHS: Final = {
 _MIXED_SERIES = """
 WITH parts AS (
     SELECT bucket, count, sum, min, max, last FROM {rollup}
-    WHERE entity_id = $1 AND metric = $2 AND bucket >= $3 AND bucket < least($4::timestamptz, $6::timestamptz)
+    WHERE entity_id = $1 AND metric = $2
+      AND bucket >= $3 AND bucket < least($4::timestamptz, $6::timestamptz)
     UNION ALL
     SELECT bucket, count, sum, min, max, last FROM metric_minute
-    WHERE entity_id = $1 AND metric = $2 AND bucket >= greatest($3::timestamptz, $6::timestamptz) AND bucket < $4
+    WHERE entity_id = $1 AND metric = $2
+      AND bucket >= greatest($3::timestamptz, $6::timestamptz) AND bucket < $4
 )
 SELECT date_bin($5::interval, bucket, TIMESTAMPTZ '2000-01-01 00:00:00+07') AS t,
        sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
