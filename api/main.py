@@ -10,6 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import Authenticator
 from api.limits import install_body_limit
+from api.live import live_feeds
+from api.live import router as live_router
 from api.problems import install_problem_handlers
 from api.publisher import Publisher
 from api.routes import alerts, areas, entities, events, health, metrics, overview, schemas, series
@@ -29,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
         try:
-            yield
+            async with live_feeds(app, settings):
+                yield
         finally:
             await app.state.publisher.stop()
             await app.state.pool.close()
@@ -61,4 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(schemas.router)
     app.include_router(events.router)
+    app.include_router(live_router)
     return app

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from api.live.hub import Hub
@@ -45,6 +45,8 @@ class FeedConsumer:
         positions: dict[Any, int] = {}
         while True:
             consumer = AIOKafkaConsumer(
+                self.state_topic,
+                self.alerts_topic,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
@@ -60,6 +62,7 @@ class FeedConsumer:
                         for record in records:
                             self._publish(tp.topic, record.value)
                         positions[tp] = records[-1].offset + 1
+                    await asyncio.sleep(0)  # let client connections drain between batches
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -70,15 +73,16 @@ class FeedConsumer:
                 await consumer.stop()
 
     async def _assign(self, consumer: AIOKafkaConsumer, positions: dict[Any, int]) -> None:
-        """Every partition of both topics, at the end (or where a previous run stopped)."""
-        await consumer.topics()  # fetches metadata
-        partitions = []
-        for topic in (self.state_topic, self.alerts_topic):
-            numbers = consumer.partitions_for_topic(topic)
-            if not numbers:
-                raise LookupError(f"topic {topic} does not exist yet")
-            partitions += [TopicPartition(topic, n) for n in sorted(numbers)]
-        consumer.assign(partitions)
+        """Wait for every partition of both topics, then place each at the end (or where a
+        previous run of the loop stopped, so a reconnect skips nothing)."""
+        topics = {self.state_topic, self.alerts_topic}
+        for _ in range(100):
+            partitions = consumer.assignment()
+            if {tp.topic for tp in partitions} == topics:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise LookupError(f"no partitions assigned of {', '.join(sorted(topics))}")
         fresh = [tp for tp in partitions if tp not in positions]
         if fresh:
             await consumer.seek_to_end(*fresh)

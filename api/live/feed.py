@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from api.live.hub import Hub, Subscription
 from api.live.messages import sse_event
-from api.live.outbox import OutboxClosed
+from api.live.outbox import SLOW_CONSUMER, OutboxClosed
 from api.live.snapshot import merge, read_database, snapshot_bodies
 from ioc.settings import LiveSettings
 
@@ -102,10 +102,10 @@ class Feed:
                 # to a stalled socket gets a moment, then is cancelled.
                 await asyncio.wait({sender}, timeout=grace_s)
                 if not sender.done():
-                    return self.subscription.outbox.closed_reason or DISCONNECTED
+                    return self._ended(closed.result(), stalled=True)
             exc = sender.exception()
             if exc is None:
-                return sender.result()
+                return self._ended(sender.result(), stalled=False)
             if _is_disconnect(exc):
                 return DISCONNECTED
             log.error("live feed failed", exc_info=exc)
@@ -115,6 +115,15 @@ class Feed:
             for task in (sender, closed, gone):
                 task.cancel()
             await asyncio.gather(sender, closed, gone, return_exceptions=True)
+
+    def _ended(self, reason: str, *, stalled: bool) -> str:
+        if reason == SLOW_CONSUMER:
+            log.warning(
+                "live client let go: %s (%s)",
+                reason,
+                "its socket stopped taking data" if stalled else "its queue overflowed",
+            )
+        return reason
 
 
 def _is_disconnect(exc: BaseException) -> bool:

@@ -7,10 +7,11 @@ import contextlib
 import dataclasses
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
+from starlette.requests import HTTPConnection
 
 from api.auth import Caller, require_scope
-from api.deps import PoolDep
 from api.live.feed import DISCONNECTED, INTERNAL_ERROR, Feed, Frame
 from api.live.filters import LiveFilter, invalid, parse_filter
 from api.live.hub import Hub
@@ -42,6 +43,15 @@ def _filter(
 
 
 FilterDep = Annotated[LiveFilter, Depends(_filter)]
+
+
+def _pool(conn: HTTPConnection) -> asyncpg.Pool:
+    """The database pool, for HTTP and WebSocket routes alike."""
+    pool: asyncpg.Pool = conn.app.state.pool
+    return pool
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 
 
 async def _resolve_areas(pool: PoolDep, live_filter: LiveFilter) -> LiveFilter:
