@@ -68,7 +68,8 @@ class Received:
         return [m["entity"]["entity_id"] for m in self.of("entity")]
 
     def last_id(self) -> str:
-        return [m["id"] for m in self.messages if "id" in m][-1]
+        last: str = [m["id"] for m in self.messages if "id" in m][-1]
+        return last
 
 
 async def wait_until(
