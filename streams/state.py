@@ -24,7 +24,7 @@ import orjson
 
 from streams.alerts import RuleEngine
 from streams.envelope import Rejection, decode
-from streams.windows import EntityRecord, fold, new_record
+from streams.windows import EntityRecord, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
 
@@ -136,6 +136,7 @@ class EntityStore:
                 entry.record,
                 offset=message.offset,
                 time_ms=time_ms,
+                event=event_hash(envelope.source, envelope.id),
                 event_type=envelope.type,
                 state=envelope.data,
                 metrics=decoded.payload.metrics(),

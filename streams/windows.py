@@ -12,6 +12,8 @@ processing exact under at-least-once delivery:
   last_time]``, absolute values, so whoever reads them can upsert without counting twice;
 - ``c``: the buckets changed since the record was last written, so the sink writes only
   those;
+- ``i``: per open bucket, 64-bit hashes of the (source, id) of the events applied to it,
+  so the same event delivered twice (a producer's retry, a sensor's resend) counts once;
 - ``a``: the alert engine's state per rule (``streams.alerts``), carried along here so
   it survives crashes with the rest of the record;
 - ``x``: the alert transitions the last write produced, and ``r``: the events of kept
@@ -27,6 +29,7 @@ they arrive paced or all at once.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 BUCKET_MS = 60_000
@@ -50,7 +53,22 @@ Outcome = Literal["applied", "duplicate", "late"]
 
 def new_record(*, entity_id: str, domain: str, partition: int) -> EntityRecord:
     """An empty record for an entity seen for the first time."""
-    return {"e": entity_id, "d": domain, "p": partition, "o": -1, "t": None, "b": {}, "c": []}
+    return {
+        "e": entity_id,
+        "d": domain,
+        "p": partition,
+        "o": -1,
+        "t": None,
+        "b": {},
+        "c": [],
+        "i": {},
+    }
+
+
+def event_hash(source: str, event_id: str) -> int:
+    """A stable 64-bit hash of an event's identity (CloudEvents: source + id)."""
+    digest = hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def fold(
@@ -58,6 +76,7 @@ def fold(
     *,
     offset: int,
     time_ms: int,
+    event: int,
     event_type: str,
     state: dict[str, Any],
     metrics: dict[str, float],
@@ -65,10 +84,12 @@ def fold(
     lateness_ms: int,
     pinned: frozenset[str] | set[str] = frozenset(),
 ) -> Outcome:
-    """Apply one event to an entity record in place; say whether it was applied.
+    """Apply one event (``event``: its :func:`event_hash`) to an entity record in place;
+    say whether it was applied.
 
-    A duplicate or late event leaves the record as it was. Buckets in ``pinned`` are
-    kept even when final: a batch that changed them has not written them out yet.
+    A duplicate (an offset already applied, or an event already counted in its minute)
+    or a late event leaves the record as it was. Buckets in ``pinned`` are kept even when
+    final: a batch that changed them has not written them out yet.
     """
     if offset <= record["o"]:
         return "duplicate"
@@ -77,15 +98,20 @@ def fold(
         bucket, watermark_ms=watermark_ms, lateness_ms=lateness_ms
     ):
         return "late"
+    key = str(bucket)
+    seen: dict[str, list[int]] = record.setdefault("i", {})
+    if event in seen.get(key, ()):
+        return "duplicate"
     watermark = time_ms if watermark_ms is None else max(watermark_ms, time_ms)
     buckets: dict[str, dict[str, Aggregate]] = record["b"]
     for old in [
         k
-        for k in buckets
+        for k in seen.keys() | buckets.keys()
         if k not in pinned and is_final(int(k), watermark_ms=watermark, lateness_ms=lateness_ms)
     ]:
-        del buckets[old]
-    key = str(bucket)
+        buckets.pop(old, None)
+        seen.pop(old, None)
+    seen.setdefault(key, []).append(event)
     if metrics:
         current = buckets.setdefault(key, {})
         for name, value in metrics.items():

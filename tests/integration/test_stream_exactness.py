@@ -12,6 +12,7 @@ import orjson
 
 from simulators.engine import SimConfig, Simulation
 from simulators.events import SimEvent
+from simulators.faults import Faults
 from streams.topics import DEADLETTER_TOPIC, raw_topic
 from tests.conftest import Namespace, NamespaceFactory
 from tests.integration.conftest import start_worker
@@ -164,3 +165,26 @@ async def test_every_record_of_100k_with_1pct_malformed_is_accounted_for(
     assert len(letters) == 1000
     reasons = {dict(m.headers)["ioc_reason"].decode() for m in letters}
     assert reasons == {"not_json", "missing_field", "invalid_field", "unknown_type", "key_mismatch"}
+
+
+async def test_an_event_delivered_twice_is_counted_once(
+    namespace: Namespace, worker: Process
+) -> None:
+    config = SimConfig(
+        start=START, entities=500, seed=5, duration_s=600, faults=Faults(duplicates=0.05)
+    )
+    events = list(Simulation(config).events())
+    unique = {orjson.loads(e.value)["id"]: e for e in events}
+    repeats = len(events) - len(unique)
+    assert repeats > 500  # the simulator resent about one event in twenty
+    await produce_events(namespace, events)
+    wait_for(
+        lambda: worker.total("ioc_events_consumed_total") >= len(events),
+        timeout=120,
+        interval=1,
+        what="the worker to consume everything",
+    )
+    assert worker.total("ioc_events_processed_total") == len(unique)
+    assert worker.total("ioc_events_duplicate_total") == repeats
+    await settle(namespace, len(unique))
+    assert await database_rows(namespace.settings) == truth_of(e.value for e in unique.values())

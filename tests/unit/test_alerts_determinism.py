@@ -59,6 +59,7 @@ def _run(
                 record,
                 offset=offset,
                 time_ms=time_ms,
+                event=offset,
                 event_type="city.traffic.flow.v1",
                 state={},
                 metrics=metrics,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from streams.windows import BUCKET_MS, bucket_of, fold, is_final, new_record
+from streams.windows import BUCKET_MS, bucket_of, event_hash, fold, is_final, new_record
 
 T = 1_725_696_000_000  # 2024-09-07T08:00:00Z, a minute boundary
 LATENESS = 120_000
@@ -20,6 +20,7 @@ def _apply(
         record,
         offset=offset,
         time_ms=time_ms,
+        event=offset,
         event_type="city.traffic.flow.v1",
         state={"vehicles": vehicles},
         metrics={"vehicles": vehicles},
@@ -80,6 +81,7 @@ def test_a_duplicate_or_late_event_leaves_the_record_as_it_was() -> None:
         record,
         offset=0,
         time_ms=T,
+        event=0,
         event_type="city.traffic.flow.v1",
         state={"vehicles": 1},
         metrics={"vehicles": 1},
@@ -93,6 +95,7 @@ def test_a_duplicate_or_late_event_leaves_the_record_as_it_was() -> None:
             record,
             offset=offset,
             time_ms=time_ms,
+            event=offset,
             event_type="city.traffic.flow.v1",
             state={"vehicles": 9},
             metrics={"vehicles": 9},
@@ -101,3 +104,39 @@ def test_a_duplicate_or_late_event_leaves_the_record_as_it_was() -> None:
         )
         assert outcome in ("duplicate", "late")
         assert record == snapshot
+
+
+def test_the_same_event_at_another_offset_is_a_duplicate_within_its_open_minute() -> None:
+    record = new_record(entity_id="ix", domain="traffic", partition=0)
+    same = event_hash("/sensors/ix", "reading-1")
+    assert same == event_hash("/sensors/ix", "reading-1")
+    assert same != event_hash("/sensors/other", "reading-1")
+    outcomes = [
+        fold(
+            record,
+            offset=offset,
+            time_ms=T + 1_000,
+            event=event,
+            event_type="city.traffic.flow.v1",
+            state={},
+            metrics={"vehicles": 4},
+            watermark_ms=None if offset == 0 else T + 1_000,
+            lateness_ms=LATENESS,
+        )
+        for offset, event in enumerate((same, same, event_hash("/sensors/ix", "reading-2")))
+    ]
+    assert outcomes == ["applied", "duplicate", "applied"]
+    assert record["b"][str(T)]["vehicles"][:2] == [2, 8]
+    # Once the minute is final its identities are forgotten with its buckets.
+    fold(
+        record,
+        offset=3,
+        time_ms=T + 10 * BUCKET_MS,
+        event=event_hash("/sensors/ix", "reading-3"),
+        event_type="city.traffic.flow.v1",
+        state={},
+        metrics={"vehicles": 1},
+        watermark_ms=T + 1_000,
+        lateness_ms=LATENESS,
+    )
+    assert list(record["i"]) == [str(T + 10 * BUCKET_MS)]
