@@ -29,7 +29,7 @@ from mode import Service
 from ioc.settings import Settings
 from streams.alerts import RuleEngine, load_rules
 from streams.catalog import DOMAINS
-from streams.counters import CONSUMED, DEADLETTERED, DUPLICATES, PROCESSED
+from streams.counters import CONSUMED, DEADLETTERED, DUPLICATES, OWNED, PROCESSED
 from streams.deadletter import deadletter_headers
 from streams.kafka import client_options
 from streams.state import Batch, EntityStore, Owned
@@ -187,6 +187,8 @@ class Aggregator(Service):
             if new:
                 await self._recover(new)
             self.owned = wanted
+            for domain in self.domains.values():
+                OWNED.labels(domain).set(sum(1 for d, _ in wanted if d == domain))
             log.info("owning %d raw partitions (%d recovered)", len(wanted), len(new))
         if not self.ready:
             # Tests and operators wait for this line: the worker is consuming.
