@@ -138,44 +138,58 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def run_worker(settings: Settings, expect: int, log: Path) -> tuple[float, float, float]:
-    """Start a worker on the backlog; return (events/s from process start, events/s from
-    its "Worker ready" line, peak RSS MB)."""
-    env = {**os.environ, "IOC_NAMESPACE": settings.namespace, "IOC_STREAMS__WEB_PORT": "16066"}
-    with log.open("wb") as out:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ioc.cli",
-            "worker",
-            "--loglevel",
-            "warning",
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+async def run_workers(
+    settings: Settings, expect: int, logs: Path, *, workers: int = 1
+) -> tuple[float, float, float]:
+    """Start ``workers`` worker processes on the backlog; return (events/s from process
+    start, events/s from the last "Worker ready" line, largest peak RSS MB)."""
+    procs, paths = [], []
+    for n in range(workers):
+        env = {
+            **os.environ,
+            "IOC_NAMESPACE": settings.namespace,
+            "IOC_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+            "IOC_STREAMS__WEB_PORT": str(16066 + n),
+        }
+        path = logs / f"worker-{n}.log"
+        with path.open("wb") as out:
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "ioc.cli",
+                    "worker",
+                    "--loglevel",
+                    "warning",
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
+                )
+            )
+        paths.append(path)
     try:
         started = time.perf_counter()
         ready_at = done_at = None
         peak = 0.0
         while time.perf_counter() - started < 900:
             await asyncio.sleep(0.1)
-            peak = max(peak, peak_rss_mb(worker.pid))
-            if ready_at is None and is_ready(log):
+            peak = max(peak, *(peak_rss_mb(p.pid) for p in procs))
+            if ready_at is None and all(is_ready(path) for path in paths):
                 ready_at = time.perf_counter()
             if await events_written(settings) >= expect:
                 done_at = time.perf_counter()
                 break
         if done_at is None or ready_at is None:
-            raise RuntimeError(f"worker did not finish; see {log}")
+            raise RuntimeError(f"workers did not finish; see {logs}")
         # From process start, startup (group join, recovery) is timed too: it is part of
         # what an operator waits for. From "ready", it is the sustained rate.
         return expect / (done_at - started), expect / (done_at - ready_at), peak
     finally:
-        if worker.returncode is None:
-            worker.terminate()
-        await worker.wait()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+            await proc.wait()
 
 
 def commit_id() -> str:
@@ -186,25 +200,38 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--entities", type=int, default=2_000)
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker processes; a comma-separated list runs one measurement per count",
+    )
+    parser.add_argument("--partitions", type=int, default=None)
     args = parser.parse_args()
     base = Settings(state_dir=ROOT / ".ioc")
     KafkaBroker(base).up()
     PostgresCluster(base).up()
-    settings = base.model_copy(update={"namespace": f"bench_{uuid.uuid4().hex[:8]}"})
-    await migrate(settings)
-    await ensure_topics(settings)
-    records = backlog(args.events, args.entities)
-    await produce(settings, records)
-    base_rate = await baseline(settings, args.events)
-    validated_rate = await baseline(settings, args.events, validate=True)
-    log = Path(tempfile.mkdtemp()) / "worker.log"
-    worker_rate, sustained, peak = await run_worker(settings, args.events, log)
+    if args.partitions:
+        base = base.model_copy(
+            update={"kafka": base.kafka.model_copy(update={"partitions": args.partitions})}
+        )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(
-        f"| {commit_id().strip()} | {machine} | {args.events:,} | {args.entities:,} "
-        f"| {base_rate:,.0f} | {validated_rate:,.0f} "
-        f"| {worker_rate:,.0f} | {sustained:,.0f} | {sustained / base_rate:.2f} | {peak:.0f} |"
-    )
+    records = backlog(args.events, args.entities)
+    for workers in (int(n) for n in args.workers.split(",")):
+        # A namespace of its own per measurement: same backlog, fresh groups and tables.
+        settings = base.model_copy(update={"namespace": f"bench_{uuid.uuid4().hex[:8]}"})
+        await migrate(settings)
+        await ensure_topics(settings)
+        await produce(settings, records)
+        base_rate = await baseline(settings, args.events)
+        validated_rate = await baseline(settings, args.events, validate=True)
+        logs = Path(tempfile.mkdtemp())
+        rate, sustained, peak = await run_workers(settings, args.events, logs, workers=workers)
+        print(
+            f"| {commit_id().strip()} | {machine} | {settings.kafka.partitions} | {workers} "
+            f"| {args.events:,} | {args.entities:,} | {base_rate:,.0f} | {validated_rate:,.0f} "
+            f"| {rate:,.0f} | {sustained:,.0f} | {sustained / base_rate:.2f} | {peak:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
