@@ -11,7 +11,7 @@ or with the aliases below (``ViewCaller``, ``AdminCaller``, ...).
 Credentials, in order of precedence:
 - ``X-API-Key: <key>``;
 - ``Authorization: Bearer <key>`` (a key starts with ``ioc_``), or ``Authorization:
-  Bearer <JWT>`` when ``IOC_API__JWT_SECRET`` is set (claims ``sub``, ``exp`` and
+  Bearer <JWT>`` when ``IOC_API__JWT_KEY`` is set (claims ``sub``, ``exp`` and
   ``scope``, space-separated, or ``scopes``, a list);
 - ``?api_key=<key>`` only on WebSocket and ``text/event-stream`` requests, because
   browsers cannot set headers on those.
@@ -121,7 +121,7 @@ class Authenticator:
 
     def identify(self, credential: str) -> Caller:
         """The caller a credential belongs to; raise a 401 problem when it is not valid."""
-        if credential.startswith(KEY_PREFIX) or self.api.jwt_secret is None:
+        if credential.startswith(KEY_PREFIX) or self.api.jwt_key is None:
             holder = self.keys.holder(credential)
             if holder is None:
                 raise _unauthenticated("invalid-credentials", "the API key is not valid")
@@ -129,11 +129,11 @@ class Authenticator:
         return self._from_jwt(credential)
 
     def _from_jwt(self, token: str) -> Caller:
-        assert self.api.jwt_secret is not None
+        assert self.api.jwt_key is not None
         try:
             claims = jwt.decode(
                 token,
-                self.api.jwt_secret.get_secret_value(),
+                self.api.jwt_key.get_secret_value(),
                 algorithms=[self.api.jwt_algorithm],
                 audience=self.api.jwt_audience,
                 issuer=self.api.jwt_issuer,

@@ -72,6 +72,9 @@ class StreamSettings(BaseModel):
     # max_wait_s.
     max_events: int = Field(default=20_000, ge=1)
     max_wait_s: float = Field(default=0.05, gt=0)
+    # How often entities that sent nothing have their newly final minutes judged by the
+    # alert rules (a quiet camera's intrusion alert opens and resolves on time).
+    sweep_interval_s: float = Field(default=1.0, gt=0)
 
 
 API_KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -108,7 +111,7 @@ class ApiSettings(BaseModel):
     # Default: <state_dir>/api-keys.json.
     keys_file: Path | None = None
     # JWT bearer tokens (HS256/384/512) are accepted when a secret is set.
-    jwt_secret: SecretStr | None = None
+    jwt_key: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_audience: str | None = None
     jwt_issuer: str | None = None

@@ -146,7 +146,7 @@ def token(secret: str, **claims: object) -> str:
 
 
 def test_jwt_subject_and_scopes_become_the_caller(tmp_path: Path) -> None:
-    auth = Authenticator(settings_with(tmp_path, jwt_secret=SecretStr("s" * 32)))
+    auth = Authenticator(settings_with(tmp_path, jwt_key=SecretStr("s" * 32)))
     caller = auth.identify(token("s" * 32, scope="view publish:traffic"))
     assert (caller.name, caller.via) == ("dispatch", "jwt")
     assert caller.scopes == frozenset({"view", "publish:traffic"})
@@ -164,7 +164,7 @@ def test_jwt_subject_and_scopes_become_the_caller(tmp_path: Path) -> None:
     ],
 )
 def test_bad_tokens_are_401(tmp_path: Path, make: object, why: str) -> None:
-    auth = Authenticator(settings_with(tmp_path, jwt_secret=SecretStr("s" * 32)))
+    auth = Authenticator(settings_with(tmp_path, jwt_key=SecretStr("s" * 32)))
     assert callable(make)
     with pytest.raises(Problem) as refused:
         auth.identify(make())
@@ -172,7 +172,7 @@ def test_bad_tokens_are_401(tmp_path: Path, make: object, why: str) -> None:
     assert why in refused.value.detail
 
 
-def test_without_a_jwt_secret_only_keys_are_accepted(tmp_path: Path) -> None:
+def test_without_a_jwt_key_only_keys_are_accepted(tmp_path: Path) -> None:
     auth = Authenticator(settings_with(tmp_path))
     with pytest.raises(Problem) as refused:
         auth.identify(token("s" * 32, scope="admin"))
