@@ -72,6 +72,9 @@ class StreamSettings(BaseModel):
     # max_wait_s.
     max_events: int = Field(default=20_000, ge=1)
     max_wait_s: float = Field(default=0.05, gt=0)
+    # How often entities that sent nothing have their newly final minutes judged by the
+    # alert rules (a quiet camera's intrusion alert opens and resolves on time).
+    sweep_interval_s: float = Field(default=1.0, gt=0)
 
 
 API_KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

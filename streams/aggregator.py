@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -100,7 +101,14 @@ class Aggregator(Service):
     async def _run(self) -> None:
         assert self.consumer is not None
         streams = self.settings.streams
+        swept = time.monotonic()
         while not self.should_stop:
+            if time.monotonic() - swept >= streams.sweep_interval_s:
+                swept = time.monotonic()
+                async with self.lock:
+                    batch = self.store.sweep()
+                    if batch.changelog:
+                        await self._produce([batch])
             async with self.lock:
                 fetched = await self.consumer.getmany(
                     timeout_ms=int(streams.max_wait_s * 1000), max_records=streams.max_events

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from streams.alerts import RuleEngine
+from streams.alerts import RuleEngine, last_final_minute
 from streams.envelope import Rejection, decode
 from streams.windows import EntityRecord, event_hash, fold, new_record
 
@@ -174,6 +174,49 @@ class EntityStore:
             out.outcomes["applied"] += 1
         self._finish(pending, partition=partition, out=out)
         return out
+
+    def sweep(self) -> Batch:
+        """Judge the minutes that became final for entities that sent nothing since.
+
+        A camera that reported one intrusion and went quiet has its minute made final by
+        the other entities of its partition, but it is evaluated only when written. The
+        sweep writes the records whose rules have a final minute left to judge: one with
+        data, or any minute while a streak, a clear count or an alert is open (a quiet
+        minute counts for rules with a ``missing`` value). What is emitted is what the
+        entity's next event would have emitted; only the moment is earlier.
+        """
+        out = Batch()
+        due: dict[int, dict[bytes, _Pending]] = {}
+        for key, record in self.records.items():
+            watermark = self.watermarks.get((record["d"], record["p"]))
+            if self._has_final_minutes_to_judge(record, watermark):
+                due.setdefault(record["p"], {})[key] = _Pending(record)
+        for partition, pending in due.items():
+            self._finish(pending, partition=partition, out=out)
+        return out
+
+    def _has_final_minutes_to_judge(self, record: EntityRecord, watermark: int | None) -> bool:
+        rules = self.rules.rules_for(record["d"])
+        last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
+        if not rules or last_final is None:
+            return False
+        tracks: dict[str, dict[str, Any]] = record.get("a") or {}
+        judged: list[int] = []
+        for rule in rules:
+            final = tracks.get(rule.id, {}).get("f")
+            if final is None:
+                break
+            judged.append(final)
+        # The earliest minute judged by every rule; None while some rule judged nothing.
+        done = min(judged) if len(judged) == len(rules) else None
+        if done is not None and done >= last_final:
+            return False
+        if any(
+            int(minute) <= last_final and (done is None or int(minute) > done)
+            for minute in record["b"]
+        ):
+            return True
+        return any(track.keys() & {"p", "r", "k", "a"} for track in tracks.values())
 
     def _finish(self, pending: dict[bytes, _Pending], *, partition: int, out: Batch) -> None:
         """One changelog record per touched entity, after the alert rules have judged the

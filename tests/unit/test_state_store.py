@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from aiokafka.structs import ConsumerRecord
 
 from streams.alerts import RuleEngine, load_rules
+from streams.envelope import encode
 from streams.sink import merge_records
 from streams.state import EntityStore
 from tests.utils.events import T0, flow_value, random_flow
@@ -121,3 +122,46 @@ def test_dropping_a_partition_forgets_its_entities_and_watermark() -> None:
     store.drop({("traffic", 0)})
     assert set(store.records) == {b"ix-2"}
     assert set(store.watermarks) == {("traffic", 1)}
+
+
+def _detection(camera: str, at: datetime, confidence: float) -> bytes:
+    return encode(
+        event_type="city.security.detection.v1",
+        subject=camera,
+        time=at,
+        data={"kind": "intrusion", "confidence": confidence, "count": 1},
+        event_id=f"{camera}-{at.timestamp()}",
+        source="/tests/cameras",
+    )
+
+
+def test_a_quiet_camera_alert_opens_and_resolves_on_time_through_the_sweep() -> None:
+    store = _store()
+    offset = 0
+
+    def feed(pairs: list[tuple[bytes, bytes]]) -> None:
+        nonlocal offset
+        records = [
+            ConsumerRecord("ioc.security.events", 0, offset + n, 0, 0, k, v, None, 0, 0, [])
+            for n, (k, v) in enumerate(pairs)
+        ]
+        offset += len(records)
+        store.apply(records, domain="security", partition=0)
+
+    # cam-1 sees an intruder once, then says nothing; cam-2, in the same partition,
+    # reports a harmless detection every 10 s, which moves the partition's watermark.
+    feed([(b"cam-1", _detection("cam-1", T0 + timedelta(seconds=5), 0.95))])
+    states: list[str] = []
+    for step in range(1, 6 * 20):
+        feed([(b"cam-2", _detection("cam-2", T0 + timedelta(seconds=10 * step), 0.1))])
+        swept = store.sweep()
+        for _, key, value in swept.alerts:
+            assert key == b"cam-1"
+            states.append(orjson.loads(value)["state"])
+        if step == 6 * 4:
+            # Minute 0 is final at 3 min (1 min + 2 min lateness): the alert is open.
+            assert states == ["open"]
+    # Resolved after 10 quiet minutes were final (the rule counts a quiet minute as 0).
+    assert states == ["open", "resolve"]
+    # Nothing left to judge: a further sweep at the same watermark writes nothing.
+    assert store.sweep().changelog == []
