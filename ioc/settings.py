@@ -59,6 +59,11 @@ class SinkSettings(BaseModel):
     batch_max_wait_ms: int = Field(default=200, ge=1)
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
+    # Plain PostgreSQL: how often delete_expired() drops rows past their retention
+    # (TimescaleDB's policies do it there). None: in the live namespace only, since
+    # sandboxes replay old event times on purpose and are dropped whole.
+    expire: bool | None = None
+    expire_interval_s: float = Field(default=3600.0, gt=0)
     # How often the hour and day rollups are refreshed over the minutes written since.
     rollup_interval_s: float = Field(default=60.0, gt=0)
 

@@ -25,8 +25,8 @@ from aiokafka.errors import CommitFailedError
 from mode import Service
 
 from ioc.db.pool import create_pool
-from ioc.settings import Settings
-from streams.counters import SINK_LAG, SINK_RETRIES, SINK_ROWS
+from ioc.settings import LIVE_NAMESPACE, Settings
+from streams.counters import SINK_EXPIRED, SINK_LAG, SINK_RETRIES, SINK_ROWS
 from streams.kafka import client_options
 from streams.topics import STATE_TOPIC
 
@@ -280,6 +280,29 @@ class StateSink(Service):
         if self.dirty is not None:
             low, high = min(low, self.dirty[0]), max(high, self.dirty[1])
         self.dirty = (low, high)
+
+    @Service.task
+    async def _expire(self) -> None:
+        """Delete raw events and minutes past their retention on plain PostgreSQL."""
+        expire = self.settings.sink.expire
+        if expire is None:
+            expire = self.settings.namespace == LIVE_NAMESPACE
+        if not expire:
+            return
+        while not self.should_stop:
+            await self.sleep(self.settings.sink.expire_interval_s)
+            if self.pool is None:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    # Only the plain-PostgreSQL flavour has the function.
+                    if await conn.fetchval(
+                        "SELECT to_regprocedure('delete_expired(timestamptz)') IS NOT NULL"
+                    ):
+                        for row in await conn.fetch("SELECT * FROM delete_expired()"):
+                            SINK_EXPIRED.labels(row["table_name"]).inc(row["deleted"])
+            except Exception as exc:
+                log.warning("expiry failed (%s: %s); will retry", type(exc).__name__, exc)
 
     @Service.task
     async def _refresh_rollups(self) -> None:

@@ -11,6 +11,7 @@ import orjson
 
 from streams.topics import raw_topic
 from tests.conftest import Namespace
+from tests.integration.conftest import start_worker
 from tests.utils.events import T0, Record, flow_value
 from tests.utils.kafka import produce
 from tests.utils.services import Process
@@ -62,3 +63,45 @@ async def test_incidents_are_stored_raw_and_flow_readings_are_not(
     assert [r["event_id"] for r in rows] == [f"inc-{n}" for n in range(5)]
     assert {r["event_type"] for r in rows} == {"city.traffic.incident.v1"}
     assert orjson.loads(rows[3]["payload"]) == {"kind": "crash", "severity": 4, "lanes_blocked": 0}
+
+
+async def test_rows_past_retention_are_deleted_by_the_sink(namespace: Namespace) -> None:
+    """Plain PostgreSQL has no retention policies: the sink runs delete_expired()."""
+    conn = await asyncpg.connect(namespace.settings.dsn)
+    schema = namespace.settings.db_schema
+    try:
+        await conn.execute(f'SET search_path TO "{schema}"')
+        for age_days, event_id in ((45, "old"), (2, "recent")):
+            await conn.execute(
+                "INSERT INTO raw_event (entity_id, event_time, source, event_id, domain, "
+                "event_type, payload) VALUES ('cam-1', now() - make_interval(days => $1), "
+                "'/tests', $2, 'security', 'city.security.alarm.v1', '{}')",
+                age_days,
+                event_id,
+            )
+        for age_days in (500, 10):
+            await conn.execute(
+                "INSERT INTO metric_minute (entity_id, metric, bucket, domain, count, sum, "
+                "min, max, last, version) VALUES ('cam-1', 'alarms', "
+                "date_trunc('minute', now() - make_interval(days => $1)), 'security', "
+                "1, 1, 1, 1, 1, 0)",
+                age_days,
+            )
+        worker = start_worker(
+            namespace, env={"IOC_SINK__EXPIRE": "true", "IOC_SINK__EXPIRE_INTERVAL_S": "0.5"}
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while await conn.fetchval("SELECT count(*) FROM raw_event") > 1:
+                assert time.monotonic() < deadline, "expired raw events were not deleted"
+                await asyncio.sleep(0.3)
+            assert await conn.fetchval("SELECT event_id FROM raw_event") == "recent"
+            ages = await conn.fetch(
+                "SELECT extract(day FROM now() - bucket)::int AS age FROM metric_minute"
+            )
+            assert [r["age"] for r in ages] == [10]
+            assert worker.total("ioc_sink_expired_rows_total") == 2
+        finally:
+            worker.stop()
+    finally:
+        await conn.close()

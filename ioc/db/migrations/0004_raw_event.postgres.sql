@@ -19,9 +19,9 @@ CREATE TABLE raw_event (
 CREATE INDEX raw_event_time_brin ON raw_event USING brin (event_time);
 
 -- Retention without TimescaleDB's chunk dropping: delete what is older than the horizons
--- the TimescaleDB flavour's policies use (raw events 30 days, minutes 400 days). Nothing
--- runs this by itself; whoever schedules maintenance calls it (daily is enough), e.g.
--- SELECT * FROM delete_expired(). A plain DELETE leaves dead rows for autovacuum, which is
+-- the TimescaleDB flavour's policies use (raw events 30 days, minutes 400 days). The sink
+-- calls it hourly in the live namespace (IOC_SINK__EXPIRE, IOC_SINK__EXPIRE_INTERVAL_S),
+-- e.g. SELECT * FROM delete_expired(). A plain DELETE leaves dead rows for autovacuum, which is
 -- the price of not partitioning; time partitions are the step up if volume demands.
 CREATE FUNCTION delete_expired(at timestamptz DEFAULT now())
 RETURNS TABLE (table_name text, deleted bigint) LANGUAGE plpgsql AS $$
