@@ -80,6 +80,10 @@ class StreamSettings(BaseModel):
     # How often entities that sent nothing have their newly final minutes judged by the
     # alert rules (a quiet camera's intrusion alert opens and resolves on time).
     sweep_interval_s: float = Field(default=1.0, gt=0)
+    # Events stamped further ahead of the clock are refused: one would push its
+    # partition's watermark ahead of real time and make honest events late. Keep it well
+    # under the allowed lateness.
+    max_ahead_s: float = Field(default=60.0, ge=0)
 
 
 API_KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -131,10 +135,6 @@ class ApiSettings(BaseModel):
     # remembered to drop a repeated post.
     publish_timeout_s: float = Field(default=5.0, gt=0)
     publish_dedup_ids: int = Field(default=100_000, ge=0)
-    # Kafka refuses records timestamped more than log.message.timestamp.after.max.ms
-    # (1 h by default since Kafka 4.0) ahead of its clock: such events are refused here
-    # with a reason, a minute inside that bound.
-    publish_max_ahead_s: float = Field(default=3540.0, ge=0)
     max_batch_events: int = Field(default=1000, ge=1)
     # Series: the most points one request may return.
     max_series_points: int = Field(default=10_000, ge=10)

@@ -65,6 +65,7 @@ class Aggregator(Service):
         self.store = EntityStore(
             rules=RuleEngine(load_rules()),
             lateness_ms=settings.streams.allowed_lateness_s * 1000,
+            max_ahead_ms=int(settings.streams.max_ahead_s * 1000),
         )
         self.owned: set[Owned] = set()
         self.lock = asyncio.Lock()

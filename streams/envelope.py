@@ -158,6 +158,22 @@ def decode(
     return Event(envelope=envelope, payload=payload)
 
 
+def check_clock(event: Event, *, now_ms: int, max_ahead_ms: int) -> None:
+    """Refuse an event stamped further ahead of the clock than ``max_ahead_ms``.
+
+    An event from the future would move its partition's watermark ahead of every honest
+    sensor, and their events would be late until the real time caught up.
+    """
+    ahead_ms = event.time_ms - now_ms
+    if ahead_ms > max_ahead_ms:
+        raise Rejection(
+            "invalid_field",
+            f"time: {ahead_ms / 1000:.0f} s ahead of the clock; "
+            f"at most {max_ahead_ms / 1000:.0f} s",
+            field="time",
+        )
+
+
 def encode(
     *,
     event_type: str,

@@ -15,15 +15,16 @@ so results never depend on where a batch happened to end.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
 from streams.alerts import RuleEngine, last_final_minute
-from streams.envelope import Rejection, decode
+from streams.envelope import Rejection, check_clock, decode
 from streams.windows import EntityRecord, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
@@ -75,9 +76,18 @@ class EntityStore:
     watermark: lateness never depends on how two topics happened to interleave.
     """
 
-    def __init__(self, *, rules: RuleEngine, lateness_ms: int) -> None:
+    def __init__(
+        self,
+        *,
+        rules: RuleEngine,
+        lateness_ms: int,
+        max_ahead_ms: int = 60_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.rules = rules
         self.lateness_ms = lateness_ms
+        self.max_ahead_ms = max_ahead_ms
+        self.clock = clock
         self.records: dict[bytes, EntityRecord] = {}
         self.watermarks: dict[Owned, int] = {}
 
@@ -110,6 +120,7 @@ class EntityStore:
         pending: dict[bytes, _Pending] = {}
         owned = (domain, partition)
         lateness = self.lateness_ms
+        now_ms = int(self.clock() * 1000)
         for message in messages:
             try:
                 decoded = decode(
@@ -118,6 +129,7 @@ class EntityStore:
                     key=message.key or b"",
                     domain=domain,
                 )
+                check_clock(decoded, now_ms=now_ms, max_ahead_ms=self.max_ahead_ms)
             except Rejection as rejection:
                 out.deadletters.append((message, rejection))
                 out.outcomes[rejection.reason] += 1

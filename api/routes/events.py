@@ -22,7 +22,7 @@ from api.routes.metrics import PUBLISHED
 from api.routes.schemas import event_schema
 from ioc.settings import ApiSettings, Settings
 from streams.catalog import PAYLOAD_MODELS
-from streams.envelope import REASONS, Rejection, decode
+from streams.envelope import REASONS, Rejection, check_clock, decode
 from streams.topics import raw_topic
 
 router = APIRouter(prefix="/v1", tags=["publish"])
@@ -126,15 +126,17 @@ def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutReco
             detail="time: before 1970",
             field="time",
         )
-    ahead_s = event.time_ms / 1000 - time.time()
-    if ahead_s > settings.api.publish_max_ahead_s:
+    # The worker refuses these too (a future event would hold up its partition); Kafka
+    # itself refuses timestamps an hour ahead. Say so here, with the reason.
+    try:
+        check_clock(
+            event,
+            now_ms=int(time.time() * 1000),
+            max_ahead_ms=int(settings.streams.max_ahead_s * 1000),
+        )
+    except Rejection as refused:
         return RejectedEvent(
-            index=index,
-            id=item_id,
-            reason="invalid_field",
-            detail=f"time: {ahead_s:.0f} s ahead of the clock; "
-            f"at most {settings.api.publish_max_ahead_s:.0f} s",
-            field="time",
+            index=index, id=item_id, reason=refused.reason, detail=refused.detail, field="time"
         )
     return OutRecord(
         topic=raw_topic(settings, event.domain),
