@@ -13,7 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    FilePath,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -28,7 +36,17 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
+    # TLS: the CA that signed the brokers' certificates (default: the system's), and a
+    # client certificate and key for mutual TLS (Strimzi's KafkaUser with tls auth).
+    ssl_cafile: FilePath | None = None
+    ssl_certfile: FilePath | None = None
+    ssl_keyfile: FilePath | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    # False where an operator owns the topics (Strimzi's KafkaTopic resources): the worker
+    # then only checks that they exist with the partition count, and alters nothing.
+    create_topics: bool = True
+    replication_factor: int = Field(default=1, ge=1)
     # Ports of the broker the launcher starts when no bootstrap servers are given.
     local_port: int = 19092
     local_controller_port: int = 19093
@@ -40,6 +58,35 @@ class KafkaSettings(BaseModel):
     # event times, and a replayed 2024 scenario would otherwise be deleted on arrival.
     log_retention_bytes: int = 2 * 1024**3
 
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        prefix = "IOC_KAFKA__"
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        if sasl:
+            missing = [
+                f"{prefix}{name.upper()}"
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"security_protocol {self.security_protocol} needs {missing}")
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise ValueError(
+                f"SASL credentials are set but security_protocol is {self.security_protocol}: "
+                "use SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        if not tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile):
+            raise ValueError(
+                f"TLS files are set but security_protocol is {self.security_protocol}: "
+                "use SSL or SASL_SSL"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both ssl_certfile and ssl_keyfile")
+        if self.ssl_key_password is not None and self.ssl_keyfile is None:
+            raise ValueError("ssl_key_password is set without ssl_keyfile")
+        return self
+
 
 class DatabaseSettings(BaseModel):
     """Where PostgreSQL is, and the cluster the launcher runs when none is given."""
@@ -50,6 +97,31 @@ class DatabaseSettings(BaseModel):
     local_database: str = "ioc"
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # TLS to PostgreSQL, as libpq names it; overrides sslmode in the URL when set.
+    # verify-full checks the server's name too; require encrypts without checking who
+    # answers unless sslrootcert is given (then it checks the CA, as libpq does).
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        None
+    )
+    # CA bundle (default: the system's), and a client certificate and key.
+    sslrootcert: FilePath | None = None
+    sslcert: FilePath | None = None
+    sslkey: FilePath | None = None
+    sslkey_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> DatabaseSettings:
+        files = [n for n in ("sslrootcert", "sslcert", "sslkey") if getattr(self, n)]
+        if files and self.sslmode not in ("require", "verify-ca", "verify-full"):
+            raise ValueError(
+                f"{files} are set but sslmode is {self.sslmode}: "
+                "set IOC_DATABASE__SSLMODE to verify-full, verify-ca or require"
+            )
+        if (self.sslcert is None) != (self.sslkey is None):
+            raise ValueError("a client certificate needs both sslcert and sslkey")
+        if self.sslkey_password is not None and self.sslkey is None:
+            raise ValueError("sslkey_password is set without sslkey")
+        return self
 
 
 class SinkSettings(BaseModel):

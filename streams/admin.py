@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from ioc.settings import Settings
 from streams.catalog import DOMAINS
 from streams.kafka import client_options
-from streams.topics import topic_specs
+from streams.topics import TopicSpec, topic_specs
 
 
 async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
@@ -27,8 +27,11 @@ async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
                 raise
             await asyncio.sleep(1)
     try:
-        existing = set(await admin.list_topics())
         specs = topic_specs(settings, DOMAINS)
+        if not settings.kafka.create_topics:
+            await check_topics(admin, specs)
+            return []
+        existing = set(await admin.list_topics())
         wanted = [s for s in specs if s.name not in existing]
         # Topics made by an older version get today's configuration.
         present = [s for s in specs if s.name in existing and s.config]
@@ -41,8 +44,39 @@ async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
         # Another process may create them between our look and our request.
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
-                [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in wanted]
+                [
+                    NewTopic(
+                        s.name,
+                        s.partitions,
+                        settings.kafka.replication_factor,
+                        topic_configs=s.config,
+                    )
+                    for s in wanted
+                ]
             )
         return [s.name for s in wanted]
     finally:
         await admin.close()
+
+
+class TopicsNotReady(RuntimeError):
+    """Topics owned by an operator are missing or have another partition count."""
+
+
+async def check_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """Check that topics made by someone else (Strimzi's KafkaTopic resources) exist with
+    the partition count the worker's co-partitioning needs; alter nothing."""
+    existing = set(await admin.list_topics())
+    missing = [s.name for s in specs if s.name not in existing]
+    if missing:
+        raise TopicsNotReady(
+            f"IOC_KAFKA__CREATE_TOPICS is false and these topics do not exist: {missing}"
+        )
+    described = await admin.describe_topics([s.name for s in specs])
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    wrong = {s.name: counts.get(s.name) for s in specs if counts.get(s.name) != s.partitions}
+    if wrong:
+        raise TopicsNotReady(
+            f"topics must have IOC_KAFKA__PARTITIONS={specs[0].partitions} partitions "
+            f"(raw and state topics are co-partitioned); found {wrong}"
+        )

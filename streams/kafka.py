@@ -8,17 +8,44 @@ from typing import Any
 from ioc.settings import Settings
 
 
+class KafkaSecurityError(ValueError):
+    """The TLS material named in the settings cannot be loaded."""
+
+
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """A TLS context when the security protocol asks for one."""
+    """A TLS context when the security protocol asks for one, with the client
+    certificate loaded for mutual TLS."""
     kafka = settings.kafka
     if not kafka.security_protocol.endswith("SSL"):
         return None
-    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    try:
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+    except ssl.SSLError as exc:
+        raise KafkaSecurityError(
+            f"Kafka TLS: cannot read the CA {kafka.ssl_cafile}: {exc}"
+        ) from None
+    context.check_hostname = kafka.ssl_check_hostname
+    if kafka.ssl_certfile is not None and kafka.ssl_keyfile is not None:
+        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None
+        try:
+            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile, password)
+        except ssl.SSLError as exc:
+            # The reason (wrong password, key not matching the certificate) but never the
+            # password itself.
+            raise KafkaSecurityError(
+                f"Kafka TLS: cannot load the client certificate {kafka.ssl_certfile} "
+                f"with key {kafka.ssl_keyfile}: {exc.reason or exc}"
+            ) from None
     return context
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for aiokafka producers, consumers and admin clients."""
+    """Keyword arguments for aiokafka producers, consumers and admin clients.
+
+    The SASL password is in here in clear, as aiokafka needs it: never log the result.
+    """
     kafka = settings.kafka
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
@@ -28,6 +55,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     if context is not None:
         options["ssl_context"] = context
     if kafka.sasl_mechanism:
+        # aiokafka takes the SCRAM credentials under the same "plain" names.
         options["sasl_mechanism"] = kafka.sasl_mechanism
         options["sasl_plain_username"] = kafka.sasl_username
         options["sasl_plain_password"] = (

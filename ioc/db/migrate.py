@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
+from ioc.db.pool import connect_options
 from ioc.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -54,7 +55,7 @@ async def timescaledb_available(conn: asyncpg.Connection) -> bool:
 async def migrate(settings: Settings) -> list[str]:
     """Apply pending migrations to the namespace's schema; return the ones applied."""
     schema = settings.db_schema
-    conn = await asyncpg.connect(settings.dsn, timeout=10)
+    conn = await asyncpg.connect(settings.dsn, timeout=10, **connect_options(settings))
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
         flavour = "timescaledb" if await timescaledb_available(conn) else "postgres"

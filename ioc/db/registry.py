@@ -17,6 +17,7 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
+from ioc.db.pool import connect_options
 from ioc.settings import Settings
 from simulators.city import Area, City, Point
 
@@ -155,6 +156,7 @@ async def load_registry(settings: Settings, city: City) -> RegistryLoad:
         settings.dsn,
         timeout=10,
         server_settings={"search_path": f'"{settings.db_schema}",public'},
+        **connect_options(settings),
     )
     try:
         async with conn.transaction():

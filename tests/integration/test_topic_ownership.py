@@ -1,0 +1,50 @@
+"""Topics owned by an operator (IOC_KAFKA__CREATE_TOPICS=false, as on Kubernetes with
+Strimzi's KafkaTopic resources): the worker checks them and creates or alters nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ioc.settings import Settings
+from streams.admin import TopicsNotReady, ensure_topics
+from streams.kafka import client_options
+from tests.conftest import Namespace
+
+
+def owned_by_operator(settings: Settings, **changes: object) -> Settings:
+    kafka = settings.kafka.model_copy(update={"create_topics": False, **changes})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+async def topic_names(settings: Settings) -> set[str]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_existing_topics_with_the_partition_count_pass(namespace: Namespace) -> None:
+    assert await ensure_topics(owned_by_operator(namespace.settings)) == []
+
+
+async def test_missing_topics_are_named_and_not_created(infra: Settings) -> None:
+    settings = owned_by_operator(
+        infra.model_copy(update={"namespace": f"t_{uuid.uuid4().hex[:10]}"})
+    )
+    with pytest.raises(TopicsNotReady, match=r"do not exist: \[.*ioc\.traffic\.events"):
+        await ensure_topics(settings, attempts=1)
+    assert not any(n.startswith(settings.topic_prefix) for n in await topic_names(infra))
+
+
+async def test_another_partition_count_is_refused(namespace: Namespace) -> None:
+    wrong = owned_by_operator(
+        namespace.settings, partitions=namespace.settings.kafka.partitions + 4
+    )
+    with pytest.raises(TopicsNotReady, match="IOC_KAFKA__PARTITIONS=12 partitions") as info:
+        await ensure_topics(wrong)
+    assert f"{namespace.settings.topic('ioc.state')}': 8" in str(info.value)
