@@ -9,6 +9,9 @@ ioc worker           stream aggregator and the database sink
 ioc api              the HTTP API
 ioc simulate         produce simulated events
 ioc keys create|list|revoke   API keys (the key is printed once; only its hash is kept)
+ioc record           record topics into MCAP files
+ioc replay           replay a recording into a sandbox namespace
+ioc recording info|verify|simulate   inspect, check or make recordings
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rich.console import Console
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.infra.process import InfraError, ServiceStatus, terminate
 from ioc.settings import get_settings
+from recordings.cli import register as register_recordings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 infra_app = typer.Typer(help="Start, stop or inspect the local Kafka and PostgreSQL.")
@@ -340,6 +344,9 @@ def run(
         for service in reversed(started):
             service.down()
         console.print("stopped")
+
+
+register_recordings(app)
 
 
 def main() -> None:

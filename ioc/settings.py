@@ -229,6 +229,21 @@ class LiveSettings(BaseModel):
     start_timeout_s: float = Field(default=10.0, ge=0)
 
 
+class RecordingSettings(BaseModel):
+    """Recordings (``ioc record``) and replays (``ioc replay``)."""
+
+    # Default: <state_dir>/recordings.
+    dir: Path | None = None
+    # Uncompressed bytes per MCAP chunk: a recording killed mid-way loses at most the
+    # chunk being filled.
+    chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
+    # A new file of the recording starts past this size or this many seconds.
+    split_bytes: int = Field(default=512 * 1024**2, ge=1024 * 1024)
+    split_s: float = Field(default=3600.0, gt=0)
+    # Where replays go unless told otherwise: a sandbox, never the live namespace.
+    sandbox_namespace: str = Field(default="sandbox", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+
+
 class Settings(BaseSettings):
     """Everything configurable, read once from the environment and ``.env``."""
 
@@ -247,6 +262,7 @@ class Settings(BaseSettings):
     streams: StreamSettings = Field(default_factory=StreamSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    recordings: RecordingSettings = Field(default_factory=RecordingSettings)
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )
@@ -301,6 +317,11 @@ class Settings(BaseSettings):
     def db_schema(self) -> str:
         """Database schema holding this namespace's tables."""
         return self.namespace
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Directory of the recordings (``IOC_RECORDINGS__DIR``, else under the state dir)."""
+        return self.recordings.dir or self.state_dir / "recordings"
 
     def topic(self, name: str) -> str:
         """Full topic name of ``name`` (like ``ioc.traffic.events``) in this namespace."""

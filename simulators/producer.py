@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +115,33 @@ class BatchSender:
             else:
                 open_[slot] = (builder, entry[1], entry[2] + 1)
         self.stats.produced[batch.domain] += len(batch)
+
+    async def append(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        label: str,
+    ) -> None:
+        """Append one record to a given partition (replays keep the recorded one); a full
+        record batch is sent on the way. ``label`` is what ``stats`` counts it under."""
+        slot = (topic, partition)
+        entry = self.open.get(slot)
+        if entry is None:
+            entry = self.open[slot] = (self.producer.create_batch(), label, 0)
+        builder = entry[0]
+        if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers) is None:
+            await self._send(slot)
+            builder = self.producer.create_batch()
+            builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+            self.open[slot] = (builder, label, 1)
+        else:
+            self.open[slot] = (builder, entry[1], entry[2] + 1)
+        self.stats.produced[label] += 1
 
     async def _send(self, slot: tuple[str, int]) -> None:
         builder, domain, records = self.open.pop(slot)

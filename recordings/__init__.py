@@ -1,0 +1,1 @@
+"""Record Kafka topics into MCAP files and replay them, paced, into a sandbox namespace."""
