@@ -144,6 +144,8 @@ class StreamSettings(BaseModel):
     """Event-time windowing."""
 
     allowed_lateness_s: int = Field(default=120, ge=0)
+    # The worker's /metrics; 0.0.0.0 in a container so Prometheus can scrape it.
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
     # The aggregator folds records in batches of up to this many, or what arrived within
     # max_wait_s.

@@ -2,7 +2,8 @@
 
 Both are mode services (mode is the service library Faust is built on) run by one
 ``mode.Worker``, which stops them cleanly on SIGINT or SIGTERM. Prometheus counters are
-served on ``IOC_STREAMS__WEB_PORT`` (loopback) at ``/metrics``.
+served on ``IOC_STREAMS__WEB_HOST``:``IOC_STREAMS__WEB_PORT`` (loopback by default) at
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from streams.sink import StateSink
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create missing topics, then run the aggregator and the sink until stopped."""
     asyncio.run(ensure_topics(settings))
-    start_http_server(settings.streams.web_port, addr="127.0.0.1")
+    start_http_server(settings.streams.web_port, addr=settings.streams.web_host)
     # mode looks levels up by their upper-case names; "info" would silently mean NOTSET.
     worker = Worker(
         Aggregator(settings),

@@ -64,7 +64,8 @@ async def test_sasl_scram_over_tls_reaches_aiokafka(
     assert client._sasl_plain_password == SASL_PASSWORD
     context = client._ssl_context
     assert isinstance(context, ssl.SSLContext)
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
     # The CA the settings name is the one, and the only one, trusted.
     assert context.get_ca_certs() == ssl.create_default_context(cafile=tls.ca).get_ca_certs()
     await producer.stop()
@@ -173,7 +174,8 @@ def test_database_require_with_a_root_cert_checks_the_ca(
     monkeypatch.setenv("IOC_DATABASE__SSLKEY", str(tls.client_key))
     context = ssl_option(Settings(_env_file=None))
     assert isinstance(context, ssl.SSLContext)
-    assert context.verify_mode == ssl.CERT_REQUIRED and not context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert not context.check_hostname
     assert len(context.get_ca_certs()) == 1
 
 
