@@ -271,7 +271,8 @@ class Replayer:
             key=record.key,
             value=value,
             timestamp_ms=record.timestamp_ms + delta,
-            headers=headers,
+            # aiokafka's record builder takes a list, nothing else.
+            headers=list(headers) if headers else [],
             label=target.topic,
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -124,7 +124,7 @@ class BatchSender:
         key: bytes | None,
         value: bytes | None,
         timestamp_ms: int,
-        headers: Sequence[tuple[str, bytes | None]] = (),
+        headers: list[tuple[str, bytes | None]],
         label: str,
     ) -> None:
         """Append one record to a given partition (replays keep the recorded one); a full
