@@ -92,6 +92,9 @@ def _feed(
 
 @router.get(
     "/sse",
+    # Stated, because FastAPI reads a default status from the response class's __init__,
+    # which EventStreamResponse has not: /openapi.json failed with a 500 without it.
+    status_code=200,
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream"},

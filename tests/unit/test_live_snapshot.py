@@ -102,3 +102,13 @@ def test_filters_accept_repeats_and_commas_and_name_bad_values() -> None:
         parse_filter(severity=["urgent"])
     with pytest.raises(Problem):
         parse_filter(entity=["x" * 200])
+
+
+def test_the_openapi_document_describes_the_event_stream() -> None:
+    from api.main import create_app
+    from ioc.settings import Settings
+
+    document = create_app(Settings(_env_file=None)).openapi()
+    operation = document["paths"]["/v1/live/sse"]["get"]
+    assert "text/event-stream" in operation["responses"]["200"]["content"]
+    assert {p["name"] for p in operation["parameters"]} >= {"domain", "area", "last-event-id"}
