@@ -43,8 +43,9 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: FilePath | None = None
     ssl_key_password: SecretStr | None = None
     ssl_check_hostname: bool = True
-    # False where an operator owns the topics (Strimzi's KafkaTopic resources): the worker
-    # then only checks that they exist with the partition count, and alters nothing.
+    # False where an operator owns the live namespace's topics (Strimzi's KafkaTopic
+    # resources): they are then only checked (present, partition count), never altered.
+    # Sandbox namespaces' topics are created all the same.
     create_topics: bool = True
     replication_factor: int = Field(default=1, ge=1)
     # Ports of the broker the launcher starts when no bootstrap servers are given.
