@@ -208,26 +208,18 @@ class EntityStore:
         return out
 
     def _has_final_minutes_to_judge(self, record: EntityRecord, watermark: int | None) -> bool:
-        rules = self.rules.rules_for(record["d"])
         last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
-        if not rules or last_final is None:
+        if last_final is None or not self.rules.rules_for(record["d"]):
             return False
-        tracks: dict[str, dict[str, Any]] = record.get("a") or {}
-        judged: list[int] = []
-        for rule in rules:
-            final = tracks.get(rule.id, {}).get("f")
-            if final is None:
-                break
-            judged.append(final)
-        # The earliest minute judged by every rule; None while some rule judged nothing.
-        done = min(judged) if len(judged) == len(rules) else None
-        if done is not None and done >= last_final:
+        judged: int | None = record.get("j")  # the last final minute its rules saw
+        if judged is not None and judged >= last_final:
             return False
         if any(
-            int(minute) <= last_final and (done is None or int(minute) > done)
+            int(minute) <= last_final and (judged is None or int(minute) > judged)
             for minute in record["b"]
         ):
             return True
+        tracks: dict[str, dict[str, Any]] = record.get("a") or {}
         return any(track.keys() & {"p", "r", "k", "a"} for track in tracks.values())
 
     def _finish(self, pending: dict[bytes, _Pending], *, partition: int, out: Batch) -> None:
@@ -235,14 +227,16 @@ class EntityStore:
         minutes the batch made final."""
         for key, entry in pending.items():
             record = entry.record
+            watermark = self.watermarks.get((record["d"], partition))
             evaluation = self.rules.evaluate(
                 record.get("a"),
                 entity_id=record["e"],
                 domain=record["d"],
                 buckets=record["b"],
-                watermark_ms=self.watermarks.get((record["d"], partition)),
+                watermark_ms=watermark,
                 lateness_ms=self.lateness_ms,
             )
+            record["j"] = last_final_minute(watermark, lateness_ms=self.lateness_ms)
             # The transitions travel in the record too ("x"): the changelog record is the
             # one write that is atomic with the state that produced them, so the sink takes
             # them from there and a crash between two topics' flushes loses no alert.

@@ -16,8 +16,9 @@ processing exact under at-least-once delivery:
   so the same event delivered twice (a producer's retry, a sensor's resend) counts once;
 - ``a``: the alert engine's state per rule (``streams.alerts``), carried along here so
   it survives crashes with the rest of the record;
-- ``x``: the alert transitions the last write produced, and ``r``: the events of kept
-  types it applied (both set by ``streams.state``, for the sink).
+- ``x``: the alert transitions the last write produced, ``r``: the events of kept
+  types it applied (both set by ``streams.state``, for the sink), and ``j``: the last
+  final minute the alert rules have seen.
 
 A minute ``[b, b + 60 s)`` is final once the watermark reaches ``b + 60 s + lateness``;
 an event for a final minute is late. Buckets of final minutes are dropped from the record
