@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import Authenticator
+from api.dashboard import install_dashboard
 from api.limits import install_body_limit
 from api.live import live_feeds
 from api.live import router as live_router
@@ -65,4 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(schemas.router)
     app.include_router(events.router)
     app.include_router(live_router)
+    install_dashboard(app)
     return app

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
@@ -42,6 +42,39 @@ class AreaSummary(BaseModel):
     domains: dict[str, DomainCount]
 
 
+class AreaShape(BaseModel):
+    """An area as a map draws it."""
+
+    id: str
+    kind: str = Field(description="province, zone or commune")
+    level: str = Field(description="For communes: ward, commune or special_zone")
+    parent_id: str | None
+    name: str
+    name_vi: str
+    lat: float
+    lon: float
+    boundary: list[list[float]] = Field(description="Simple polygon, [[lat, lon], ...]")
+    alerts_open: int = Field(description="Unresolved alerts of the entities placed in the area")
+
+
+class AreaList(BaseModel):
+    items: list[AreaShape]
+
+
+SHAPES = """
+SELECT a.id, a.kind, a.level, a.parent_id, a.name, a.name_vi, a.lat, a.lon,
+       a.boundary::text AS boundary, coalesce(n.alerts, 0) AS alerts_open
+FROM area AS a
+LEFT JOIN (
+    SELECT ae.area_id, count(*) AS alerts
+    FROM alert AS al JOIN area_entity AS ae ON ae.entity_id = al.entity_id
+    WHERE al.state <> 'resolved'
+    GROUP BY ae.area_id
+) AS n ON n.area_id = a.id
+WHERE $1::text IS NULL OR a.kind = $1
+ORDER BY CASE a.kind WHEN 'province' THEN 0 WHEN 'zone' THEN 1 ELSE 2 END, a.id
+"""
+
 COUNTS = """
 SELECT e.domain, count(*) AS entities, count(s.entity_id) AS reporting
 FROM area_entity AS ae
@@ -57,6 +90,20 @@ FROM alert AS a JOIN area_entity AS ae ON ae.entity_id = a.entity_id
 WHERE ae.area_id = $1 AND a.state <> 'resolved'
 GROUP BY a.domain
 """
+
+
+@router.get("", responses=problem_responses())
+async def list_areas(
+    caller: ViewCaller,
+    pool: PoolDep,
+    kind: Annotated[Literal["province", "zone", "commune"] | None, Query()] = None,
+) -> AreaList:
+    """Every area of the city model with its boundary and open alerts, for maps."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(SHAPES, kind)
+    return AreaList(
+        items=[AreaShape(**{**dict(r), "boundary": orjson.loads(r["boundary"])}) for r in rows]
+    )
 
 
 @router.get("/{area_id}", responses=problem_responses(404))
