@@ -1,0 +1,386 @@
+// The operations-centre dashboard: wires the key, the overview tiles, the map, the live
+// feed, the alert list and the drill-down together. Plain ES modules, no build step.
+
+import { AlertBoard } from "./alerts.js";
+import {
+  ApiError,
+  api,
+  clearKey,
+  discoverNamespaces,
+  getKey,
+  getNamespace,
+  liveUrl,
+  setKey,
+  setNamespace,
+  takeKeyFromUrl,
+} from "./api.js";
+import { DetailView } from "./detail.js";
+import { applyLabels, currentLang, nameOf, setLang, t } from "./i18n.js";
+import { LiveFeed } from "./live.js";
+import { CityMap } from "./map.js";
+import { DOMAINS } from "./metrics.js";
+import { renderTiles } from "./tiles.js";
+
+/** Markers drawn at most (a 100,000-entity city stays usable; the summary says so). */
+const MAX_MARKERS = 20000;
+const PAGE = 1000;
+/** Tiles follow the feed: at most one overview request per second while updates flow. */
+const OVERVIEW_THROTTLE_MS = 1000;
+/** About the sink's batch time (200 ms) and its write. */
+const SINK_LAG_MS = 500;
+const OVERVIEW_TRAILING_MS = 1800;
+const OVERVIEW_POLL_MS = 10000;
+const AREAS_POLL_MS = 30000;
+const DETAIL_THROTTLE_MS = 2000;
+
+const $ = (id) => document.getElementById(id);
+
+const page = {
+  areas: new Map(),
+  entities: new Map(),
+  states: new Map(),
+  registered: 0,
+  alerted: new Set(),
+  overview: null,
+  connection: { state: "idle", retryMs: 0 },
+  timers: [],
+  trailing: null,
+  feed: null,
+};
+
+/** Run `fn` at most once per `ms`, and never sooner than `delay` after the first call. */
+function throttle(fn, ms, delay = 0) {
+  let last = 0;
+  let timer = null;
+  return () => {
+    if (timer) return;
+    const wait = Math.max(delay, last + ms - Date.now());
+    timer = setTimeout(() => {
+      timer = null;
+      last = Date.now();
+      fn();
+    }, wait);
+  };
+}
+
+// --- connection status -------------------------------------------------------------
+
+function showConnection(state, retryMs = 0) {
+  page.connection = { state, retryMs };
+  const box = $("conn");
+  box.dataset.state = state;
+  const text = {
+    idle: t("connIdle"),
+    connecting: t("connConnecting"),
+    live: t("connLive"),
+    retrying: t("connRetry", { s: Math.max(1, Math.round(retryMs / 1000)) }),
+    refused: t("connIdle"),
+  }[state];
+  $("conn-text").textContent = text;
+  if (state === "refused") signOut(t("keyRefused", { detail: "401" }));
+}
+
+// --- data ---------------------------------------------------------------------------
+
+async function refreshOverview() {
+  try {
+    page.overview = await api("/v1/overview");
+    renderTiles($("tiles"), page.overview);
+  } catch {
+    // The feed's status tells the operator the API is away; the next poll retries.
+  }
+}
+const overviewThrottled = throttle(refreshOverview, OVERVIEW_THROTTLE_MS, SINK_LAG_MS);
+
+/** The feed runs ahead of the database, which the sink writes in batches: read the
+ * overview a moment after an update, and once more after the updates stop, so the tiles
+ * end up with what the last update brought. */
+function overviewSoon() {
+  overviewThrottled();
+  clearTimeout(page.trailing);
+  page.trailing = setTimeout(refreshOverview, OVERVIEW_TRAILING_MS);
+}
+
+async function refreshAreas({ redraw = false } = {}) {
+  try {
+    const { items } = await api("/v1/areas");
+    for (const area of items) page.areas.set(area.id, area);
+    if (redraw) map.setAreas(items);
+    else for (const area of items) map.setAreaAlerts(area.id, area.alerts_open);
+  } catch {
+    // as above
+  }
+}
+const areasSoon = throttle(() => refreshAreas(), 3000);
+
+async function loadEntities() {
+  page.entities.clear();
+  let total = 0;
+  await Promise.all(
+    DOMAINS.map(async (domain) => {
+      let after = "";
+      while (total < MAX_MARKERS) {
+        const body = await api(`/v1/${domain}/entities`, { params: { limit: PAGE, after } });
+        for (const entity of body.items) {
+          page.entities.set(entity.id, entity);
+          if (entity.state) page.states.set(entity.id, { event_time: entity.state.event_time });
+        }
+        total += body.items.length;
+        if (!body.next_after) break;
+        after = body.next_after;
+      }
+    }),
+  );
+  page.registered = total;
+  map.setEntities([...page.entities.values()].slice(0, MAX_MARKERS));
+  fillEntityOptions();
+  recolorAll();
+}
+
+function fillEntityOptions() {
+  const options = [...page.entities.values()].map((e) => {
+    const option = document.createElement("option");
+    option.value = `${nameOf(e)} — ${e.id}`;
+    return option;
+  });
+  $("entity-options").replaceChildren(...options);
+  $("map-summary").textContent = map.summary(page.registered);
+}
+
+function markerState(entityId) {
+  const alerts = board.forEntity(entityId);
+  const open = alerts.filter((a) => a.state === "open");
+  if (open.some((a) => a.severity === "critical")) return "critical";
+  if (open.length) return "warning";
+  if (alerts.length) return "acknowledged";
+  return page.states.has(entityId) ? "ok" : "none";
+}
+
+function recolorAll() {
+  for (const id of page.entities.keys()) map.setState(id, markerState(id));
+}
+
+// --- the live feed ------------------------------------------------------------------
+
+const detailSoon = throttle(() => detail.refresh(), DETAIL_THROTTLE_MS);
+
+function startFeed() {
+  page.feed?.stop();
+  page.feed = new LiveFeed({
+    url: (since) => liveUrl(since),
+    onStatus: showConnection,
+    stillAllowed: async () => {
+      try {
+        await api("/v1/overview");
+        return true;
+      } catch (error) {
+        return !(error instanceof ApiError && (error.status === 401 || error.status === 403));
+      }
+    },
+    onSnapshot: ({ entities, alerts, reason }) => {
+      // Why the feed started over (initial, or unknown-id after an API restart): shown to
+      // tests and to whoever inspects the page.
+      const conn = $("conn");
+      conn.dataset.snapshot = reason;
+      conn.dataset.snapshots = String(Number(conn.dataset.snapshots || 0) + 1);
+      page.states = new Map(entities.map((e) => [e.entity_id, e]));
+      board.load(alerts);
+      recolorAll();
+      refreshOverview();
+      refreshAreas();
+    },
+    onEntity: (entity) => {
+      const known = page.states.get(entity.entity_id);
+      if (known && Date.parse(known.event_time) > Date.parse(entity.event_time)) return;
+      page.states.set(entity.entity_id, entity);
+      map.setState(entity.entity_id, markerState(entity.entity_id));
+      overviewSoon();
+      if (detail.openEntity === entity.entity_id) detailSoon();
+    },
+    onAlert: (transition) => {
+      board.apply(transition);
+      map.setState(transition.entity_id, markerState(transition.entity_id));
+      overviewSoon();
+      areasSoon();
+      if (detail.openEntity === transition.entity_id) detailSoon();
+    },
+  });
+  page.feed.start();
+}
+
+// --- start, sign in, sign out -------------------------------------------------------
+
+async function start() {
+  $("login").hidden = true;
+  $("board").hidden = false;
+  $("logout").hidden = false;
+  await setUpNamespaces();
+  await loadAll();
+  for (const timer of page.timers) clearInterval(timer);
+  page.timers = [setInterval(refreshOverview, OVERVIEW_POLL_MS), setInterval(() => refreshAreas(), AREAS_POLL_MS)];
+}
+
+async function loadAll() {
+  await refreshAreas({ redraw: true });
+  await Promise.all([refreshOverview(), loadEntities().catch(() => {})]);
+  startFeed();
+}
+
+function signOut(message = "") {
+  page.feed?.stop();
+  for (const timer of page.timers) clearInterval(timer);
+  clearKey();
+  $("board").hidden = true;
+  $("logout").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message;
+  $("key").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const key = $("key").value.trim();
+  if (!key) return;
+  setKey(key);
+  try {
+    await api("/v1/overview");
+  } catch (error) {
+    clearKey();
+    $("login-error").textContent =
+      error instanceof ApiError ? t("keyRefused", { detail: error.message }) : t("apiUnreachable");
+    return;
+  }
+  $("key").value = "";
+  $("login-error").textContent = "";
+  await start();
+}
+
+async function setUpNamespaces() {
+  let names = [];
+  try {
+    names = await discoverNamespaces();
+  } catch {
+    names = [];
+  }
+  const wrap = $("ns-wrap");
+  wrap.hidden = names.length === 0;
+  if (!names.length) return;
+  const select = $("ns");
+  const current = getNamespace() || names[0];
+  select.replaceChildren(
+    ...names.map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      option.selected = name === current;
+      return option;
+    }),
+  );
+  setNamespace(current);
+}
+
+// --- language -----------------------------------------------------------------------
+
+function relabel() {
+  applyLabels();
+  $("lang").textContent = t("switchTo");
+  $("lang").lang = currentLang() === "vi" ? "en" : "vi";
+  showConnection(page.connection.state, page.connection.retryMs);
+  if (page.overview) renderTiles($("tiles"), page.overview);
+  board.render();
+  map.relabel();
+  drawLayerButtons();
+  if (page.entities.size) fillEntityOptions();
+  detail.relabel();
+}
+
+function drawLayerButtons() {
+  const group = $("layers");
+  const label = $("layers-label");
+  const buttons = DOMAINS.map((domain) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = `layer layer-${domain}`;
+    b.dataset.domain = domain;
+    b.textContent = t(`domains.${domain}`);
+    b.setAttribute("aria-pressed", String(!map.hidden.has(domain)));
+    return b;
+  });
+  group.replaceChildren(label, ...buttons);
+}
+
+// --- the parts ----------------------------------------------------------------------
+
+const map = new CityMap($("map"), { onSelect: (id, domain) => openDetail(id, domain) });
+const board = new AlertBoard({
+  list: $("alert-list"),
+  empty: $("alerts-empty"),
+  count: $("alert-count"),
+  announce: $("announce"),
+  act: (id, action) => api(`/v1/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST" }),
+  open: (id, domain) => openDetail(id, domain),
+  entityName: (id) => nameOf(page.entities.get(id)) || id,
+  // Markers follow the list: an acknowledged or resolved alert recolours its entity.
+  changed: () => {
+    const now = new Set(board.all().map((a) => a.entity_id));
+    for (const id of new Set([...page.alerted, ...now])) map.setState(id, markerState(id));
+    page.alerted = now;
+  },
+});
+const detail = new DetailView({
+  dialog: $("detail"),
+  areaName: (id) => nameOf(page.areas.get(id)) || id,
+  alertsOf: (id) => board.forEntity(id),
+  onClose: () => map.setSelected(null),
+});
+
+function openDetail(id, domain) {
+  map.setSelected(id);
+  detail.open(id, domain || page.entities.get(id)?.domain || "traffic");
+}
+
+function find(event) {
+  event.preventDefault();
+  const query = $("find-input").value.trim();
+  if (!query) return;
+  const byId = query.includes(" — ") ? query.split(" — ").pop() : query;
+  const fold = (s) => s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/đ/gi, "d").toLowerCase();
+  const entity =
+    page.entities.get(byId) ||
+    [...page.entities.values()].find((e) => fold(e.name || "") === fold(query) || fold(e.name_vi || "") === fold(query));
+  if (!entity) {
+    $("find-error").textContent = t("notFound", { q: query });
+    return;
+  }
+  $("find-error").textContent = "";
+  openDetail(entity.id, entity.domain);
+}
+
+$("lang").addEventListener("click", () => {
+  setLang(currentLang() === "vi" ? "en" : "vi");
+  relabel();
+});
+$("logout").addEventListener("click", () => signOut());
+$("login-form").addEventListener("submit", signIn);
+$("find").addEventListener("submit", find);
+$("layers").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-domain]");
+  if (!button) return;
+  const visible = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(visible));
+  map.showDomain(button.dataset.domain, visible);
+});
+$("ns").addEventListener("change", async (event) => {
+  setNamespace(event.target.value);
+  page.states.clear();
+  await loadAll();
+});
+
+setLang(currentLang());
+relabel();
+takeKeyFromUrl();
+if (getKey()) {
+  start();
+} else {
+  signOut();
+}
