@@ -321,6 +321,7 @@ def run(
     sample = "qn-ix-halong-001"
     console.print(
         f"[bold green]Smart-city IOC is running[/] (namespace {settings.namespace})\n"
+        f"  board  {url}/?key={demo_key}  (the operations-centre dashboard)\n"
         f"  open   {url}/docs\n"
         f"  series {url}/v1/traffic/entities/{sample}/series?metric=vehicles\n"
         f"  key    {demo_key}  (admin, this demo only: send it as X-API-Key)\n"

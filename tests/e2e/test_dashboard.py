@@ -226,6 +226,22 @@ async def test_drill_down_chart_shows_the_entity_history(
     assert browser.errors == []
 
 
+async def test_a_refused_key_brings_the_sign_in_form_back(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    page = browser.page
+    await page.goto(f"{dashboard.base}/?key=ioc_not-a-key-of-this-api")
+    await expect(page.locator("#login")).to_be_visible(timeout=15_000)
+    await expect(page.locator("#login-error")).to_contain_text("Khóa không hợp lệ")
+    assert await page.evaluate("sessionStorage.getItem('ioc.key')") is None
+    # The form signs in with a good key, from the keyboard.
+    await expect(page.locator("#key")).to_be_focused()
+    await page.keyboard.type(VIEW_KEY)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+    await expect(page.locator("#login")).to_be_hidden()
+
+
 async def test_page_reconnects_after_the_api_restarts(
     dashboard: Dashboard, browser: Browser
 ) -> None:

@@ -82,7 +82,8 @@ export class DetailView {
     const seen = detail.state ? t("lastSeen", { time: formatTime(detail.state.event_time, { seconds: true, date: true }) }) : t("neverSeen");
     rows.push(["", seen]);
     for (const [field, value] of Object.entries(detail.state?.data || {})) {
-      rows.push([field, typeof value === "number" ? formatNumber(value, 2) : String(value)]);
+      // Payload fields named like metrics get the metric's label; others keep their name.
+      rows.push([t(`metrics.${field}`), typeof value === "number" ? formatNumber(value, 2) : String(value)]);
     }
     list.replaceChildren(
       ...rows.flatMap(([k, v]) => {
