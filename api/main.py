@@ -17,6 +17,8 @@ from api.problems import install_problem_handlers
 from api.publisher import Publisher
 from api.routes import alerts, areas, entities, events, health, metrics, overview, schemas, series
 from api.routes.metrics import install_metrics
+from api.routes.recordings import router as recordings_router
+from api.routes.replays import router as replays_router
 from ioc.db.pool import create_pool
 from ioc.settings import Settings, get_settings
 
@@ -35,6 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with live_feeds(app, settings):
                 yield
         finally:
+            # Replays stop and recordings get their summary before Kafka clients go.
+            jobs = getattr(app.state, "recording_jobs", None)
+            if jobs is not None:
+                await jobs.close()
             await app.state.publisher.stop()
             await app.state.pool.close()
 
@@ -65,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(schemas.router)
     app.include_router(events.router)
+    app.include_router(recordings_router)
+    app.include_router(replays_router)
     app.include_router(live_router)
     install_dashboard(app)
     return app

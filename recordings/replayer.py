@@ -33,7 +33,7 @@ from recordings.controller import ReplayController, ReplayState, Seek
 from recordings.frame import KafkaRecord
 from recordings.options import ReplayOptions
 from recordings.reader import RecordingError, TopicInfo
-from recordings.recording import Recording
+from recordings.recording import Recording, Report
 from recordings.timeshift import shift_headers, shift_value
 from simulators.producer import BatchSender, ProduceStats, make_producer
 from streams.kafka import client_options
@@ -64,6 +64,7 @@ class Replayer:
         controller: ReplayController | None = None,
         *,
         timings: list[tuple[float, float]] | None = None,
+        report: Report | None = None,
     ) -> None:
         if target.namespace != options.namespace:
             raise ReplayError("target settings and options name different namespaces")
@@ -76,12 +77,15 @@ class Replayer:
         #: (due, sent) monotonic times of paced records, when asked (benchmarks).
         self.timings = timings
         self.sender: BatchSender | None = None
+        self.report = report
 
     async def run(self) -> None:
         """Replay until the end (every pass when looping), a stop, or an error."""
         progress = self.controller.progress
         try:
-            report = await asyncio.to_thread(self.recording.scan)
+            report = self.report
+            if report is None:
+                report = await asyncio.to_thread(self.recording.scan)
             damage = report.damage
             if damage is not None and not self.options.partial:
                 raise RecordingError(
