@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from playwright.async_api import Page, expect
 
 from streams.topics import raw_topic
@@ -22,6 +23,8 @@ from tests.utils.events import Record, flow_value
 from tests.utils.kafka import produce
 
 VIEW_KEY = KEYS["view"]
+#: On a fresh machine the first test's setup installs Chromium from Debian's packages.
+pytestmark = pytest.mark.timeout(600)
 
 
 def detection(entity: str, at: datetime, *, kind: str, confidence: float) -> Record:
