@@ -78,6 +78,7 @@ class Replayer:
         self.timings = timings
         self.sender: BatchSender | None = None
         self.report = report
+        self.sending = (0.0, 0.0)
 
     async def run(self) -> None:
         """Replay until the end (every pass when looping), a stop, or an error."""
@@ -101,9 +102,13 @@ class Replayer:
                 progress.state = (
                     ReplayState.PAUSED if self.controller.paused else ReplayState.RUNNING
                 )
+                #: perf_counter at the first pass and once Kafka acknowledged the last
+                #: record: the sending rate without the scan and the topic checks.
+                self.sending = (time.perf_counter(), 0.0)
                 await self._passes()
                 await self.sender.flush()
                 await self.sender.settle()
+                self.sending = (self.sending[0], time.perf_counter())
             finally:
                 await producer.stop()
             progress.errors = self.stats.total_errors
