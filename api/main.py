@@ -10,11 +10,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import Authenticator
 from api.dashboard import install_dashboard
+from api.inputs import install_input_guards
 from api.limits import install_body_limit
 from api.live import live_feeds
 from api.live import router as live_router
 from api.problems import install_problem_handlers
 from api.publisher import Publisher
+from api.redact import install_log_redaction
 from api.routes import alerts, areas, entities, events, health, metrics, overview, schemas, series
 from api.routes.metrics import install_metrics
 from api.routes.recordings import router as recordings_router
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = Authenticator(settings)
     install_problem_handlers(app)
     install_body_limit(app, max_bytes=settings.api.max_body_bytes)
+    install_input_guards(app)
+    install_log_redaction()
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -130,6 +130,11 @@ def decode(
             raise Rejection("not_json", str(exc)) from None
     if not isinstance(raw, dict):
         raise Rejection("not_object", f"got a JSON {type(raw).__name__}")
+    # PostgreSQL's text and jsonb cannot hold U+0000: accepted, such an event would be
+    # refused by the database on every retry and stop the sink behind it. In JSON text a
+    # NUL can only be written as the escape \u0000; in binary mode it can come in headers.
+    if b"\\u0000" in value or any(isinstance(v, str) and "\x00" in v for v in raw.values()):
+        raise Rejection("invalid_field", "a string holds U+0000 (NUL), which cannot be stored")
     try:
         envelope = CloudEvent.model_validate(raw)
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""100,000 hostile messages straight into the raw topics while normal traffic flows: the
+"""100,000 hostile messages (15 kinds) straight into the raw topics while normal traffic flows: the
 worker stays up, normal aggregates stay exact, every hostile message is dead-lettered
 with its reason."""
 
@@ -48,7 +48,7 @@ def hostile_messages(normal: list[SimEvent], *, count: int, seed: int = 9) -> It
         event = orjson.loads(good.value)
         domain, key, value = good.domain, good.key, good.value
         headers: list[tuple[str, bytes]] = []
-        kind = n % 14
+        kind = n % 15
         if kind == 0:
             noise = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
             value, reason = b"\xff" + noise, "not_json"  # never valid UTF-8
@@ -82,6 +82,10 @@ def hostile_messages(normal: list[SimEvent], *, count: int, seed: int = 9) -> It
             value, reason = _swap(value, event["id"], event["id"] + "\udcff"), "not_json"
         elif kind == 12:
             value, reason = value[:-1] + b',"specversion":"0.3"}', "invalid_field"
+        elif kind == 13:
+            # Valid but for a NUL, which PostgreSQL's text and jsonb cannot store.
+            event["id"] += "\u0000"
+            value, reason = orjson.dumps(event), "invalid_field"
         else:
             # Binary mode (ce_* headers) announcing a payload that is not JSON.
             headers = [("ce_specversion", b"1.0"), ("ce_type", event["type"].encode())]

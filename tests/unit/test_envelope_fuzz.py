@@ -152,6 +152,7 @@ HOSTILE: list[tuple[str, bytes, str]] = [
         _text(VALID).replace('"e-1"', '"' + "x" * 1_000_000 + '"').encode(),
         "invalid_field",
     ),
+    ("NUL in the id", _text(VALID).replace('"e-1"', '"e\\u0000-1"').encode(), "invalid_field"),
     ("empty", b"", "not_json"),
     ("null", b"null", "not_object"),
 ]

@@ -1,0 +1,56 @@
+"""Refusing URLs that carry U+0000 (NUL) before any route sees them.
+
+PostgreSQL's text cannot hold NUL; a parameter with one would reach a query and fail
+there as a server error. Refused here as a 400 problem naming the cause.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import problem_body
+
+
+def _has_nul(scope: Scope) -> bool:
+    path: str = scope.get("path", "")
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in path or b"\x00" in unquote_to_bytes(query)
+
+
+class RefuseNul:
+    """ASGI middleware: 400 problem+json for a NUL in the path or query string."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not _has_nul(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "NUL in the URL"})
+            return
+        body = orjson.dumps(
+            problem_body(
+                status=400,
+                slug="nul-character",
+                title="NUL character in the URL",
+                detail="a path or query parameter holds U+0000, which no parameter may hold",
+                instance=scope.get("path", "").replace("\x00", "\\u0000"),
+            )
+        )
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def install_input_guards(app: FastAPI) -> None:
+    """Refuse NUL characters in URLs."""
+    app.add_middleware(RefuseNul)
