@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from api.live.hub import Hub, Subscription
 from api.live.messages import sse_event
 from api.live.outbox import SLOW_CONSUMER, OutboxClosed
-from api.live.snapshot import merge, read_database, snapshot_bodies
+from api.live.snapshot import merge, read_database, resolved_among, snapshot_bodies
 from ioc.settings import LiveSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ class Feed:
         else:
             async with self.pool.acquire() as conn:
                 rows = await read_database(conn, sub.filter)
-            entities, alerts = merge(sub, *rows)
+                closed = await resolved_among(conn, [t["alert_id"] for t in sub.overlay_alerts])
+            entities, alerts = merge(sub, *rows, closed=closed)
             sub.overlay_entities, sub.overlay_alerts = [], []
             for body, event_id in snapshot_bodies(
                 sub, entities, alerts, chunk=self.settings.snapshot_chunk

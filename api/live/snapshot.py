@@ -7,7 +7,7 @@ reflects everything up to that position and the updates that follow continue it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from datetime import datetime
 from typing import Any
 
@@ -88,14 +88,38 @@ async def read_database(
     return entities, alerts
 
 
+async def resolved_among(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, alert_ids: list[str]
+) -> set[str]:
+    """Which of these alerts the database holds as resolved (by the rules or an operator)."""
+    if not alert_ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT alert_id::text FROM alert WHERE state = 'resolved' AND alert_id = ANY($1::uuid[])",
+        sorted(set(alert_ids)),
+    )
+    return {row["alert_id"] for row in rows}
+
+
 def merge(
-    subscription: Subscription, entities: list[dict[str, Any]], alerts: list[dict[str, Any]]
+    subscription: Subscription,
+    entities: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    *,
+    closed: Set[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Lay the hub's overlay over the database rows and apply the filter to the result."""
+    """Lay the hub's overlay over the database rows and apply the filter to the result.
+
+    An overlay transition of an alert the database already holds as resolved (in
+    ``closed``: an operator resolved it, or the resolve was written before this snapshot)
+    does not bring it back.
+    """
     f = subscription.filter
     by_alert = {a["alert_id"]: a for a in alerts}
     for t in subscription.overlay_alerts:
         row = by_alert.get(t["alert_id"])
+        if t["alert_id"] in closed:
+            continue
         if t["state"] == "resolve":
             by_alert.pop(t["alert_id"], None)
         elif row is None:

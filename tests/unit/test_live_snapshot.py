@@ -66,6 +66,16 @@ def test_newer_hub_knowledge_wins_and_resolved_alerts_leave_the_snapshot() -> No
     ]
 
 
+def test_an_alert_the_database_holds_as_resolved_does_not_come_back_from_the_hub() -> None:
+    hub = Hub(replay_messages=10, max_entities=10, max_alerts=10, epoch="ep")
+    hub.publish_alert(transition("e6"))  # the hub saw it open; an operator resolved it since
+    hub.publish_alert(transition("e7"))  # opened, not written yet
+    sub = hub.subscribe(LiveFilter())
+    resolved = transition("e6")["alert_id"]
+    _, open_alerts = merge(sub, [], [], closed={resolved})
+    assert [a["entity_id"] for a in open_alerts] == ["e7"]
+
+
 def test_the_filter_applies_to_the_merged_snapshot() -> None:
     hub = Hub(replay_messages=10, max_entities=10, max_alerts=10, epoch="ep")
     hub.publish_state(state_record("h1", domain="hospital"))
