@@ -1,0 +1,308 @@
+"""Live feed latency: an event published to a raw topic until it reaches WebSocket clients.
+
+    .venv/bin/python -m benchmarks.bench_live [--clients 200] [--rate 5000]
+        [--entities 2000] [--seconds 60] [--subscribe probe|all]
+
+In a fresh namespace, an ``ioc worker`` and an ``ioc api`` run as processes of their own,
+and ``ioc simulate`` (a third process) produces live-time events (event time = now) at
+about ``--rate`` events/s. ``--clients`` WebSocket clients connect to ``/v1/live``, either
+to the probe entity alone (``probe``: an operator's drill-down) or to the whole feed
+(``all``: what the dashboard opens). Five times a second this process publishes a flow
+event of a dedicated probe entity whose event time is the moment it was made; each client
+times the arrival of the probe's entity update against that event time (one clock: all of
+it runs on this machine). The same load runs through two phases of ``--seconds`` each:
+
+- **A**: the clients alone;
+- **B**: the same, plus one client that completed the WebSocket handshake and then never
+  reads (a raw socket with a tiny receive window), subscribed to the whole feed.
+
+Where the time goes: a plain consumer of ``ioc.state`` in this process sees the probe's
+state records too; their Kafka timestamp is when the worker produced them. So each
+delivery splits into event -> worker's produce (fetch wait, batch, fold), -> seen on
+``ioc.state`` (producer linger, acks, a consumer's fetch) and -> client (the API's
+consumer, the hub, the send). CPU of each process per phase is read from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from websockets.asyncio.client import ClientConnection, connect
+
+from benchmarks.soak import rate_multiplier
+from ioc.db.migrate import migrate
+from ioc.settings import Settings
+from streams.admin import ensure_topics
+from streams.catalog import DOMAINS
+from streams.envelope import encode
+from streams.kafka import client_options
+from streams.topics import STATE_TOPIC, raw_topic, topic_specs
+from tests.utils.apikeys import KEYS, keys_env
+from tests.utils.services import Process, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = "bench-probe-0001"
+PROBE_MARK = f'"entity_id":"{PROBE}"'.encode()
+PROBES_PER_S = 5.0
+WARMUP_S = 15.0
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; NaN for no samples."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Deliveries:
+    """Probe arrivals: (phase, ms from event time to arrival) per client, and per hop."""
+
+    def __init__(self) -> None:
+        self.phase = "warmup"
+        self.client_ms: dict[str, list[float]] = {}
+        self.worker_ms: dict[str, list[float]] = {}  # event time -> state record produced
+        self.state_ms: dict[str, list[float]] = {}  # event time -> state record consumed
+
+    def add(self, into: dict[str, list[float]], value: float) -> None:
+        into.setdefault(self.phase, []).append(value)
+
+
+def event_ms(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp() * 1000
+
+
+async def read_client(ws: ClientConnection, got: Deliveries) -> None:
+    """Time every probe update this client receives; everything else is only counted."""
+    with contextlib.suppress(Exception):
+        while True:
+            data = await ws.recv(decode=False)
+            if PROBE_MARK not in data:
+                continue
+            now = time.time() * 1000
+            message = orjson.loads(data)
+            if message.get("type") == "entity":
+                got.add(got.client_ms, now - event_ms(message["entity"]["event_time"]))
+
+
+async def tap_state(settings: Settings, got: Deliveries) -> None:
+    """The probe's ``ioc.state`` records: when the worker produced them, when they arrive."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
+    await consumer.start()
+    try:
+        topic = settings.topic(STATE_TOPIC)
+        tps = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        while True:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                now = time.time() * 1000
+                for record in records:
+                    if record.key == PROBE.encode() and record.value:
+                        t = orjson.loads(record.value)["t"]
+                        got.add(got.worker_ms, record.timestamp - t)
+                        got.add(got.state_ms, now - t)
+    finally:
+        await consumer.stop()
+
+
+async def send_probes(settings: Settings) -> None:
+    """A flow event of the probe entity every 1/PROBES_PER_S s, event time = when made."""
+    producer = AIOKafkaProducer(acks="all", linger_ms=0, **client_options(settings))
+    await producer.start()
+    topic = raw_topic(settings, "traffic")
+    try:
+        n = 0
+        while True:
+            at = datetime.now(UTC)
+            value = encode(
+                event_type="city.traffic.flow.v1",
+                subject=PROBE,
+                time=at,
+                data={"vehicles": n % 50, "avg_speed_kmh": 40.0, "occupancy_pct": 20.0},
+                event_id=f"probe-{uuid.uuid4().hex}",
+                source="/bench/live",
+            )
+            await producer.send(
+                topic, value, key=PROBE.encode(), timestamp_ms=int(at.timestamp() * 1000)
+            )
+            n += 1
+            await asyncio.sleep(1 / PROBES_PER_S)
+    finally:
+        await producer.stop()
+
+
+def stalled_client(base: str) -> socket.socket:
+    """A WebSocket handshake to the whole feed, then nothing is ever read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    host, port = base.removeprefix("http://").split(":")
+    sock.connect((host, int(port)))
+    sock.sendall(
+        f"GET /v1/live?api_key={KEYS['view']} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    return sock
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
+    settings = base.model_copy(update={"namespace": f"bench_{uuid.uuid4().hex[:8]}"})
+    await migrate(settings)
+    await ensure_topics(settings)
+    env = {"IOC_NAMESPACE": settings.namespace, "IOC_STATE_DIR": str(base.state_dir)}
+    worker = Process(["worker"], env={**env, "IOC_STREAMS__WEB_PORT": "0"}, log=logs / "w.log")
+    worker.start()
+    wait_for(lambda: "Worker ready" in worker.log.read_text(), timeout=90, what="the worker")
+    port = free_port()
+    api = Process(
+        ["api", "--port", str(port)],
+        env={**env, **keys_env(), "IOC_API__RATE_PER_S": "10000", "IOC_API__RATE_BURST": "10000"},
+        log=logs / "api.log",
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    duration = WARMUP_S + 2 * args.seconds + 10
+    multiplier = rate_multiplier(entities=args.entities, rate=args.rate, start=datetime.now(UTC))
+    load = Process(
+        [
+            *("simulate", "--entities", str(args.entities), "--rate", f"{multiplier:.3f}"),
+            *("--speed", "1", "--duration", str(duration), "--namespace", settings.namespace),
+        ],
+        env=env,
+        log=logs / "simulate.log",
+    )
+    got = Deliveries()
+    clients: list[ClientConnection] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="API")
+        query = f"api_key={KEYS['view']}" + (
+            f"&entity={PROBE}" if args.subscribe == "probe" else ""
+        )
+        for _ in range(0, args.clients, 20):
+            clients += await asyncio.gather(
+                *(
+                    connect(f"ws://127.0.0.1:{port}/v1/live?{query}", max_size=None)
+                    for _ in range(min(20, args.clients - len(clients)))
+                )
+            )
+        tasks = [asyncio.create_task(read_client(ws, got)) for ws in clients]
+        tasks += [asyncio.create_task(tap_state(settings, got))]
+        load.start()
+        tasks += [asyncio.create_task(send_probes(settings))]
+        await asyncio.sleep(WARMUP_S)
+        pids = {"worker": worker, "api": api, "simulate": load}
+        cpu: dict[str, dict[str, float]] = {}
+        stalled: socket.socket | None = None
+        for phase in ("A", "B"):
+            if phase == "B":
+                stalled = stalled_client(url)
+            before = {n: cpu_s(p.popen.pid) for n, p in pids.items() if p.popen}
+            before["bench (clients)"] = cpu_s(os.getpid())
+            got.phase = phase
+            await asyncio.sleep(args.seconds)
+            got.phase = "drain"
+            after = {n: cpu_s(p.popen.pid) for n, p in pids.items() if p.popen}
+            after["bench (clients)"] = cpu_s(os.getpid())
+            cpu[phase] = {n: (after[n] - before[n]) / args.seconds for n in before}
+        stalled_closed = "?"
+        if stalled is not None:
+            stalled.setblocking(False)
+            data = bytearray()
+            with contextlib.suppress(BlockingIOError):
+                while chunk := stalled.recv(1 << 20):
+                    data += chunk
+            stalled_closed = "slow-consumer" if b"slow-consumer" in data else "no"
+            stalled.close()
+        report(args, got, cpu, stalled_closed, load_avg=os.getloadavg()[0])
+        slow = api.log.read_text(errors="replace").count("let go: slow-consumer")
+        print(f"\nclients let go as slow consumers (API log): {slow}")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+        for process in (load, api, worker):
+            process.stop()
+        await drop_topics(settings)
+
+
+async def drop_topics(settings: Settings) -> None:
+    """Delete the namespace's topics: the shared broker's open files are counted."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        await admin.delete_topics([s.name for s in topic_specs(settings, DOMAINS)])
+    finally:
+        await admin.close()
+
+
+def report(
+    args: argparse.Namespace,
+    got: Deliveries,
+    cpu: dict[str, dict[str, float]],
+    stalled_closed: str,
+    *,
+    load_avg: float,
+) -> None:
+    commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
+    print(
+        f"\ncommit {commit}; {platform.machine()}, {os.cpu_count()} cores, load {load_avg:.1f}; "
+        f"{args.clients} clients subscribed to {args.subscribe}; {args.rate:,.0f} events/s over "
+        f"{args.entities:,} entities; {PROBES_PER_S:.0f} probes/s; phases of {args.seconds} s\n"
+    )
+    print(
+        "| phase | deliveries | p50 (ms) | p99 (ms) | max (ms) | event -> worker produced "
+        "p50/p99 | event -> ioc.state consumed p50/p99 | CPU (cores) |"
+    )
+    print("|---|---:|---:|---:|---:|---|---|---|")
+    for phase, label in (("A", "A: clients"), ("B", "B: + one client never reading")):
+        ms = got.client_ms.get(phase, [])
+        w, s = got.worker_ms.get(phase, []), got.state_ms.get(phase, [])
+        load = ", ".join(f"{n} {v:.2f}" for n, v in cpu.get(phase, {}).items())
+        print(
+            f"| {label} | {len(ms):,} | {percentile(ms, 0.5):.0f} | {percentile(ms, 0.99):.0f} "
+            f"| {max(ms, default=float('nan')):.0f} "
+            f"| {percentile(w, 0.5):.0f} / {percentile(w, 0.99):.0f} "
+            f"| {percentile(s, 0.5):.0f} / {percentile(s, 0.99):.0f} | {load} |"
+        )
+    print(f"\nthe client that never read was closed with slow-consumer: {stalled_closed}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=5000)
+    parser.add_argument("--entities", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--subscribe", choices=("probe", "all"), default="probe")
+    args = parser.parse_args()
+    base = Settings(state_dir=ROOT / ".ioc")
+    logs = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    print(f"logs in {logs}", flush=True)
+    await run(args, base, logs)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
