@@ -40,6 +40,7 @@ from streams.admin import ensure_topics
 from streams.envelope import decode, encode
 from streams.kafka import client_options
 from streams.topics import raw_topic
+from tests.utils.namespaces import drop_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2024, 9, 7, 0, 0, tzinfo=UTC)
@@ -224,6 +225,7 @@ async def main() -> None:
         validated_rate = await baseline(settings, args.events, validate=True)
         logs = Path(tempfile.mkdtemp())
         rate, sustained, peak = await run_workers(settings, args.events, logs, workers=workers)
+        await drop_namespace(settings)
         print(
             f"| {commit_id().strip()} | {machine} | {settings.kafka.partitions} | {workers} "
             f"| {args.events:,} | {args.entities:,} | {base_rate:,.0f} | {validated_rate:,.0f} "

@@ -37,6 +37,7 @@ from streams.admin import ensure_topics
 from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import raw_topic
+from tests.utils.namespaces import drop_namespace
 from tests.utils.truth import events_in_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,7 @@ async def run_soak(
             worker.terminate()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(worker.wait(), 30)
+        await drop_namespace(settings)
 
 
 def commit_id() -> str:

@@ -56,6 +56,13 @@ async def ensure_topics(settings: Settings, *, attempts: int = 30) -> list[str]:
                     for s in wanted
                 ]
             )
+        # The controller has them; wait until the broker's metadata lists them too, so a
+        # client started right after (a worker, a check) finds them.
+        names = {s.name for s in wanted}
+        for _ in range(100):
+            if names <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.1)
         return [s.name for s in wanted]
     finally:
         await admin.close()

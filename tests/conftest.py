@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,14 +44,19 @@ NamespaceFactory = Callable[[], Awaitable[Namespace]]
 
 
 @pytest.fixture
-def namespace_factory(infra: Settings, tmp_path: Path) -> NamespaceFactory:
-    """Makes fresh namespaces, each with its topics created and its schema migrated."""
+async def namespace_factory(infra: Settings, tmp_path: Path) -> AsyncIterator[NamespaceFactory]:
+    """Makes fresh namespaces, each with its topics created and its schema migrated;
+    drops them after the test."""
     from ioc.db.migrate import migrate
     from streams.admin import ensure_topics
+    from tests.utils.namespaces import drop_namespace
+
+    made: list[Settings] = []
 
     async def make() -> Namespace:
         name = f"t_{uuid.uuid4().hex[:10]}"
         settings = infra.model_copy(update={"namespace": name})
+        made.append(settings)
         await migrate(settings)
         await ensure_topics(settings)
         env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
@@ -59,7 +64,9 @@ def namespace_factory(infra: Settings, tmp_path: Path) -> NamespaceFactory:
         logs.mkdir()
         return Namespace(settings=settings, env=env, logs=logs)
 
-    return make
+    yield make
+    for settings in made:
+        await drop_namespace(settings)
 
 
 @pytest.fixture

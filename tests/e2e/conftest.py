@@ -23,6 +23,7 @@ from tests.conftest import Namespace
 from tests.integration.conftest import start_worker
 from tests.utils.apikeys import keys_env
 from tests.utils.live_clients import EventClock
+from tests.utils.namespaces import drop_namespace
 from tests.utils.services import ROOT, Process, free_port, wait_for
 
 #: Screenshots of every browser test, one per test (ignored by git).
@@ -116,6 +117,7 @@ async def dashboard(
         if board.api is not None:
             board.api.stop()
         worker.stop()
+        await drop_namespace(settings)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from ioc.settings import Settings
 from tests.conftest import Namespace
 from tests.utils.apikeys import keys_env
+from tests.utils.namespaces import drop_namespace
 from tests.utils.services import Process, free_port, wait_for
 
 
@@ -72,8 +73,11 @@ def api(namespace: Namespace) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def module_namespace(infra: Settings, tmp_path_factory: pytest.TempPathFactory) -> Namespace:
-    """One namespace shared by the tests of a module (topics created, schema migrated)."""
+async def module_namespace(
+    infra: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Namespace]:
+    """One namespace shared by the tests of a module (topics created, schema migrated),
+    dropped after the module."""
     from ioc.db.migrate import migrate
     from streams.admin import ensure_topics
 
@@ -82,4 +86,5 @@ async def module_namespace(infra: Settings, tmp_path_factory: pytest.TempPathFac
     await migrate(settings)
     await ensure_topics(settings)
     env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    return Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))
+    yield Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))
+    await drop_namespace(settings)

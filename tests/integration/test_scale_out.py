@@ -13,6 +13,7 @@ from tests.conftest import Namespace
 from tests.integration.conftest import start_worker
 from tests.integration.test_stream_exactness import produce_events, settle, simulated
 from tests.integration.test_stream_failures import wait_events
+from tests.utils.namespaces import drop_namespace
 from tests.utils.services import Process, wait_for
 from tests.utils.truth import database_rows, events_in_database, truth_of
 
@@ -68,3 +69,4 @@ async def test_three_workers_share_partitions_and_survive_a_kill_9(
     finally:
         for worker in workers:
             worker.stop()
+        await drop_namespace(ns.settings)

@@ -15,6 +15,7 @@ from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import topic_specs
 from tests.conftest import Namespace
+from tests.utils.namespaces import drop_namespace
 
 
 def owned_by_operator(settings: Settings, **changes: object) -> Settings:
@@ -67,5 +68,8 @@ async def test_sandbox_namespaces_still_get_their_topics(infra: Settings) -> Non
         infra.model_copy(update={"namespace": f"t_{uuid.uuid4().hex[:10]}"})
     )
     created = await ensure_topics(settings)
-    assert settings.topic("ioc.state") in created
-    await check(settings)
+    try:
+        assert settings.topic("ioc.state") in created
+        await check(settings)
+    finally:
+        await drop_namespace(settings)

@@ -29,6 +29,7 @@ from tests.utils.live_clients import (
     EventClock,
     Received,
 )
+from tests.utils.namespaces import drop_namespace
 from tests.utils.services import Process, free_port, wait_for
 
 BAD = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
@@ -127,6 +128,7 @@ async def live_env(
     finally:
         api.stop()
         worker.stop()
+        await drop_namespace(settings)
 
 
 def minutes_of(live: Live, entity: str, pattern: str) -> list[Record]:
