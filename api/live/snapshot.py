@@ -122,6 +122,13 @@ def merge(
             continue
         if t["state"] == "resolve":
             by_alert.pop(t["alert_id"], None)
+        elif t["state"] == "acknowledge":  # an operator's, pushed by the API
+            by_alert[t["alert_id"]] = {
+                **(row or {k: v for k, v in t.items() if k not in ("state", "by")}),
+                "state": "acknowledged",
+                "acknowledged_by": t.get("by"),
+                "acknowledged_at": t["updated_at"],
+            }
         elif row is None:
             by_alert[t["alert_id"]] = {
                 **{k: v for k, v in t.items() if k != "state"},

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -12,9 +13,14 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
-from api.deps import PoolDep
+from api.deps import PoolDep, PublisherDep, SettingsDep
 from api.problems import Problem, problem_responses
+from api.publisher import KafkaUnavailable, OutRecord, Publisher
+from ioc.settings import Settings
 from streams.catalog import DOMAINS
+from streams.topics import ALERTS_TOPIC
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -144,16 +150,59 @@ AlertId = Annotated[uuid.UUID, Path(description="The alert's id")]
 
 
 @router.post("/{alert_id}/ack", responses=problem_responses(404, 409))
-async def acknowledge_alert(caller: ViewCaller, pool: PoolDep, alert_id: AlertId) -> AlertPublic:
+async def acknowledge_alert(
+    caller: ViewCaller,
+    pool: PoolDep,
+    settings: SettingsDep,
+    publisher: PublisherDep,
+    alert_id: AlertId,
+) -> AlertPublic:
     """Acknowledge an open alert: records the key's name and the time."""
-    return await _act(pool, ACK, alert_id, caller.name, "acknowledge")
+    alert = await _act(pool, ACK, alert_id, caller.name, "acknowledge")
+    await _tell_live_feeds(publisher, settings, alert, verb="acknowledge", who=caller.name)
+    return alert
 
 
 @router.post("/{alert_id}/resolve", responses=problem_responses(404, 409))
-async def resolve_alert(caller: ViewCaller, pool: PoolDep, alert_id: AlertId) -> AlertPublic:
+async def resolve_alert(
+    caller: ViewCaller,
+    pool: PoolDep,
+    settings: SettingsDep,
+    publisher: PublisherDep,
+    alert_id: AlertId,
+) -> AlertPublic:
     """Resolve an open or acknowledged alert by hand: records the key's name and the time.
 
     The rule engine keeps its own view: while the condition holds it opens no new alert
     for the same rule and entity.
     """
-    return await _act(pool, RESOLVE, alert_id, caller.name, "resolve")
+    alert = await _act(pool, RESOLVE, alert_id, caller.name, "resolve")
+    await _tell_live_feeds(publisher, settings, alert, verb="resolve", who=caller.name)
+    return alert
+
+
+async def _tell_live_feeds(
+    publisher: Publisher, settings: Settings, alert: AlertPublic, *, verb: str, who: str
+) -> None:
+    """Put the operator's action on ``ioc.alerts`` so every screen's live feed shows it.
+
+    The database already holds it; if Kafka does not take it, screens see it at their
+    next snapshot, so the request still succeeds.
+    """
+    now = datetime.now(UTC)
+    message = {
+        **alert.model_dump(mode="json"),
+        "state": verb,
+        "updated_at": now.isoformat().replace("+00:00", "Z"),
+        "by": who,
+    }
+    record = OutRecord(
+        topic=settings.topic(ALERTS_TOPIC),
+        key=alert.entity_id.encode(),
+        value=orjson.dumps(message),
+        timestamp_ms=int(now.timestamp() * 1000),
+    )
+    try:
+        await publisher.send([record])
+    except KafkaUnavailable as exc:
+        log.warning("alert %s %s not pushed to live feeds: %s", alert.alert_id, verb, exc)

@@ -8,10 +8,12 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from api.live.messages import iso_ms
 from streams.topics import raw_topic
+from tests.utils.apikeys import auth
 from tests.utils.kafka import produce
 from tests.utils.live_clients import (
     Received,
@@ -231,3 +233,44 @@ async def test_heartbeats_on_a_quiet_feed(live: Live) -> None:
     finally:
         await ws.close()
         await sse.close()
+
+
+async def test_operator_actions_reach_every_screen_live(live: Live) -> None:
+    await live.flow(minutes_of(live, "lv-ack", "BBBBBGG"))
+    await poll_db(
+        live.settings,
+        "SELECT count(*) = 1 FROM {s}.alert WHERE entity_id = 'lv-ack' AND state = 'open'",
+    )
+    watching = await open_ws(live.base, entity="lv-ack")
+    try:
+        await wait_until(
+            watching.received, lambda r: bool(r.messages), within_s=10, what="a snapshot"
+        )
+        alert_id = snapshot_of(watching.received)["alerts"][0]["alert_id"]  # type: ignore[index]
+        async with httpx.AsyncClient(base_url=live.base, headers=auth("view")) as http:
+            assert (await http.post(f"/v1/alerts/{alert_id}/ack")).status_code == 200
+
+            def acknowledged(r: Received) -> bool:
+                return any(a["alert"]["state"] == "acknowledge" for a in r.of("alert"))
+
+            await wait_until(watching.received, acknowledged, within_s=10, what="the ack")
+            ack = next(a["alert"] for a in watching.received.of("alert"))
+            assert (ack["alert_id"], ack["by"]) == (alert_id, "view")
+            # A screen that connects now sees it acknowledged in its snapshot.
+            late = await open_ws(live.base, entity="lv-ack")
+            try:
+                await wait_until(
+                    late.received, lambda r: bool(r.messages), within_s=10, what="a snapshot"
+                )
+                (seen,) = snapshot_of(late.received)["alerts"]  # type: ignore[misc]
+                assert (seen["state"], seen["acknowledged_by"]) == ("acknowledged", "view")
+            finally:
+                await late.close()
+            assert (await http.post(f"/v1/alerts/{alert_id}/resolve")).status_code == 200
+
+            def resolved(r: Received) -> bool:
+                return any(a["alert"]["state"] == "resolve" for a in r.of("alert"))
+
+            await wait_until(watching.received, resolved, within_s=10, what="the resolve")
+    finally:
+        await watching.close()

@@ -38,12 +38,21 @@ export class AlertBoard {
     this.render();
   }
 
-  /** Apply one transition from the feed (`open`, `update` or `resolve`). */
+  /** Apply one transition from the feed (`open`, `update` or `resolve` from the rules;
+   * `acknowledge` or `resolve` from an operator on any screen). */
   apply(transition) {
     const known = this.alerts.get(transition.alert_id);
     if (known && Date.parse(transition.updated_at) < Date.parse(known.updated_at)) return;
     if (transition.state === "resolve") {
       this.alerts.delete(transition.alert_id);
+    } else if (transition.state === "acknowledge") {
+      const { by, ...rest } = transition;
+      this.alerts.set(transition.alert_id, {
+        ...(known || rest),
+        state: "acknowledged",
+        acknowledged_by: by,
+        acknowledged_at: transition.updated_at,
+      });
     } else if (known) {
       // An update keeps what operators did (acknowledged stays acknowledged).
       Object.assign(known, { updated_at: transition.updated_at, values: transition.values });
