@@ -134,7 +134,12 @@ async def send_probes(settings: Settings) -> None:
                 event_type="city.traffic.flow.v1",
                 subject=PROBE,
                 time=at,
-                data={"vehicles": n % 50, "avg_speed_kmh": 40.0, "occupancy_pct": 20.0},
+                data={
+                    "vehicles": n % 50,
+                    "avg_speed_kmh": 40.0,
+                    "occupancy_pct": 20.0,
+                    "interval_s": 10,
+                },
                 event_id=f"probe-{uuid.uuid4().hex}",
                 source="/bench/live",
             )
@@ -159,6 +164,28 @@ def stalled_client(base: str) -> socket.socket:
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     return sock
+
+
+async def raw_events(settings: Settings, probe: AIOKafkaConsumer) -> int:
+    """Records in the namespace's raw topics so far."""
+    tps = [
+        TopicPartition(raw_topic(settings, d), p)
+        for d in DOMAINS
+        for p in range(settings.kafka.partitions)
+    ]
+    return sum((await probe.end_offsets(tps)).values())
+
+
+async def watch_let_go(api: Process, got: Deliveries, started: float) -> float:
+    """Wait until the API logs a client let go as a slow consumer; switch the phase then."""
+    mark = api.log.stat().st_size
+    while True:  # a log file, not something one can await
+        if b"let go: slow-consumer" in api.log.read_bytes()[mark:]:
+            break
+        await asyncio.sleep(0.1)
+    if got.phase == "B":
+        got.phase = "B2"
+    return time.monotonic() - started
 
 
 def cpu_s(pid: int) -> float:
@@ -214,30 +241,37 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
         await asyncio.sleep(WARMUP_S)
         pids = {"worker": worker, "api": api, "simulate": load}
         cpu: dict[str, dict[str, float]] = {}
+        rates: dict[str, float] = {}
         stalled: socket.socket | None = None
+        watcher: asyncio.Task[float] | None = None
+        offsets = AIOKafkaConsumer(**client_options(settings))
+        await offsets.start()
         for phase in ("A", "B"):
-            if phase == "B":
-                stalled = stalled_client(url)
             before = {n: cpu_s(p.popen.pid) for n, p in pids.items() if p.popen}
             before["bench (clients)"] = cpu_s(os.getpid())
+            produced = await raw_events(settings, offsets)
             got.phase = phase
+            if phase == "B":
+                watcher = asyncio.create_task(watch_let_go(api, got, time.monotonic()))
+                stalled = stalled_client(url)
             await asyncio.sleep(args.seconds)
             got.phase = "drain"
+            rates[phase] = (await raw_events(settings, offsets) - produced) / args.seconds
             after = {n: cpu_s(p.popen.pid) for n, p in pids.items() if p.popen}
             after["bench (clients)"] = cpu_s(os.getpid())
             cpu[phase] = {n: (after[n] - before[n]) / args.seconds for n in before}
-        stalled_closed = "?"
+        await offsets.stop()
+        let_go = "never"
+        if watcher is not None:
+            if watcher.done():
+                let_go = f"after {watcher.result():.1f} s"
+            watcher.cancel()
         if stalled is not None:
-            stalled.setblocking(False)
-            data = bytearray()
-            with contextlib.suppress(BlockingIOError):
-                while chunk := stalled.recv(1 << 20):
-                    data += chunk
-            stalled_closed = "slow-consumer" if b"slow-consumer" in data else "no"
             stalled.close()
-        report(args, got, cpu, stalled_closed, load_avg=os.getloadavg()[0])
+        report(args, got, cpu, rates, load_avg=os.getloadavg()[0])
         slow = api.log.read_text(errors="replace").count("let go: slow-consumer")
-        print(f"\nclients let go as slow consumers (API log): {slow}")
+        print(f"\nthe client that never read was let go (slow-consumer) {let_go} into phase B;")
+        print(f"clients let go as slow consumers in all (API log): {slow}")
     finally:
         for task in tasks:
             task.cancel()
@@ -262,39 +296,44 @@ def report(
     args: argparse.Namespace,
     got: Deliveries,
     cpu: dict[str, dict[str, float]],
-    stalled_closed: str,
+    rates: dict[str, float],
     *,
     load_avg: float,
 ) -> None:
     commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
     print(
         f"\ncommit {commit}; {platform.machine()}, {os.cpu_count()} cores, load {load_avg:.1f}; "
-        f"{args.clients} clients subscribed to {args.subscribe}; {args.rate:,.0f} events/s over "
-        f"{args.entities:,} entities; {PROBES_PER_S:.0f} probes/s; phases of {args.seconds} s\n"
+        f"{args.clients} clients subscribed to {args.subscribe}; {args.entities:,} entities; "
+        f"{PROBES_PER_S:.0f} probes/s; phases of {args.seconds:.0f} s\n"
     )
     print(
-        "| phase | deliveries | p50 (ms) | p99 (ms) | max (ms) | event -> worker produced "
-        "p50/p99 | event -> ioc.state consumed p50/p99 | CPU (cores) |"
+        "| phase | load (events/s) | deliveries | p50 (ms) | p99 (ms) | max (ms) | event -> "
+        "worker produced p50/p99 | event -> ioc.state consumed p50/p99 | CPU (cores) |"
     )
-    print("|---|---:|---:|---:|---:|---|---|---|")
-    for phase, label in (("A", "A: clients"), ("B", "B: + one client never reading")):
+    print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    phases = (
+        ("A", "A: clients", "A"),
+        ("B", "B: + one client never reading", "B"),
+        ("B2", "B, after it was let go", "B"),
+    )
+    for phase, label, of in phases:
         ms = got.client_ms.get(phase, [])
         w, s = got.worker_ms.get(phase, []), got.state_ms.get(phase, [])
         load = ", ".join(f"{n} {v:.2f}" for n, v in cpu.get(phase, {}).items())
         print(
-            f"| {label} | {len(ms):,} | {percentile(ms, 0.5):.0f} | {percentile(ms, 0.99):.0f} "
+            f"| {label} | {rates.get(of, 0):,.0f} | {len(ms):,} "
+            f"| {percentile(ms, 0.5):.0f} | {percentile(ms, 0.99):.0f} "
             f"| {max(ms, default=float('nan')):.0f} "
             f"| {percentile(w, 0.5):.0f} / {percentile(w, 0.99):.0f} "
             f"| {percentile(s, 0.5):.0f} / {percentile(s, 0.99):.0f} | {load} |"
         )
-    print(f"\nthe client that never read was closed with slow-consumer: {stalled_closed}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=5000)
-    parser.add_argument("--entities", type=int, default=2000)
+    parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--subscribe", choices=("probe", "all"), default="probe")
     args = parser.parse_args()

@@ -50,6 +50,11 @@ class Hub:
         self.max_entities, self.max_alerts = max_entities, max_alerts
         self._ring: deque[Message] = deque(maxlen=replay_messages)
         self._subscriptions: set[Subscription] = set()
+        # The fan-out looks at clients that named the message's entity and at those that
+        # named none, not at every client: with many drill-down clients, matching each
+        # one's filter against every update was most of the hub's time.
+        self._unnamed: set[Subscription] = set()
+        self._by_entity: dict[str, set[Subscription]] = {}
         self._entities: dict[str, Message] = {}
         self._open_alerts: dict[str, Message] = {}
         self._resolved: OrderedDict[str, Message] = OrderedDict()
@@ -112,10 +117,20 @@ class Hub:
         body, sse = encode(event_id=EventId(self.epoch, self.seq), kind=kind, payload=payload)
         message = Message(self.seq, kind, domain, entity_id, severity, body, sse, payload)
         self._ring.append(message)
-        for subscription in self._subscriptions:
+        named = self._by_entity.get(entity_id)
+        for subscription in itertools.chain(self._unnamed, named or ()):
             if subscription.filter.matches(message):
                 subscription.outbox.offer(message)
         return message
+
+    def _add(self, subscription: Subscription) -> None:
+        self._subscriptions.add(subscription)
+        entities = subscription.filter.entities
+        if entities is None:
+            self._unnamed.add(subscription)
+        else:
+            for entity_id in entities:
+                self._by_entity.setdefault(entity_id, set()).add(subscription)
 
     def subscribe(self, live_filter: LiveFilter, since: EventId | None = None) -> Subscription:
         """Join the fan-out: resumed after ``since`` when the ring reaches back that far,
@@ -126,7 +141,7 @@ class Hub:
             reason = self._replay(subscription, since)
             if reason is None:
                 subscription.snapshot_reason = None
-                self._subscriptions.add(subscription)
+                self._add(subscription)
                 return subscription
             subscription.snapshot_reason = reason
             subscription.position = self.last_id
@@ -139,7 +154,7 @@ class Hub:
             for m in itertools.chain(self._open_alerts.values(), self._resolved.values())
             if live_filter.matches(m)
         ]
-        self._subscriptions.add(subscription)
+        self._add(subscription)
         return subscription
 
     def _replay(self, subscription: Subscription, since: EventId) -> str | None:
@@ -158,9 +173,18 @@ class Hub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+        self._unnamed.discard(subscription)
+        for entity_id in subscription.filter.entities or ():
+            named = self._by_entity.get(entity_id)
+            if named is not None:
+                named.discard(subscription)
+                if not named:
+                    del self._by_entity[entity_id]
 
     def close(self) -> None:
         """Disconnect every client (the API is stopping)."""
         for subscription in self._subscriptions:
             subscription.outbox.close(SHUTDOWN)
         self._subscriptions.clear()
+        self._unnamed.clear()
+        self._by_entity.clear()

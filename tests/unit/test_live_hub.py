@@ -68,6 +68,34 @@ def test_fan_out_follows_each_clients_filter() -> None:
     assert drain_ids(h, in_area) == ["ep-2", "ep-4"]
 
 
+def test_clients_naming_entities_get_those_entities_and_leave_no_trace() -> None:
+    h = hub()
+    everyone = h.subscribe(LiveFilter())
+    e1 = h.subscribe(LiveFilter(entities=frozenset({"e1"})))
+    e1_e2 = h.subscribe(LiveFilter(entities=frozenset({"e1", "e2"})))
+    e2_hospital = h.subscribe(
+        LiveFilter(entities=frozenset({"e2"}), domains=frozenset({"hospital"}))
+    )
+    h.publish_state(state_record("e1"))  # ep-1
+    h.publish_state(state_record("e2"))  # ep-2
+    h.publish_state(state_record("e3"))  # ep-3
+    h.publish_alert(transition("e2"))  # ep-4
+    assert drain_ids(h, everyone) == ["ep-1", "ep-2", "ep-3", "ep-4"]
+    assert drain_ids(h, e1) == ["ep-1"]
+    assert drain_ids(h, e1_e2) == ["ep-1", "ep-2", "ep-4"]
+    assert drain_ids(h, e2_hospital) == []  # named, but its other filters still apply
+    h.unsubscribe(e1)
+    h.unsubscribe(e1)  # twice is harmless
+    h.publish_state(state_record("e1", time_ms=T0_MS + 1000))  # ep-5
+    assert drain_ids(h, e1) == []
+    assert drain_ids(h, e1_e2) == ["ep-5"]
+    for sub in (everyone, e1_e2, e2_hospital):
+        h.unsubscribe(sub)
+    assert h.clients == 0
+    assert not h._by_entity
+    assert not h._unnamed
+
+
 def test_a_client_that_never_reads_is_closed_and_the_others_get_everything() -> None:
     h = hub(max_alerts=5)
     stalled = h.subscribe(LiveFilter())
