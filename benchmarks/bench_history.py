@@ -14,8 +14,10 @@ in the same run, against the same random (entity, day) pairs:
 - **route**: ``GET /v1/traffic/entities/{id}/series?metric=vehicles&from&to&bucket=1m``
   over HTTP to an ``ioc api`` process (httpx, one keep-alive connection, one request at a
   time), 24 h per request;
-- **SQL**: the route's series query alone (``ioc.db.queries.mixed_series_query``) with
-  asyncpg on one connection: the floor under the route.
+- **SQL**: the route's query alone (``ioc.db.queries.series_query("1m")``) with asyncpg
+  on one connection: the floor under the route; and the query that regroups minutes into
+  wider buckets (``mixed_series_query``), which the route used for 1-minute buckets too
+  before it read them as stored.
 
 Prints p50/p95/p99 per measurement as Markdown rows. ``--namespace`` reuses a schema
 filled by an earlier run with ``--keep`` (the fill is the slow part); without ``--keep``
@@ -42,7 +44,7 @@ import httpx
 
 from benchmarks.bench_live import drop_topics
 from ioc.db.migrate import migrate
-from ioc.db.queries import mixed_series_query
+from ioc.db.queries import mixed_series_query, series_query
 from ioc.settings import Settings
 from streams.admin import ensure_topics
 from tests.utils.apikeys import auth, keys_env
@@ -129,13 +131,20 @@ async def time_route(base: str, picks: list[tuple[str, datetime]]) -> list[float
     return timings
 
 
-async def time_sql(conn: asyncpg.Connection, picks: list[tuple[str, datetime]]) -> list[float]:
-    query = mixed_series_query("1m")
+async def time_sql(
+    conn: asyncpg.Connection, picks: list[tuple[str, datetime]], *, regrouped: bool = False
+) -> list[float]:
+    """The minutes of each pick as the route reads them; ``regrouped``: through the query
+    that regroups minutes into wider buckets (what the route used for 1m before)."""
     timings = []
     for entity, day in picks:
+        end = day + timedelta(days=1)
+        args: tuple[object, ...] = (entity, METRIC, day, end)
+        if regrouped:
+            args += (timedelta(minutes=1), day)
         started = time.perf_counter()
         rows = await conn.fetch(
-            query, entity, METRIC, day, day + timedelta(days=1), timedelta(minutes=1), day
+            mixed_series_query("1m") if regrouped else series_query("1m"), *args
         )
         timings.append(time.perf_counter() - started)
         if len(rows) != 1440:
@@ -202,6 +211,7 @@ async def main() -> None:
         half = len(picks) // 2
         route = await time_route(url, picks[:half])
         sql = await time_sql(conn, picks)
+        regrouped = await time_sql(conn, picks, regrouped=True)
         route += await time_route(url, picks[half:])
         machine = f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
         print(
@@ -210,7 +220,12 @@ async def main() -> None:
         )
         print("| what | requests | p50 (ms) | p95 (ms) | p99 (ms) |")
         print("|---|---:|---:|---:|---:|")
-        for what, samples in (("route over HTTP", route), ("series SQL alone (asyncpg)", sql)):
+        measured = (
+            ("route over HTTP", route),
+            ("its SQL alone (asyncpg)", sql),
+            ("regrouping SQL alone (asyncpg)", regrouped),
+        )
+        for what, samples in measured:
             p50, p95, p99 = percentiles(samples)
             print(f"| {what} | {len(samples):,} | {p50:.1f} | {p95:.1f} | {p99:.1f} |")
     finally:

@@ -224,6 +224,9 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
     tasks: list[asyncio.Task[None]] = []
     try:
         wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="API")
+        assert worker.popen is not None
+        assert api.popen is not None
+        print(f"worker pid {worker.popen.pid}, api pid {api.popen.pid} (for py-spy)", flush=True)
         query = f"api_key={KEYS['view']}" + (
             f"&entity={PROBE}" if args.subscribe == "probe" else ""
         )
