@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import socket
@@ -39,131 +38,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from websockets.asyncio.client import ClientConnection, connect
 
+from benchmarks.live_probes import (
+    PROBE,
+    PROBES_PER_S,
+    Deliveries,
+    percentile,
+    read_client,
+    send_probes,
+    stalled_client,
+    tap_state,
+)
 from benchmarks.soak import rate_multiplier
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
 from streams.admin import ensure_topics
 from streams.catalog import DOMAINS
-from streams.envelope import encode
 from streams.kafka import client_options
-from streams.topics import STATE_TOPIC, raw_topic, topic_specs
+from streams.topics import raw_topic, topic_specs
 from tests.utils.apikeys import KEYS, keys_env
 from tests.utils.services import Process, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = "bench-probe-0001"
-PROBE_MARK = f'"entity_id":"{PROBE}"'.encode()
-PROBES_PER_S = 5.0
 WARMUP_S = 15.0
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by nearest rank; NaN for no samples."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Deliveries:
-    """Probe arrivals: (phase, ms from event time to arrival) per client, and per hop."""
-
-    def __init__(self) -> None:
-        self.phase = "warmup"
-        self.client_ms: dict[str, list[float]] = {}
-        self.worker_ms: dict[str, list[float]] = {}  # event time -> state record produced
-        self.state_ms: dict[str, list[float]] = {}  # event time -> state record consumed
-
-    def add(self, into: dict[str, list[float]], value: float) -> None:
-        into.setdefault(self.phase, []).append(value)
-
-
-def event_ms(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp() * 1000
-
-
-async def read_client(ws: ClientConnection, got: Deliveries) -> None:
-    """Time every probe update this client receives; everything else is only counted."""
-    with contextlib.suppress(Exception):
-        while True:
-            data = await ws.recv(decode=False)
-            if PROBE_MARK not in data:
-                continue
-            now = time.time() * 1000
-            message = orjson.loads(data)
-            if message.get("type") == "entity":
-                got.add(got.client_ms, now - event_ms(message["entity"]["event_time"]))
-
-
-async def tap_state(settings: Settings, got: Deliveries) -> None:
-    """The probe's ``ioc.state`` records: when the worker produced them, when they arrive."""
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
-    await consumer.start()
-    try:
-        topic = settings.topic(STATE_TOPIC)
-        tps = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                now = time.time() * 1000
-                for record in records:
-                    if record.key == PROBE.encode() and record.value:
-                        t = orjson.loads(record.value)["t"]
-                        got.add(got.worker_ms, record.timestamp - t)
-                        got.add(got.state_ms, now - t)
-    finally:
-        await consumer.stop()
-
-
-async def send_probes(settings: Settings) -> None:
-    """A flow event of the probe entity every 1/PROBES_PER_S s, event time = when made."""
-    producer = AIOKafkaProducer(acks="all", linger_ms=0, **client_options(settings))
-    await producer.start()
-    topic = raw_topic(settings, "traffic")
-    try:
-        n = 0
-        while True:
-            at = datetime.now(UTC)
-            value = encode(
-                event_type="city.traffic.flow.v1",
-                subject=PROBE,
-                time=at,
-                data={
-                    "vehicles": n % 50,
-                    "avg_speed_kmh": 40.0,
-                    "occupancy_pct": 20.0,
-                    "interval_s": 10,
-                },
-                event_id=f"probe-{uuid.uuid4().hex}",
-                source="/bench/live",
-            )
-            await producer.send(
-                topic, value, key=PROBE.encode(), timestamp_ms=int(at.timestamp() * 1000)
-            )
-            n += 1
-            await asyncio.sleep(1 / PROBES_PER_S)
-    finally:
-        await producer.stop()
-
-
-def stalled_client(base: str) -> socket.socket:
-    """A WebSocket handshake to the whole feed, then nothing is ever read."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    host, port = base.removeprefix("http://").split(":")
-    sock.connect((host, int(port)))
-    sock.sendall(
-        f"GET /v1/live?api_key={KEYS['view']} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    return sock
 
 
 async def raw_events(settings: Settings, probe: AIOKafkaConsumer) -> int:
@@ -310,21 +210,28 @@ def report(
         f"{PROBES_PER_S:.0f} probes/s; phases of {args.seconds:.0f} s\n"
     )
     print(
-        "| phase | load (events/s) | deliveries | p50 (ms) | p99 (ms) | max (ms) | event -> "
-        "worker produced p50/p99 | event -> ioc.state consumed p50/p99 | CPU (cores) |"
+        "| phase | load (events/s) | frames/s to clients | deliveries | p50 (ms) | p99 (ms) "
+        "| max (ms) | event -> worker produced p50/p99 | event -> ioc.state consumed p50/p99 "
+        "| CPU (cores) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---|")
     phases = (
         ("A", "A: clients", "A"),
         ("B", "B: + one client never reading", "B"),
         ("B2", "B, after it was let go", "B"),
     )
+    # Frames per second over each whole phase (B with the part after the let-go).
+    frames = {
+        "A": f"{got.frames.get('A', 0) / args.seconds:,.0f}",
+        "B": f"{(got.frames.get('B', 0) + got.frames.get('B2', 0)) / args.seconds:,.0f}",
+    }
     for phase, label, of in phases:
         ms = got.client_ms.get(phase, [])
         w, s = got.worker_ms.get(phase, []), got.state_ms.get(phase, [])
         load = ", ".join(f"{n} {v:.2f}" for n, v in cpu.get(phase, {}).items())
         print(
-            f"| {label} | {rates.get(of, 0):,.0f} | {len(ms):,} "
+            f"| {label} | {rates.get(of, 0):,.0f} | {frames.get(phase, '')} "
+            f"| {len(ms):,} "
             f"| {percentile(ms, 0.5):.0f} | {percentile(ms, 0.99):.0f} "
             f"| {max(ms, default=float('nan')):.0f} "
             f"| {percentile(w, 0.5):.0f} / {percentile(w, 0.99):.0f} "
