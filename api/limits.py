@@ -45,6 +45,11 @@ def install_body_limit(app: FastAPI, *, max_bytes: int) -> None:
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
 
 
+#: Oversize bodies up to this many times the limit are read and dropped before the 413,
+#: so ordinary clients get the answer; larger ones are cut off at once.
+DRAIN_FACTOR = 4
+
+
 class BodyLimitMiddleware:
     """A declared ``Content-Length`` over the limit is refused before anything is read;
     a chunked body is counted as it arrives and cut off at the limit."""
@@ -58,6 +63,13 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
+            if int(declared) <= DRAIN_FACTOR * self.max_bytes:
+                # Read and drop the body first: answered while it is still uploading, the
+                # client would see the connection reset instead of the 413.
+                more = True
+                while more:
+                    message = await receive()
+                    more = message["type"] == "http.request" and message.get("more_body", False)
             body = orjson.dumps(_problem(self.max_bytes, scope.get("path", "")))
             headers = [
                 (b"content-type", b"application/problem+json"),
