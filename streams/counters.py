@@ -15,5 +15,15 @@ DEADLETTERED = Counter(
 SINK_ROWS = Counter("ioc_sink_rows", "Rows upserted by the database sink", ["table"])
 SINK_EXPIRED = Counter("ioc_sink_expired_rows", "Rows deleted past their retention", ["table"])
 SINK_RETRIES = Counter("ioc_sink_retries", "Failed database writes retried by the sink")
-SINK_LAG = Gauge("ioc_sink_pending_records", "Records the sink holds but has not written")
-OWNED = Gauge("ioc_partitions_owned", "Raw-topic partitions this worker consumes", ["domain"])
+# Gauges of live processes only, summed (the worker's counters come from two processes).
+SINK_LAG = Gauge(
+    "ioc_sink_pending_records",
+    "Records the sink holds but has not written",
+    multiprocess_mode="livesum",
+)
+OWNED = Gauge(
+    "ioc_partitions_owned",
+    "Raw-topic partitions this worker consumes",
+    ["domain"],
+    multiprocess_mode="livesum",
+)

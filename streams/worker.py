@@ -1,33 +1,136 @@
 """Entry point of a stream worker: ``ioc worker`` (the aggregator plus the database sink).
 
-Both are mode services (mode is the service library Faust is built on) run by one
-``mode.Worker``, which stops them cleanly on SIGINT or SIGTERM. Prometheus counters are
-served on ``IOC_STREAMS__WEB_HOST``:``IOC_STREAMS__WEB_PORT`` (loopback by default) at
-``/metrics``.
+The aggregator runs in this process and the sink in a child process of its own, each as
+mode services (mode is the service library Faust is built on). They share nothing but
+Kafka: the sink reads ``ioc.state`` like any consumer. Two processes, because at a live
+pace every event rewrites its entity's record, and one process (one GIL) could not both
+fold 5,000 events/s and write them to PostgreSQL (measured: the database fell behind by
+1,700 events/s while the aggregator kept up; see benchmarks/RESULTS.md, soak).
+
+``mode.Worker`` stops the aggregator cleanly on SIGINT or SIGTERM and the child with it;
+a child that dies is started again (the sink is idempotent). Prometheus counters of both
+processes are served together on ``IOC_STREAMS__WEB_HOST``:``IOC_STREAMS__WEB_PORT`` at
+``/metrics`` (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+from typing import Any
 
-from mode import Worker
-from prometheus_client import start_http_server
+from mode import Service, Worker
 
-from ioc.settings import Settings
+from ioc.settings import Settings, get_settings
 from streams.admin import ensure_topics
-from streams.aggregator import Aggregator
-from streams.sink import StateSink
+
+log = logging.getLogger(__name__)
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create missing topics, then run the aggregator and the sink until stopped."""
     asyncio.run(ensure_topics(settings))
-    start_http_server(settings.streams.web_port, addr=settings.streams.web_host)
-    # mode looks levels up by their upper-case names; "info" would silently mean NOTSET.
+    # Before prometheus_client is first imported: both processes write their samples
+    # to files in this directory, and the parent's /metrics adds them up.
+    metrics_dir = tempfile.mkdtemp(prefix="ioc-metrics-")
+    os.environ[METRICS_DIR] = metrics_dir
+    try:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        from streams.aggregator import Aggregator
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start_http_server(
+            settings.streams.web_port, addr=settings.streams.web_host, registry=registry
+        )
+        # mode looks levels up by their upper-case names; "info" would mean NOTSET.
+        worker = Worker(
+            Aggregator(settings),
+            SinkProcess(loglevel=loglevel),
+            loglevel=loglevel.upper(),
+            redirect_stdouts=False,
+        )
+        worker.execute_from_commandline()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def run_sink(loglevel: str, parent: int) -> None:
+    """The child process: the sink, until told to stop or orphaned."""
+    from streams.sink import StateSink
+
     worker = Worker(
-        Aggregator(settings),
-        StateSink(settings),
+        StateSink(get_settings()),
+        Orphaned(parent),
         loglevel=loglevel.upper(),
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()
+
+
+class SinkProcess(Service):
+    """Runs the sink in a child process and keeps it running."""
+
+    def __init__(self, *, loglevel: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loglevel = loglevel
+        self.child: multiprocessing.process.BaseProcess | None = None
+
+    def _spawn(self) -> None:
+        # A fresh interpreter (spawn): nothing of the parent's event loop is inherited.
+        context = multiprocessing.get_context("spawn")
+        self.child = context.Process(
+            target=run_sink, args=(self.loglevel, os.getpid()), name="ioc-sink", daemon=False
+        )
+        self.child.start()
+
+    async def on_start(self) -> None:
+        self._spawn()
+
+    async def on_stop(self) -> None:
+        child = self.child
+        if child is None or not child.is_alive():
+            return
+        child.terminate()  # SIGTERM: the child's mode.Worker stops the sink cleanly
+        await asyncio.to_thread(child.join, 30)
+        if child.is_alive():
+            child.kill()
+            await asyncio.to_thread(child.join, 5)
+
+    @Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            await self.sleep(1.0)
+            child = self.child
+            if child is not None and not child.is_alive() and not self.should_stop:
+                log.error("the sink process exited (code %s); starting it again", child.exitcode)
+                from prometheus_client import multiprocess
+
+                if child.pid is not None:  # its live gauges no longer count
+                    multiprocess.mark_process_dead(child.pid)  # type: ignore[no-untyped-call]
+                self._spawn()
+
+
+class Orphaned(Service):
+    """Stops the child's worker when its parent is gone (killed with -9, say)."""
+
+    def __init__(self, parent: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.parent = parent
+
+    @Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            await self.sleep(1.0)
+            if os.getppid() != self.parent:
+                log.warning("the worker process is gone; the sink stops")
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
