@@ -88,10 +88,19 @@ async def watch_let_go(api: Process, got: Deliveries, started: float) -> float:
     return time.monotonic() - started
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its waited-for children so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+def cpu_s(pid: int, *, descendants: bool = True) -> float:
+    """User + system CPU seconds so far of a process and (unless told otherwise) its live
+    descendants (the worker's sink runs in a child process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    if not descendants:
+        return total
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(cpu_s(int(child)) for child in task.read_text().split())
+    return total
 
 
 async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
@@ -151,7 +160,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
         await offsets.start()
         for phase in ("A", "B"):
             before = {n: cpu_s(p.popen.pid) for n, p in pids.items() if p.popen}
-            before["bench (clients)"] = cpu_s(os.getpid())
+            before["bench (clients)"] = cpu_s(os.getpid(), descendants=False)
             produced = await raw_events(settings, offsets)
             got.phase = phase
             if phase == "B":
@@ -161,7 +170,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
             got.phase = "drain"
             rates[phase] = (await raw_events(settings, offsets) - produced) / args.seconds
             after = {n: cpu_s(p.popen.pid) for n, p in pids.items() if p.popen}
-            after["bench (clients)"] = cpu_s(os.getpid())
+            after["bench (clients)"] = cpu_s(os.getpid(), descendants=False)
             cpu[phase] = {n: (after[n] - before[n]) / args.seconds for n in before}
         await offsets.stop()
         let_go = "never"
