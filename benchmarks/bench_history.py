@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -43,6 +42,7 @@ import asyncpg
 import httpx
 
 from benchmarks.bench_live import drop_topics
+from benchmarks.provenance import commit_id
 from ioc.db.migrate import migrate
 from ioc.db.queries import mixed_series_query, series_query
 from ioc.settings import Settings
@@ -150,12 +150,6 @@ async def time_sql(
         if len(rows) != 1440:
             raise RuntimeError(f"{entity} {day}: {len(rows)} rows, expected 1440")
     return timings
-
-
-def commit_id() -> str:
-    return subprocess.check_output(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True
-    ).strip()
 
 
 async def main() -> None:

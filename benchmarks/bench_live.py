@@ -30,7 +30,6 @@ import asyncio
 import os
 import platform
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -52,6 +51,7 @@ from benchmarks.live_probes import (
     stalled_client,
     tap_state,
 )
+from benchmarks.provenance import commit_id
 from benchmarks.soak import rate_multiplier
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
@@ -212,7 +212,7 @@ def report(
     *,
     load_avg: float,
 ) -> None:
-    commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
+    commit = commit_id()
     print(
         f"\ncommit {commit}; {platform.machine()}, {os.cpu_count()} cores, load {load_avg:.1f}; "
         f"{args.clients} clients subscribed to {args.subscribe}; {args.entities:,} entities; "

@@ -1,6 +1,6 @@
 """Replay: throughput at max speed from file into Kafka, and pacing accuracy at x10.
 
-    .venv/bin/python benchmarks/bench_replay.py [--recording seeds/recordings/typhoon-yagi.mcap]
+    .venv/bin/python -m benchmarks.bench_replay [--recording seeds/recordings/typhoon-yagi.mcap]
 
 Max speed: the recording is replayed into a throw-away namespace (scan of every chunk
 included), then, in the same run, the same records (read into memory first, not timed)
@@ -19,7 +19,6 @@ import itertools
 import os
 import platform
 import statistics
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from benchmarks.provenance import commit_id
 from ioc.settings import Settings
 from recordings.options import ReplayOptions
 from recordings.recording import Recording
@@ -128,9 +128,7 @@ def main() -> None:
     parser.add_argument("--recording", type=Path, default=SEEDS_DIR / "typhoon-yagi.mcap")
     parser.add_argument("--paced-s", type=int, default=120)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = commit_id()
     print(
         f"commit {commit}, {platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} cores; recording {args.recording}"

@@ -1,6 +1,6 @@
 """Simulator throughput: events generated on one core, and events produced into Kafka.
 
-    .venv/bin/python benchmarks/bench_simulators.py [--events 500000]
+    .venv/bin/python -m benchmarks.bench_simulators [--events 500000]
 
 Generation runs the whole engine (city model, four domains, templates) without Kafka.
 Production sends the same pre-generated payloads three ways, in the same run: through
@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from benchmarks.provenance import commit_id
 from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, Simulation
@@ -144,9 +144,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--no-kafka", action="store_true")
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = commit_id()
     print(
         f"commit {commit}, {platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} cores"

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import asyncpg
 
+from benchmarks.provenance import commit_id
 from ioc.db.migrate import migrate
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.settings import Settings
@@ -129,9 +130,7 @@ async def main() -> None:
 def report(
     entities: int, hours: float, produced: int, measured: dict[str, tuple[int, int]], elapsed: float
 ) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    commit = commit_id()
     print(
         f"commit {commit}; {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; {entities} entities, {hours:g} simulated hours, "

@@ -33,6 +33,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks.provenance import commit_id
 from ioc.db.migrate import migrate
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.settings import Settings
@@ -191,10 +192,6 @@ async def run_workers(
             await proc.wait()
 
 
-def commit_id() -> str:
-    return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
@@ -227,7 +224,7 @@ async def main() -> None:
         rate, sustained, peak = await run_workers(settings, args.events, logs, workers=workers)
         await drop_namespace(settings)
         print(
-            f"| {commit_id().strip()} | {machine} | {settings.kafka.partitions} | {workers} "
+            f"| {commit_id()} | {machine} | {settings.kafka.partitions} | {workers} "
             f"| {args.events:,} | {args.entities:,} | {base_rate:,.0f} | {validated_rate:,.0f} "
             f"| {rate:,.0f} | {sustained:,.0f} | {sustained / base_rate:.2f} | {peak:.0f} |",
             flush=True,

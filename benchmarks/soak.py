@@ -29,6 +29,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from benchmarks.provenance import commit_id
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
 from simulators.engine import SimConfig, Simulation
@@ -181,10 +182,6 @@ async def run_soak(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(worker.wait(), 30)
         await drop_namespace(settings)
-
-
-def commit_id() -> str:
-    return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
 
 
 async def main() -> None:
