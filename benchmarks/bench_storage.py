@@ -109,7 +109,8 @@ async def main() -> None:
             raise RuntimeError(f"simulate printed no count; see {logs}/simulate.log")
         produced = int(found[1])
         # Done when nothing has changed for 15 s (three rollup rounds) after the events.
-        last, still_since = (-1,), time.perf_counter()
+        last: tuple[int, ...] = (-1,)
+        still_since = time.perf_counter()
         while time.perf_counter() - still_since < 15:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped; see {logs}/worker.log")
