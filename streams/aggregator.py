@@ -9,7 +9,9 @@ recognise as duplicates.
 
 Partitions are owned as (domain, partition number). When the group hands this worker a
 partition, its entities are read back from the compacted changelog ``ioc.state``
-(co-partitioned with the raw topics) before any of its records is applied. Rebalance
+(co-partitioned with the raw topics) before any of its records is applied. Its watermark
+travels with the committed offset, as the commit's metadata: the records after that
+offset are folded again from the watermark they were first folded from. Rebalance
 callbacks and batches take turns on one lock, so a partition is never given away in the
 middle of a batch, and a batch never runs on state that is still being recovered.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
@@ -37,6 +40,19 @@ from streams.state import Batch, EntityStore, Owned
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
 
 log = logging.getLogger(__name__)
+
+
+def watermark_metadata(watermark_ms: int | None) -> str:
+    """The commit metadata that carries a partition's watermark at that offset."""
+    return "" if watermark_ms is None else orjson.dumps({"watermark": watermark_ms}).decode()
+
+
+def watermark_of(metadata: str) -> int | None:
+    """The watermark a commit carries (None: no event folded before that offset)."""
+    if not metadata:
+        return None
+    value = orjson.loads(metadata).get("watermark")
+    return int(value) if value is not None else None
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -67,6 +83,7 @@ class Aggregator(Service):
             lateness_ms=settings.streams.allowed_lateness_s * 1000,
             max_ahead_ms=int(settings.streams.max_ahead_s * 1000),
         )
+        self.group_id = f"ioc-{settings.namespace}-aggregate"
         self.owned: set[Owned] = set()
         self.lock = asyncio.Lock()
         self.ready = False
@@ -80,7 +97,7 @@ class Aggregator(Service):
         )
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
-            group_id=f"ioc-{self.settings.namespace}-aggregate",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -134,7 +151,14 @@ class Aggregator(Service):
             PROCESSED.labels(domain).inc(batch.outcomes["applied"])
             DUPLICATES.labels(domain).inc(batch.outcomes["duplicate"])
         await self._produce(batches)
-        offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+        watermarks = self.store.watermarks
+        offsets = {
+            tp: (
+                messages[-1].offset + 1,
+                watermark_metadata(watermarks.get((self.domains[tp.topic], tp.partition))),
+            )
+            for tp, messages in fetched.items()
+        }
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError:
@@ -193,8 +217,18 @@ class Aggregator(Service):
         async with self.lock:
             self.store.drop(self.owned - wanted)
             new = wanted - self.owned
-            if new:
-                await self._recover(new)
+            delay = 0.2
+            while new:
+                try:
+                    await self._recover(new)
+                    await self._resume_watermarks(new)
+                    break
+                except KafkaError as exc:
+                    # Owning a partition without its state would fold its records onto
+                    # nothing; the group waits for us meanwhile.
+                    log.warning("recovering %d partitions failed (%s); retrying", len(new), exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
             self.owned = wanted
             for domain in self.domains.values():
                 OWNED.labels(domain).set(sum(1 for d, _ in wanted if d == domain))
@@ -203,6 +237,23 @@ class Aggregator(Service):
             # Tests and operators wait for this line: the worker is consuming.
             self.ready = True
             log.warning("Worker ready: consuming %s", ", ".join(sorted(self.domains)))
+
+    async def _resume_watermarks(self, new: set[Owned]) -> None:
+        """Set the watermarks of newly owned partitions from their commits' metadata."""
+        topics = {domain: topic for topic, domain in self.domains.items()}
+        tps = [TopicPartition(topics[domain], partition) for domain, partition in new]
+        admin = AIOKafkaAdminClient(**client_options(self.settings))
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
+        finally:
+            await admin.close()
+        for tp in tps:
+            commit = committed.get(tp)
+            watermark = None
+            if commit is not None and commit.offset >= 0:
+                watermark = watermark_of(commit.metadata)
+            self.store.resume((self.domains[tp.topic], tp.partition), watermark)
 
     async def _recover(self, new: set[Owned]) -> None:
         """Read the entities of newly owned partitions back from ``ioc.state``."""

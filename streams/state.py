@@ -97,9 +97,20 @@ class EntityStore:
             self.records.pop(key, None)
             return
         self.records[key] = record
-        if record["t"] is not None:
-            owned = (record["d"], record["p"])
-            self.watermarks[owned] = max(self.watermarks.get(owned, record["t"]), record["t"])
+
+    def resume(self, owned: Owned, watermark_ms: int | None) -> None:
+        """Set a partition's watermark as it was at its committed offset.
+
+        It cannot be rebuilt from the restored records: a worker killed while producing a
+        batch leaves some of that batch's records in the changelog and not others, and
+        the greatest event time among them is ahead of the committed offset. The records
+        after that offset are folded again from this watermark, as they were the first
+        time, so none of them is judged late that was not late then.
+        """
+        if watermark_ms is None:
+            self.watermarks.pop(owned, None)
+        else:
+            self.watermarks[owned] = watermark_ms
 
     def drop(self, owned: Iterable[Owned]) -> None:
         """Forget the records of partitions this worker no longer owns."""
@@ -157,6 +168,11 @@ class EntityStore:
                 pinned=entry.changed,
             )
             if outcome == "duplicate":
+                # Its time still moves the watermark: the watermark is the greatest event
+                # time of the partition's valid records, whoever folds them and however
+                # many of them a restart finds already applied.
+                if watermark is None or time_ms > watermark:
+                    self.watermarks[owned] = time_ms
                 out.outcomes["duplicate"] += 1
                 continue
             if outcome == "late":

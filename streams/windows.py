@@ -6,8 +6,8 @@ processing exact under at-least-once delivery:
 
 - ``o``: the source offset of the last event applied, so an event seen again after a
   crash or rebalance (offset <= ``o``) is recognised and skipped;
-- ``t``: the greatest event time applied, from which the partition's watermark is
-  rebuilt after recovery (the watermark is the greatest event time in the partition);
+- ``t``: the greatest event time applied, the time of the state in ``s`` (event type
+  ``k``);
 - ``b``: the open one-minute buckets, each metric as ``[count, sum, min, max, last,
   last_time]``, absolute values, so whoever reads them can upsert without counting twice;
 - ``c``: the buckets changed since the record was last written, so the sink writes only

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiokafka.structs import ConsumerRecord
 
+from streams.aggregator import watermark_metadata, watermark_of
 from streams.alerts import RuleEngine, load_rules
 from streams.envelope import encode
 from streams.sink import merge_records
@@ -97,17 +98,45 @@ def test_batch_boundaries_do_not_change_the_result() -> None:
     assert one.watermarks == many.watermarks
 
 
-def test_restored_records_rebuild_the_partition_watermark() -> None:
-    at = T0 + timedelta(minutes=30)
+def test_a_new_owner_after_a_partly_written_batch_reaches_the_same_records() -> None:
+    """A worker killed while producing a batch leaves some of its changelog records in
+    ``ioc.state`` and not others. The new owner folds the uncommitted records again from
+    the watermark committed with the offset: nothing is judged late that was not late
+    the first time (it once was: 1,575 of 150,000 events went to the dead letters)."""
+    flow = random_flow(events=600, entities=12, minutes=12, seed=5)
+    records = _records([(r.key, r.value) for r in flow.records])
+    committed, crashed = records[:200], records[200:]
+    first = _store()
+    written = first.apply(committed, domain="traffic", partition=0).changelog
+    watermark_at_commit = first.watermarks[("traffic", 0)]
+    in_flight = first.apply(crashed, domain="traffic", partition=0)
+    assert in_flight.outcomes == Counter(applied=len(crashed))
+    # Every other record of the crashed batch reached Kafka, the latest entity's among them.
+    latest = max(first.records, key=lambda key: first.records[key]["t"])
+    landed = [entry for n, entry in enumerate(in_flight.changelog) if n % 2 or entry[1] == latest]
+    assert 0 < len(landed) < len(in_flight.changelog)
+
+    second = _store()
+    for _, key, value in written + landed:
+        second.restore(key, orjson.loads(value))
+    second.resume(("traffic", 0), watermark_of(watermark_metadata(watermark_at_commit)))
+    again = second.apply(crashed, domain="traffic", partition=0)
+    assert again.outcomes["late"] == 0
+    assert again.outcomes["applied"] + again.outcomes["duplicate"] == len(crashed)
+    assert again.outcomes["applied"] > 0
+    assert second.records == first.records
+    assert second.watermarks == first.watermarks
+
+
+def test_a_partition_never_committed_resumes_without_a_watermark() -> None:
+    assert watermark_of(watermark_metadata(None)) is None
     store = _store()
+    at = T0 + timedelta(minutes=30)
     store.apply(_records([(b"ix-1", flow_value("ix-1", at))]), domain="traffic", partition=0)
-    recovered = _store()
-    for key, record in store.records.items():
-        recovered.restore(key, record)
-    assert recovered.watermarks == {("traffic", 0): int(at.timestamp() * 1000)}
-    stale = _records([(b"ix-2", flow_value("ix-2", at - timedelta(minutes=4)))])
-    batch = recovered.apply(stale, domain="traffic", partition=0)
-    assert batch.outcomes == Counter(late=1)
+    store.resume(("traffic", 0), None)
+    assert store.watermarks == {}
+    early = _records([(b"ix-2", flow_value("ix-2", at - timedelta(minutes=20)))])
+    assert store.apply(early, domain="traffic", partition=0).outcomes == Counter(applied=1)
 
 
 def test_dropping_a_partition_forgets_its_entities_and_watermark() -> None:
