@@ -1,4 +1,5 @@
-"""Dependencies handed to routes: the database pool, the settings, the Kafka publisher."""
+"""Dependencies handed to routes: the database pool of the namespace read, the settings,
+the Kafka publisher."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Path, Request
 
+from api.namespaces import NamespaceDep
 from api.problems import Problem
 from api.publisher import Publisher
 from ioc.settings import Settings
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+def get_pool(view: NamespaceDep) -> asyncpg.Pool:
+    """The pool of the namespace the request reads (``?namespace=``, see api.namespaces)."""
+    return view.pool
+
+
+def get_own_pool(request: Request) -> asyncpg.Pool:
+    """The pool of the API's own namespace, whoever calls (the readiness probe)."""
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
@@ -44,6 +52,7 @@ def known_domain(
 
 
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+OwnPoolDep = Annotated[asyncpg.Pool, Depends(get_own_pool)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 DomainDep = Annotated[str, Depends(known_domain)]

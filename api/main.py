@@ -14,10 +14,22 @@ from api.inputs import install_input_guards
 from api.limits import install_body_limit
 from api.live import live_feeds
 from api.live import router as live_router
+from api.namespaces import Namespaces, NamespaceView
 from api.problems import install_problem_handlers
 from api.publisher import Publisher
 from api.redact import install_log_redaction
-from api.routes import alerts, areas, entities, events, health, metrics, overview, schemas, series
+from api.routes import (
+    alerts,
+    areas,
+    entities,
+    events,
+    health,
+    metrics,
+    namespaces,
+    overview,
+    schemas,
+    series,
+)
 from api.routes.metrics import install_metrics
 from api.routes.recordings import router as recordings_router
 from api.routes.replays import router as replays_router
@@ -36,8 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
         try:
-            async with live_feeds(app, settings):
-                yield
+            async with live_feeds(app, settings) as hub:
+                own = NamespaceView(settings=settings, pool=app.state.pool, hub=hub)
+                app.state.namespaces = Namespaces(own)
+                app.state.namespaces.start()
+                try:
+                    yield
+                finally:
+                    await app.state.namespaces.close()
         finally:
             # Replays stop and recordings get their summary before Kafka clients go.
             jobs = getattr(app.state, "recording_jobs", None)
@@ -69,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     app.include_router(metrics.router)
     app.include_router(overview.router)
+    app.include_router(namespaces.router)
     app.include_router(entities.router)
     app.include_router(series.router)
     app.include_router(areas.router)

@@ -213,6 +213,10 @@ class ApiSettings(BaseModel):
     max_batch_events: int = Field(default=1000, ge=1)
     # Series: the most points one request may return.
     max_series_points: int = Field(default=10_000, ge=10)
+    # Other namespaces engineers read with ?namespace= (api.namespaces): how many may be
+    # open at once besides the API's own, and how long an unwatched one stays open.
+    max_namespaces: int = Field(default=8, ge=1)
+    namespace_idle_s: float = Field(default=300.0, gt=0)
 
 
 class LiveSettings(BaseModel):
@@ -230,6 +234,9 @@ class LiveSettings(BaseModel):
     snapshot_chunk: int = Field(default=1_000, ge=1)
     # How long the API's start waits for the feed's Kafka consumer before serving anyway.
     start_timeout_s: float = Field(default=10.0, ge=0)
+    # A feed consumer starts this far back in the derived topics, so the hub holds what the
+    # database sink may not have written yet when the first clients take their snapshot.
+    lookback_s: float = Field(default=10.0, ge=0)
 
 
 class RecordingSettings(BaseModel):

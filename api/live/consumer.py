@@ -1,9 +1,11 @@
 """The one Kafka consumer of an API process: the tail of ``ioc.state`` and ``ioc.alerts``
 into the hub. Owned by the app's lifespan (:func:`live_feeds`).
 
-No consumer group: every API process reads every partition from the end of the topics as
-they are when it starts, and commits nothing. What happened before is in the database
-(the snapshot); what happens after comes through here.
+No consumer group: every API process reads every partition from where the topics were
+``live.lookback_s`` before it started, and commits nothing. What happened before is in
+the database (the snapshot); what happens after comes through here. The look back covers
+the sink: a record the database does not hold yet when a client takes its snapshot is in
+the hub, which lays it over the snapshot (newer event times win).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from types import FrameType
 from typing import Any
@@ -73,8 +76,8 @@ class FeedConsumer:
                 await consumer.stop()
 
     async def _assign(self, consumer: AIOKafkaConsumer, positions: dict[Any, int]) -> None:
-        """Wait for every partition of both topics, then place each at the end (or where a
-        previous run of the loop stopped, so a reconnect skips nothing)."""
+        """Wait for every partition of both topics, then place each ``lookback_s`` back
+        (or where a previous run of the loop stopped, so a reconnect skips nothing)."""
         topics = {self.state_topic, self.alerts_topic}
         for _ in range(100):
             partitions = consumer.assignment()
@@ -86,6 +89,11 @@ class FeedConsumer:
         fresh = [tp for tp in partitions if tp not in positions]
         if fresh:
             await consumer.seek_to_end(*fresh)
+            since_ms = int((time.time() - self.settings.live.lookback_s) * 1000)
+            found = await consumer.offsets_for_times({tp: since_ms for tp in fresh})
+            for tp, found_at in found.items():
+                if found_at is not None:  # None: nothing written since; stay at the end
+                    consumer.seek(tp, found_at.offset)
         for tp in partitions:
             if tp in positions:
                 consumer.seek(tp, positions[tp])
@@ -107,12 +115,22 @@ class FeedConsumer:
             log.warning("live feed: skipped a record of %s: %r", topic, exc)
 
 
-def _close_on_exit_signals(hub: Hub) -> Callable[[], None]:
+def new_hub(settings: Settings) -> Hub:
+    """A hub sized by the live settings."""
+    live = settings.live
+    return Hub(
+        replay_messages=live.replay_messages,
+        max_entities=live.queue_entities,
+        max_alerts=live.queue_alerts,
+    )
+
+
+def _close_on_exit_signals(close: Callable[[], None]) -> Callable[[], None]:
     """Let go of live clients as soon as the server is asked to stop.
 
     Uvicorn waits for open responses to finish before it runs the lifespan's shutdown, and
-    an event stream never finishes by itself; so the hub hears SIGINT/SIGTERM first (then
-    the server's own handler runs) and ends every feed. Returns what undoes it.
+    an event stream never finishes by itself; so ``close`` (which ends every feed) runs on
+    SIGINT/SIGTERM first, then the server's own handler. Returns what undoes it.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -124,7 +142,7 @@ def _close_on_exit_signals(hub: Hub) -> Callable[[], None]:
             continue
 
         def on_signal(signum: int, frame: FrameType | None, chained: Any = handler) -> None:
-            loop.call_soon_threadsafe(hub.close)
+            loop.call_soon_threadsafe(close)
             chained(signum, frame)
 
         previous[sig] = handler
@@ -146,16 +164,20 @@ async def live_feeds(app: FastAPI, settings: Settings) -> AsyncIterator[Hub]:
     until the consumer connects.
     """
     live = settings.live
-    hub = Hub(
-        replay_messages=live.replay_messages,
-        max_entities=live.queue_entities,
-        max_alerts=live.queue_alerts,
-    )
+    hub = new_hub(settings)
     consumer = FeedConsumer(settings, hub)
     app.state.live_hub = hub
     app.state.live_consumer = consumer
     task = asyncio.create_task(consumer.run(), name="live-feed-consumer")
-    restore = _close_on_exit_signals(hub)
+
+    def close_every_feed() -> None:
+        hub.close()
+        # Feeds of other namespaces engineers watch (api.namespaces), when there are any.
+        namespaces = getattr(app.state, "namespaces", None)
+        if namespaces is not None:
+            namespaces.close_hubs()
+
+    restore = _close_on_exit_signals(close_every_feed)
     try:
         await asyncio.wait_for(consumer.ready.wait(), live.start_timeout_s)
     except TimeoutError:

@@ -9,17 +9,15 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
-from starlette.requests import HTTPConnection
 
-from api.auth import Caller, require_scope
+from api.auth import ViewCaller
 from api.live.feed import DISCONNECTED, INTERNAL_ERROR, Feed, Frame
 from api.live.filters import LiveFilter, invalid, parse_filter
-from api.live.hub import Hub
 from api.live.messages import EventId
 from api.live.outbox import SHUTDOWN, SLOW_CONSUMER
 from api.live.sse import EventStreamResponse
+from api.namespaces import NamespaceDep, Namespaces, NamespaceView
 from api.problems import Problem
-from ioc.settings import Settings
 
 router = APIRouter(prefix="/v1/live", tags=["live"])
 
@@ -28,7 +26,6 @@ CLOSE_CODES = {SHUTDOWN: 1001, INTERNAL_ERROR: 1011, SLOW_CONSUMER: 4008}
 CLOSE_TIMEOUT_S = 2.0
 
 Values = Annotated[list[str] | None, Query()]
-ViewCaller = Annotated[Caller, Depends(require_scope("view"))]
 
 
 def _filter(
@@ -45,16 +42,7 @@ def _filter(
 FilterDep = Annotated[LiveFilter, Depends(_filter)]
 
 
-def _pool(conn: HTTPConnection) -> asyncpg.Pool:
-    """The database pool, for HTTP and WebSocket routes alike."""
-    pool: asyncpg.Pool = conn.app.state.pool
-    return pool
-
-
-PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
-
-
-async def _resolve_areas(pool: PoolDep, live_filter: LiveFilter) -> LiveFilter:
+async def _resolve_areas(pool: asyncpg.Pool, live_filter: LiveFilter) -> LiveFilter:
     """The filter with its areas turned into the entities the registry places in them."""
     if live_filter.areas is None:
         return live_filter
@@ -81,13 +69,13 @@ def _since(text: str | None, name: str) -> EventId | None:
         raise invalid(f"{name}: {exc}") from None
 
 
-def _feed(
-    conn: Request | WebSocket, pool: PoolDep, live_filter: LiveFilter, since: EventId | None
+async def _feed(
+    conn: Request | WebSocket, view: NamespaceView, live_filter: LiveFilter, since: EventId | None
 ) -> Feed:
-    hub: Hub = conn.app.state.live_hub
-    settings: Settings = conn.app.state.settings
+    namespaces: Namespaces = conn.app.state.namespaces
+    hub = await namespaces.hub(view)
     subscription = hub.subscribe(live_filter, since)
-    return Feed(hub=hub, subscription=subscription, pool=pool, settings=settings.live)
+    return Feed(hub=hub, subscription=subscription, pool=view.pool, settings=view.settings.live)
 
 
 @router.get(
@@ -98,35 +86,36 @@ def _feed(
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
-        404: {"description": "Unknown area"},
-        422: {"description": "Bad filter or event id"},
+        404: {"description": "Unknown area or namespace"},
+        422: {"description": "Bad filter, event id or namespace name"},
+        503: {"description": "Too many other namespaces open (see Retry-After)"},
     },
 )
 async def live_sse(
     request: Request,
     _caller: ViewCaller,
-    pool: PoolDep,
+    view: NamespaceDep,
     live_filter: FilterDep,
     since: Annotated[str | None, Query(max_length=64)] = None,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> EventStreamResponse:
     """Snapshot, then entity updates and alert transitions as Server-Sent Events."""
-    resolved = await _resolve_areas(pool, live_filter)
+    resolved = await _resolve_areas(view.pool, live_filter)
     start = _since(last_event_id, "Last-Event-ID") or _since(since, "since")
-    return EventStreamResponse(_feed(request, pool, resolved, start))
+    return EventStreamResponse(await _feed(request, view, resolved, start))
 
 
 @router.websocket("")
 async def live_ws(
     websocket: WebSocket,
     _caller: ViewCaller,
-    pool: PoolDep,
+    view: NamespaceDep,
     live_filter: FilterDep,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> None:
     """Snapshot, then entity updates and alert transitions as JSON text messages."""
-    resolved = await _resolve_areas(pool, live_filter)
-    feed = _feed(websocket, pool, resolved, _since(since, "since"))
+    resolved = await _resolve_areas(view.pool, live_filter)
+    feed = await _feed(websocket, view, resolved, _since(since, "since"))
     try:
         await websocket.accept()
     except BaseException:

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
-from api.deps import PoolDep, PublisherDep, SettingsDep
+from api.deps import PoolDep, PublisherDep
+from api.namespaces import NAMESPACE_PROBLEMS, NamespaceDep
 from api.problems import Problem, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from ioc.settings import Settings
@@ -78,7 +79,7 @@ LIMIT $6 OFFSET $7
 """
 
 
-@router.get("", responses=problem_responses(404))
+@router.get("", responses=problem_responses(*NAMESPACE_PROBLEMS))
 async def list_alerts(
     caller: ViewCaller,
     pool: PoolDep,
@@ -149,25 +150,23 @@ async def _act(
 AlertId = Annotated[uuid.UUID, Path(description="The alert's id")]
 
 
-@router.post("/{alert_id}/ack", responses=problem_responses(404, 409))
+@router.post("/{alert_id}/ack", responses=problem_responses(409, *NAMESPACE_PROBLEMS))
 async def acknowledge_alert(
     caller: ViewCaller,
-    pool: PoolDep,
-    settings: SettingsDep,
+    view: NamespaceDep,
     publisher: PublisherDep,
     alert_id: AlertId,
 ) -> AlertPublic:
     """Acknowledge an open alert: records the key's name and the time."""
-    alert = await _act(pool, ACK, alert_id, caller.name, "acknowledge")
-    await _tell_live_feeds(publisher, settings, alert, verb="acknowledge", who=caller.name)
+    alert = await _act(view.pool, ACK, alert_id, caller.name, "acknowledge")
+    await _tell_live_feeds(publisher, view.settings, alert, verb="acknowledge", who=caller.name)
     return alert
 
 
-@router.post("/{alert_id}/resolve", responses=problem_responses(404, 409))
+@router.post("/{alert_id}/resolve", responses=problem_responses(409, *NAMESPACE_PROBLEMS))
 async def resolve_alert(
     caller: ViewCaller,
-    pool: PoolDep,
-    settings: SettingsDep,
+    view: NamespaceDep,
     publisher: PublisherDep,
     alert_id: AlertId,
 ) -> AlertPublic:
@@ -176,8 +175,8 @@ async def resolve_alert(
     The rule engine keeps its own view: while the condition holds it opens no new alert
     for the same rule and entity.
     """
-    alert = await _act(pool, RESOLVE, alert_id, caller.name, "resolve")
-    await _tell_live_feeds(publisher, settings, alert, verb="resolve", who=caller.name)
+    alert = await _act(view.pool, RESOLVE, alert_id, caller.name, "resolve")
+    await _tell_live_feeds(publisher, view.settings, alert, verb="resolve", who=caller.name)
     return alert
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
 from api.deps import PoolDep
+from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/v1/areas", tags=["areas"])
@@ -92,7 +93,7 @@ GROUP BY a.domain
 """
 
 
-@router.get("", responses=problem_responses())
+@router.get("", responses=problem_responses(*NAMESPACE_PROBLEMS))
 async def list_areas(
     caller: ViewCaller,
     pool: PoolDep,
@@ -106,7 +107,7 @@ async def list_areas(
     )
 
 
-@router.get("/{area_id}", responses=problem_responses(404))
+@router.get("/{area_id}", responses=problem_responses(*NAMESPACE_PROBLEMS))
 async def get_area(
     caller: ViewCaller,
     pool: PoolDep,

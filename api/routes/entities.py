@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
 from api.deps import DomainDep, PoolDep
+from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import Problem, problem_responses
 from api.routes.alerts import ALERT_COLUMNS, AlertPublic, alert_of
 
@@ -108,7 +109,7 @@ def entity_of(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-@router.get("/{domain}/entities", responses=problem_responses(404))
+@router.get("/{domain}/entities", responses=problem_responses(*NAMESPACE_PROBLEMS))
 async def list_entities(
     caller: ViewCaller,
     pool: PoolDep,
@@ -133,7 +134,7 @@ async def list_entities(
     return EntityPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
 
-@router.get("/{domain}/entities/{entity_id}", responses=problem_responses(404))
+@router.get("/{domain}/entities/{entity_id}", responses=problem_responses(*NAMESPACE_PROBLEMS))
 async def get_entity(
     caller: ViewCaller,
     pool: PoolDep,

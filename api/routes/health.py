@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import PoolDep
+from api.deps import OwnPoolDep
 from api.problems import Problem
 
 router = APIRouter(tags=["health"])
@@ -22,7 +22,7 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", responses={503: {"description": "The database is unreachable"}})
-async def readyz(pool: PoolDep) -> Health:
+async def readyz(pool: OwnPoolDep) -> Health:
     """The API can reach its database."""
     try:
         async with pool.acquire(timeout=2) as conn:

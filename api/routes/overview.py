@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
 from api.deps import PoolDep
+from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import problem_responses
 from streams.catalog import DOMAINS
 
@@ -50,7 +51,7 @@ GROUP BY metric ORDER BY metric
 """
 
 
-@router.get("/overview", responses=problem_responses())
+@router.get("/overview", responses=problem_responses(*NAMESPACE_PROBLEMS))
 async def overview(caller: ViewCaller, pool: PoolDep) -> Overview:
     """Per domain: entities, how many report, open alerts and the newest minute's figures."""
     async with pool.acquire() as conn:

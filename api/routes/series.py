@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.auth import ViewCaller
 from api.deps import DomainDep, PoolDep, SettingsDep
+from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import Problem, problem_responses
 from ioc.db.queries import (
     SERIES_WIDTHS,
@@ -177,7 +178,7 @@ async def _raw_points(
 @router.get(
     "/{domain}/entities/{entity_id}/series",
     response_model=Series,
-    responses=problem_responses(400, 404),
+    responses=problem_responses(400, *NAMESPACE_PROBLEMS),
 )
 async def entity_series(
     caller: ViewCaller,

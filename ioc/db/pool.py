@@ -60,17 +60,20 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     return {} if option is None else {"ssl": option}
 
 
-async def create_pool(settings: Settings, *, min_size: int = 0) -> asyncpg.Pool:
+async def create_pool(
+    settings: Settings, *, min_size: int = 0, max_size: int | None = None
+) -> asyncpg.Pool:
     """A pool whose connections see the namespace's schema first.
 
     ``min_size=0`` opens connections on demand, so a process can start while the
-    database is down and connect once it is back.
+    database is down and connect once it is back. ``max_size`` defaults to
+    ``IOC_DATABASE__POOL_MAX_SIZE``.
     """
     db = settings.database
     pool = await asyncpg.create_pool(
         settings.dsn,
         min_size=min_size,
-        max_size=db.pool_max_size,
+        max_size=max_size or db.pool_max_size,
         timeout=5,
         command_timeout=30,
         server_settings={"search_path": f"{settings.db_schema},public"},

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +18,18 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
+from ioc.db.migrate import migrate
+from ioc.db.registry import load_registry
+from ioc.settings import Settings
+from streams.admin import ensure_topics
 from streams.topics import raw_topic
+from tests.conftest import Namespace
 from tests.e2e.conftest import ARTIFACTS, Browser, Dashboard
+from tests.integration.conftest import start_worker
 from tests.utils.apikeys import KEYS, auth
 from tests.utils.events import Record, flow_value
 from tests.utils.kafka import produce
+from tests.utils.namespaces import drop_namespace
 
 VIEW_KEY = KEYS["view"]
 #: On a fresh machine the first test's setup installs Chromium from Debian's packages.
@@ -100,7 +109,7 @@ async def test_page_loads_with_map_tiles_and_no_console_errors(
     await page.locator("#lang").click()
     await expect(page.locator("h1")).to_have_text("Trung tâm Điều hành Thông minh Quảng Ninh")
 
-    # No namespace choice is offered by this API (no /v1/namespaces): no switcher.
+    # An operator's key reads the API's own namespace only: no switcher.
     await expect(page.locator("#ns-wrap")).to_be_hidden()
     assert browser.errors == []
 
@@ -274,3 +283,65 @@ async def test_page_reconnects_after_the_api_restarts(
     await expect(tile).to_have_attribute("data-reporting", str(before + 1), timeout=3_000)
     marker = page.locator(f"#map .marker[data-entity='{entity}']")
     await expect(marker).to_have_attribute("data-state", "ok")
+
+
+async def test_an_engineer_switches_to_a_sandbox_and_watches_it_live(
+    dashboard: Dashboard, browser: Browser, infra: Settings, tmp_path: Path
+) -> None:
+    # A sandbox with the same city, filled by a worker of its own (as a replay fills one).
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    settings = infra.model_copy(update={"namespace": name})
+    await migrate(settings)
+    await ensure_topics(settings)
+    await load_registry(settings, dashboard.city)
+    sandbox = Namespace(
+        settings=settings,
+        env={"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)},
+        logs=tmp_path,
+    )
+    worker = start_worker(sandbox, name="sandbox-worker")
+    try:
+        traffic = [e.id for e in dashboard.city.entities if e.domain == "traffic"][:3]
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+        topic = raw_topic(settings, "traffic")
+        await produce(settings, topic, [flow(e, at, 7) for e in traffic[:2]])
+        async with httpx.AsyncClient(base_url=dashboard.base, headers=auth("engineer")) as client:
+            wait_until = time.monotonic() + 30
+            while time.monotonic() < wait_until:
+                body = (await client.get("/v1/overview", params={"namespace": name})).json()
+                if {t["domain"]: t for t in body["tiles"]}["traffic"]["reporting"] == 2:
+                    break
+                await asyncio.sleep(0.3)
+        own = await get(dashboard, "/v1/overview")
+        own_reporting = {t["domain"]: t for t in own["tiles"]}["traffic"]["reporting"]
+
+        page = browser.page
+        await page.goto(f"{dashboard.base}/?key={KEYS['engineer']}")
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+        switcher = page.locator("#ns")
+        await expect(page.locator("#ns-wrap")).to_be_visible()
+        # The API's own namespace comes first and is the one shown.
+        await expect(switcher.locator("option").first).to_have_text(dashboard.settings.namespace)
+        tile = page.locator(".tile[data-domain='traffic']")
+        await expect(tile).to_have_attribute("data-reporting", str(own_reporting))
+
+        conn = page.locator("#conn")
+        snapshots = int(await conn.get_attribute("data-snapshots") or "0")
+        await switcher.select_option(name)
+        await expect(tile).to_have_attribute("data-reporting", "2", timeout=5_000)
+        # The feed started over on the sandbox: its snapshot came.
+        await expect(conn).to_have_attribute("data-snapshots", str(snapshots + 1), timeout=15_000)
+        await expect(conn).to_have_attribute("data-state", "live")
+        # The sandbox's live feed: a third entity reports, the tile follows.
+        await produce(settings, topic, [flow(traffic[2], at + timedelta(seconds=5), 9)])
+        await expect(tile).to_have_attribute("data-reporting", "3", timeout=5_000)
+        marker = page.locator(f"#map .marker[data-entity='{traffic[2]}']")
+        await expect(marker).to_have_attribute("data-state", "ok")
+
+        # Back to the API's own namespace.
+        await switcher.select_option(dashboard.settings.namespace)
+        await expect(tile).to_have_attribute("data-reporting", str(own_reporting), timeout=5_000)
+        assert browser.errors == []
+    finally:
+        worker.stop()
+        await drop_namespace(settings)

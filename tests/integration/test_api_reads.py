@@ -61,6 +61,7 @@ class World:
     jam_b: str
     cleared: str
     hospital: str
+    namespace: str
 
     def get(self, path: str, role: str = "view", **params: Any) -> httpx.Response:
         return httpx.get(self.base + path, params=params, headers=auth(role), timeout=20)
@@ -89,6 +90,7 @@ async def world(module_namespace: Namespace) -> Any:
         jam_b=traffic[1].id,
         cleared=traffic[2].id,
         hospital=city.in_domain("hospital")[0].id,
+        namespace=module_namespace.settings.namespace,
     )
     events = [
         *flow_events(w.jam_a, "B" * 12),
@@ -411,6 +413,11 @@ def routes(world: World) -> Iterator[tuple[str, str, dict[str, Any], int, set[st
     yield "GET", "/docs", {}, 200, set(ROLES)
     yield "GET", "/metrics", {}, 200, view
     yield "GET", "/v1/overview", {}, 200, view
+    # Naming the API's own namespace needs nothing more (another one needs view + replay:
+    # tests/integration/test_api_namespaces.py).
+    own = {"params": {"namespace": world.namespace}}
+    yield "GET", "/v1/overview", own, 200, view
+    yield "GET", "/v1/namespaces", {}, 200, view
     yield "GET", "/v1/traffic/entities", {}, 200, view
     yield "GET", f"/v1/traffic/entities/{jam}", {}, 200, view
     yield "GET", f"/v1/traffic/entities/{jam}/series", {"params": {"metric": "vehicles"}}, 200, view
@@ -442,4 +449,4 @@ def test_access_matrix(world: World) -> None:
                 if expected in (401, 403):
                     assert problem_slug(response) in ("unauthenticated", "forbidden")
                 checked += 1
-    assert checked == 16 * len(ROLES)
+    assert checked == 18 * len(ROLES)

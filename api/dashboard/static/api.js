@@ -87,12 +87,13 @@ export function liveUrl(since) {
   return url.toString();
 }
 
-/** The namespaces an engineer may switch between, when this API offers a choice.
+/** The namespaces the key may switch between, when this API offers a choice.
  *
  * The API tells what it offers in its OpenAPI document (public, no key): a
  * `GET /v1/namespaces` operation, and a `namespace` parameter (query or header) on the
- * read routes. Only then is the switcher shown; this API serves one namespace otherwise.
- * Asking the document first avoids a 404 in the console of APIs without the route. */
+ * read routes. That route lists what the key may read: every namespace for an engineer
+ * (`replay` scope), the API's own for an operator. Asking the document first avoids a
+ * 404 in the console of APIs without the route. */
 export async function discoverNamespaces() {
   let doc;
   try {
@@ -108,7 +109,22 @@ export async function discoverNamespaces() {
   );
   if (!paths["/v1/namespaces"]?.get || !param) return [];
   namespaceParam = { name: param.name, in: param.in === "header" ? "header" : "query" };
-  const body = await api("/v1/namespaces");
-  const items = Array.isArray(body) ? body : body.items || body.namespaces || [];
-  return items.map((item) => (typeof item === "string" ? item : item.name)).filter(Boolean);
+  let names = [];
+  try {
+    const body = await api("/v1/namespaces");
+    const items = Array.isArray(body) ? body : body.items || body.namespaces || [];
+    names = items.map((item) => (typeof item === "string" ? item : item.name)).filter(Boolean);
+  } catch {
+    names = [];
+  }
+  // One namespace is no choice: requests then name none (a stale choice of an engineer
+  // who used this tab before is dropped).
+  if (names.length < 2) {
+    namespaceParam = null;
+    sessionStorage.removeItem(NS_STORE);
+    return [];
+  }
+  const kept = sessionStorage.getItem(NS_STORE);
+  if (kept && !names.includes(kept)) sessionStorage.removeItem(NS_STORE);
+  return names;
 }
