@@ -1,17 +1,24 @@
-"""Exact aggregates through failures: the worker killed with -9, PostgreSQL down for 30 s."""
+"""Exact aggregates through failures: the worker killed with -9, PostgreSQL down for 30 s,
+a partition handed to another worker."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
+
+import orjson
 
 from ioc.db.migrate import migrate
 from ioc.infra import PostgresCluster
+from streams.topics import DEADLETTER_TOPIC, raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_worker
 from tests.integration.test_stream_exactness import produce_events, settle, simulated
+from tests.utils.events import T0, Record, flow_value
+from tests.utils.kafka import produce, read_all
 from tests.utils.services import free_port
 from tests.utils.truth import database_rows, events_in_database, truth_of
 
@@ -86,3 +93,37 @@ async def test_database_down_for_30_s_mid_run_loses_nothing(
     finally:
         cluster.down()
         shutil.rmtree(cluster.home, ignore_errors=True)
+
+
+async def test_the_next_owner_of_a_partition_keeps_its_watermark(namespace: Namespace) -> None:
+    """The watermark travels with the committed offset (commit metadata): an event late
+    for the worker that stopped is late for the one that takes over, and one in time is
+    applied."""
+    ix = "t-ix-handover"
+
+    def at(seconds: int, vehicles: int) -> Record:
+        when = T0 + timedelta(seconds=seconds)
+        return Record(ix.encode(), flow_value(ix, when, vehicles=vehicles), 0)
+
+    topic = raw_topic(namespace.settings, "traffic")
+    first = start_worker(namespace, name="worker-1")
+    try:
+        await produce(namespace.settings, topic, [at(10, 1), at(300, 2)])  # watermark 5:00
+        await settle(namespace, 2)
+    finally:
+        first.stop()
+    second = start_worker(namespace, name="worker-2")
+    try:
+        # Minute 2 is final at 2:00 + 1 min + 2 min = 5:00: late. Minute 3 is not.
+        await produce(namespace.settings, topic, [at(130, 4), at(200, 8)])
+        deadletters = namespace.settings.topic(DEADLETTER_TOPIC)
+        [dead] = await read_all(namespace.settings, deadletters, expect=1)
+        assert dict(dead.headers)["ioc_reason"] == b"late"
+        assert orjson.loads(dead.value)["data"]["vehicles"] == 4
+        await settle(namespace, 3)
+        rows = await database_rows(namespace.settings)
+        vehicles = {b: agg[1] for (_, metric, b), agg in rows.items() if metric == "vehicles"}
+        t0 = int(T0.timestamp() * 1000)
+        assert vehicles == {t0: 1, t0 + 3 * 60_000: 8, t0 + 5 * 60_000: 2}
+    finally:
+        second.stop()
