@@ -90,13 +90,20 @@ class EntityStore:
         self.clock = clock
         self.records: dict[bytes, EntityRecord] = {}
         self.watermarks: dict[Owned, int] = {}
+        # Records read back from the changelog and not written since: their alert states
+        # were made by another process, perhaps with other rules, so the rules see all of
+        # their minutes once. Every other record's states have taken in all of its minutes
+        # but those its pending batch changed.
+        self.restored: set[bytes] = set()
 
     def restore(self, key: bytes, record: EntityRecord | None) -> None:
         """Take one record read back from the changelog (None: the entity was deleted)."""
         if record is None:
             self.records.pop(key, None)
+            self.restored.discard(key)
             return
         self.records[key] = record
+        self.restored.add(key)
 
     def resume(self, owned: Owned, watermark_ms: int | None) -> None:
         """Set a partition's watermark as it was at its committed offset.
@@ -122,6 +129,7 @@ class EntityStore:
             for key, record in self.records.items()
             if (record["d"], record["p"]) not in gone
         }
+        self.restored &= self.records.keys()
         for item in gone:
             self.watermarks.pop(item, None)
 
@@ -215,21 +223,29 @@ class EntityStore:
         """
         out = Batch()
         due: dict[int, dict[bytes, _Pending]] = {}
+        # The last final minute of each owned partition whose domain has rules.
+        last_finals: dict[Owned, int] = {}
+        for owned, watermark in self.watermarks.items():
+            last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
+            if last_final is not None and self.rules.rules_for(owned[0]):
+                last_finals[owned] = last_final
         for key, record in self.records.items():
-            watermark = self.watermarks.get((record["d"], record["p"]))
-            if self._has_final_minutes_to_judge(record, watermark):
+            last_final = last_finals.get((record["d"], record["p"]))
+            if last_final is None:
+                continue
+            judged: int | None = record.get("j")  # the last final minute its rules saw
+            if judged is not None and judged >= last_final:
+                continue  # most records: written since the last minute became final
+            if self._has_final_minutes_to_judge(record, judged=judged, last_final=last_final):
                 due.setdefault(record["p"], {})[key] = _Pending(record)
         for partition, pending in due.items():
             self._finish(pending, partition=partition, out=out)
         return out
 
-    def _has_final_minutes_to_judge(self, record: EntityRecord, watermark: int | None) -> bool:
-        last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
-        if last_final is None or not self.rules.rules_for(record["d"]):
-            return False
-        judged: int | None = record.get("j")  # the last final minute its rules saw
-        if judged is not None and judged >= last_final:
-            return False
+    @staticmethod
+    def _has_final_minutes_to_judge(
+        record: EntityRecord, *, judged: int | None, last_final: int
+    ) -> bool:
         if any(
             int(minute) <= last_final and (judged is None or int(minute) > judged)
             for minute in record["b"]
@@ -244,11 +260,17 @@ class EntityStore:
         for key, entry in pending.items():
             record = entry.record
             watermark = self.watermarks.get((record["d"], partition))
+            buckets: dict[str, Any] = record["b"]
+            if key in self.restored:
+                self.restored.discard(key)
+            else:
+                # The rules took in every other minute when the record was last written.
+                buckets = {minute: buckets[minute] for minute in entry.changed}
             evaluation = self.rules.evaluate(
                 record.get("a"),
                 entity_id=record["e"],
                 domain=record["d"],
-                buckets=record["b"],
+                buckets=buckets,
                 watermark_ms=watermark,
                 lateness_ms=self.lateness_ms,
             )

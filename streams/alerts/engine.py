@@ -178,6 +178,16 @@ def _walk(rule: Rule, track: Track, *, entity_id: str, last_final: int) -> list[
     return out
 
 
+def _walk_due(state: TrackJson | None, *, walked: int | None, last_final_ms: int | None) -> bool:
+    """Whether :func:`_walk` would step through any minute (``walked``: the state's ``f``)."""
+    if last_final_ms is None:
+        return False
+    if walked is not None:
+        return walked < last_final_ms
+    pending: dict[str, Values] = (state or {}).get("p") or {}
+    return bool(pending) and min(int(minute) for minute in pending) <= last_final_ms
+
+
 def evaluate_rule(
     rule: Rule,
     state: TrackJson | None,
@@ -188,15 +198,24 @@ def evaluate_rule(
 ) -> tuple[TrackJson | None, list[AlertTransition]]:
     """Fold an entity's minute aggregates (any versions, any order) into one rule's state,
     then walk the minutes final up to ``last_final_ms``; return the new state (None when
-    there is nothing to remember) and the transitions, oldest first."""
-    track = Track.from_json(state)
+    there is nothing to remember) and the transitions, oldest first.
+
+    A minute whose latest version the state has already taken in need not be given again:
+    callers that know which minutes changed since the last call pass only those."""
+    walked = state.get("f") if state else None
+    seen: dict[int, Values] = {}
     for key, metrics in buckets.items():
         minute = int(key)
-        if track.final_ms is not None and minute <= track.final_ms:
+        if walked is not None and minute <= walked:
             continue  # final and walked already: it cannot have changed
         values = clause_values(rule, metrics)
         if values is not None:
-            track.pending[minute] = values
+            seen[minute] = values
+    if not seen and not _walk_due(state, walked=walked, last_final_ms=last_final_ms):
+        # Nothing new and no final minute left to walk: the state is what it was.
+        return state or None, []
+    track = Track.from_json(state)
+    track.pending.update(seen)
     transitions: list[AlertTransition] = []
     if last_final_ms is not None:
         transitions = _walk(rule, track, entity_id=entity_id, last_final=last_final_ms)
@@ -233,7 +252,9 @@ class RuleEngine:
         lateness_ms: int,
     ) -> Evaluation:
         """Evaluate every rule of ``domain`` for one entity. ``states`` is what the last
-        call returned (kept in the entity record); ``buckets`` are the record's minutes."""
+        call returned (kept in the entity record); ``buckets`` are the record's minutes,
+        or only those changed since that call if it was made by this engine (its rules may
+        differ from those of a process that wrote ``states`` before a restart)."""
         last_final = last_final_minute(watermark_ms, lateness_ms=lateness_ms)
         new_states: dict[str, TrackJson] = {}
         transitions: list[AlertTransition] = []
