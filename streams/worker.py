@@ -7,6 +7,10 @@ pace every event rewrites its entity's record, and one process (one GIL) could n
 fold 5,000 events/s and write them to PostgreSQL (measured: the database fell behind by
 1,700 events/s while the aggregator kept up; see benchmarks/RESULTS.md, soak).
 
+Both processes run the garbage-collector policy of ``ioc.collector``: without it, full
+collections of the aggregator's large state stopped its event loop for 250-1,000 ms every
+few seconds.
+
 ``mode.Worker`` stops the aggregator cleanly on SIGINT or SIGTERM and the child with it;
 a child that dies is started again (the sink is idempotent). Prometheus counters of both
 processes are served together on ``IOC_STREAMS__WEB_HOST``:``IOC_STREAMS__WEB_PORT`` at
@@ -26,6 +30,7 @@ from typing import Any
 
 from mode import Service, Worker
 
+from ioc.collector import manage_collector
 from ioc.settings import Settings, get_settings
 from streams.admin import ensure_topics
 
@@ -55,6 +60,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
         worker = Worker(
             Aggregator(settings),
             SinkProcess(loglevel=loglevel),
+            Collector(),
             loglevel=loglevel.upper(),
             redirect_stdouts=False,
         )
@@ -70,6 +76,7 @@ def run_sink(loglevel: str, parent: int) -> None:
     worker = Worker(
         StateSink(get_settings()),
         Orphaned(parent),
+        Collector(),
         loglevel=loglevel.upper(),
         redirect_stdouts=False,
     )
@@ -117,6 +124,14 @@ class SinkProcess(Service):
                 if child.pid is not None:  # its live gauges no longer count
                     multiprocess.mark_process_dead(child.pid)  # type: ignore[no-untyped-call]
                 self._spawn()
+
+
+class Collector(Service):
+    """The garbage collector's policy (``ioc.collector``) for this process."""
+
+    @Service.task
+    async def _run(self) -> None:
+        await manage_collector()
 
 
 class Orphaned(Service):
