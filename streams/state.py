@@ -25,7 +25,7 @@ import orjson
 
 from streams.alerts import RuleEngine, last_final_minute
 from streams.envelope import Rejection, check_clock, decode
-from streams.windows import EntityRecord, event_hash, fold, new_record
+from streams.windows import EntityRecord, compact_identities, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
 
@@ -102,7 +102,7 @@ class EntityStore:
             self.records.pop(key, None)
             self.restored.discard(key)
             return
-        self.records[key] = record
+        self.records[key] = compact_identities(record)
         self.restored.add(key)
 
     def resume(self, owned: Owned, watermark_ms: int | None) -> None:

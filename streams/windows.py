@@ -12,8 +12,9 @@ processing exact under at-least-once delivery:
   last_time]``, absolute values, so whoever reads them can upsert without counting twice;
 - ``c``: the buckets changed since the record was last written, so the sink writes only
   those;
-- ``i``: per open bucket, 64-bit hashes of the (source, id) of the events applied to it,
-  so the same event delivered twice (a producer's retry, a sensor's resend) counts once;
+- ``i``: per open bucket, 64-bit hashes of the (source, id) of the events applied to it
+  (as 12-character tokens one after the other, :func:`identity_token`), so the same event
+  delivered twice (a producer's retry, a sensor's resend) counts once;
 - ``a``: the alert engine's state per rule (``streams.alerts``), carried along here so
   it survives crashes with the rest of the record;
 - ``x``: the alert transitions the last write produced, ``r``: the events of kept
@@ -30,6 +31,7 @@ they arrive paced or all at once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any, Literal
 
@@ -66,10 +68,28 @@ def new_record(*, entity_id: str, domain: str, partition: int) -> EntityRecord:
     }
 
 
-def event_hash(source: str, event_id: str) -> int:
-    """A stable 64-bit hash of an event's identity (CloudEvents: source + id)."""
+def event_hash(source: str, event_id: str) -> str:
+    """A stable 64-bit hash of an event's identity (CloudEvents: source + id), as its
+    :func:`identity_token`."""
     digest = hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    return base64.b64encode(digest).decode()
+
+
+def identity_token(event_hash: int) -> str:
+    """A 64-bit event hash as 12 characters: base64 of its 8 bytes, which always ends in
+    a single ``=``. A minute's identities are their tokens one after the other, so a
+    token is found in them only where one starts (its ``=`` falls on a token's last
+    character): ``token in identities`` is exact."""
+    return base64.b64encode(event_hash.to_bytes(8, "big")).decode()
+
+
+def compact_identities(record: EntityRecord) -> EntityRecord:
+    """Convert a record written when identities were lists of integers; same hashes."""
+    seen = record.get("i") or {}
+    for minute, hashes in seen.items():
+        if isinstance(hashes, list):
+            seen[minute] = "".join(identity_token(h) for h in hashes)
+    return record
 
 
 def fold(
@@ -77,7 +97,7 @@ def fold(
     *,
     offset: int,
     time_ms: int,
-    event: int,
+    event: str,
     event_type: str,
     state: dict[str, Any],
     metrics: dict[str, float],
@@ -100,19 +120,19 @@ def fold(
     ):
         return "late"
     key = str(bucket)
-    seen: dict[str, list[int]] = record.setdefault("i", {})
-    if event in seen.get(key, ()):
+    seen: dict[str, str] = record.setdefault("i", {})
+    identities = seen.get(key, "")
+    if event in identities:
         return "duplicate"
     watermark = time_ms if watermark_ms is None else max(watermark_ms, time_ms)
     buckets: dict[str, dict[str, Aggregate]] = record["b"]
-    for old in [
-        k
-        for k in seen.keys() | buckets.keys()
-        if k not in pinned and is_final(int(k), watermark_ms=watermark, lateness_ms=lateness_ms)
-    ]:
+    final_up_to = watermark - lateness_ms - BUCKET_MS  # is_final() for every minute up to it
+    stale = [k for k in seen if k not in pinned and int(k) <= final_up_to]
+    stale += [k for k in buckets if k not in seen and k not in pinned and int(k) <= final_up_to]
+    for old in stale:
         buckets.pop(old, None)
         seen.pop(old, None)
-    seen.setdefault(key, []).append(event)
+    seen[key] = identities + event
     if metrics:
         current = buckets.setdefault(key, {})
         for name, value in metrics.items():

@@ -178,14 +178,34 @@ def _walk(rule: Rule, track: Track, *, entity_id: str, last_final: int) -> list[
     return out
 
 
-def _walk_due(state: TrackJson | None, *, walked: int | None, last_final_ms: int | None) -> bool:
-    """Whether :func:`_walk` would step through any minute (``walked``: the state's ``f``)."""
+def _walk_due(
+    state: TrackJson | None,
+    seen: dict[int, Values],
+    *,
+    walked: int | None,
+    last_final_ms: int | None,
+) -> bool:
+    """Whether :func:`_walk` would step through any minute, given the state (``walked``:
+    its ``f``) and the values ``seen`` that are about to join its pending ones."""
     if last_final_ms is None:
         return False
     if walked is not None:
         return walked < last_final_ms
     pending: dict[str, Values] = (state or {}).get("p") or {}
-    return bool(pending) and min(int(minute) for minute in pending) <= last_final_ms
+    first = min([*(int(minute) for minute in pending), *seen], default=None)
+    return first is not None and first <= last_final_ms
+
+
+def _with_pending(state: TrackJson | None, values: dict[int, Values]) -> TrackJson:
+    """The state (as :meth:`Track.to_json` writes it) with ``values`` of open minutes added
+    to its pending ones, without building the track: what most writes need."""
+    state = state or {}
+    pending = {int(minute): v for minute, v in state.get("p", {}).items()}
+    pending.update(values)
+    out: TrackJson = {"f": state["f"]} if "f" in state else {}
+    out["p"] = {str(minute): v for minute, v in sorted(pending.items())}
+    out.update((key, value) for key, value in state.items() if key not in ("f", "p"))
+    return out
 
 
 def evaluate_rule(
@@ -211,9 +231,9 @@ def evaluate_rule(
         values = clause_values(rule, metrics)
         if values is not None:
             seen[minute] = values
-    if not seen and not _walk_due(state, walked=walked, last_final_ms=last_final_ms):
-        # Nothing new and no final minute left to walk: the state is what it was.
-        return state or None, []
+    if not _walk_due(state, seen, walked=walked, last_final_ms=last_final_ms):
+        # No final minute left to walk: at most new values of open minutes to remember.
+        return (_with_pending(state, seen) if seen else state or None), []
     track = Track.from_json(state)
     track.pending.update(seen)
     transitions: list[AlertTransition] = []

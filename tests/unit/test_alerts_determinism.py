@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.alerts.engine import RuleEngine, evaluate_rule
+from streams.alerts.engine import RuleEngine, _with_pending, evaluate_rule
 from streams.alerts.rules import Rule, load_rules
+from streams.alerts.track import Track
 from streams.alerts.transitions import AlertTransition
-from streams.windows import BUCKET_MS, fold, new_record
+from streams.windows import BUCKET_MS, fold, identity_token, new_record
 
 T0 = 1_725_696_000_000  # 2024-09-07T08:00:00Z
 LATENESS = 120_000
@@ -69,7 +70,7 @@ def _run(
                 record,
                 offset=offset,
                 time_ms=time_ms,
-                event=offset,
+                event=identity_token(offset),
                 event_type="city.traffic.flow.v1",
                 state={},
                 metrics=metrics,
@@ -247,3 +248,25 @@ def test_walking_minute_by_minute_or_in_one_jump_is_the_same() -> None:
             minute += BUCKET_MS
         assert jumped == stepped, rule.id
         assert jumped, rule.id
+
+
+def test_adding_values_of_open_minutes_to_a_state_is_what_the_track_writes() -> None:
+    """A write with nothing final to walk updates the state's pending values directly;
+    it must be what the track would have written, byte for byte, for every state a long
+    feed goes through (streaks, open alerts, gaps)."""
+    rule = next(r for r in load_rules() if r.id == "traffic-congestion")
+    seen: list[bytes] = []
+    _run(RuleEngine([rule]), _traffic_events(6, minutes=200), batch=5, states_seen=seen)
+    rng = random.Random(6)
+    states = [orjson.loads(s).get(rule.id) for s in seen]
+    assert any(s and "a" in s for s in states)
+    assert any(s and "r" in s for s in states)
+    for state in states:
+        walked = (state or {}).get("f", T0)
+        values = {
+            walked + n * BUCKET_MS: [rng.uniform(0, 60), rng.uniform(0, 100)]
+            for n in rng.sample(range(-1, 5), 3)
+        }
+        track = Track.from_json(state)
+        track.pending.update(values)
+        assert orjson.dumps(_with_pending(state, values)) == orjson.dumps(track.to_json())

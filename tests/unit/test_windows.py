@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import random
 from typing import Any
 
-from streams.windows import BUCKET_MS, bucket_of, event_hash, fold, is_final, new_record
+from streams.windows import (
+    BUCKET_MS,
+    bucket_of,
+    compact_identities,
+    event_hash,
+    fold,
+    identity_token,
+    is_final,
+    new_record,
+)
 
 T = 1_725_696_000_000  # 2024-09-07T08:00:00Z, a minute boundary
 LATENESS = 120_000
@@ -20,7 +32,7 @@ def _apply(
         record,
         offset=offset,
         time_ms=time_ms,
-        event=offset,
+        event=identity_token(offset),
         event_type="city.traffic.flow.v1",
         state={"vehicles": vehicles},
         metrics={"vehicles": vehicles},
@@ -81,7 +93,7 @@ def test_a_duplicate_or_late_event_leaves_the_record_as_it_was() -> None:
         record,
         offset=0,
         time_ms=T,
-        event=0,
+        event=identity_token(0),
         event_type="city.traffic.flow.v1",
         state={"vehicles": 1},
         metrics={"vehicles": 1},
@@ -95,7 +107,7 @@ def test_a_duplicate_or_late_event_leaves_the_record_as_it_was() -> None:
             record,
             offset=offset,
             time_ms=time_ms,
-            event=offset,
+            event=identity_token(offset),
             event_type="city.traffic.flow.v1",
             state={"vehicles": 9},
             metrics={"vehicles": 9},
@@ -140,3 +152,58 @@ def test_the_same_event_at_another_offset_is_a_duplicate_within_its_open_minute(
         lateness_ms=LATENESS,
     )
     assert list(record["i"]) == [str(T + 10 * BUCKET_MS)]
+
+
+def test_an_identity_token_is_found_only_where_one_starts() -> None:
+    """A minute's identities are 12-character tokens one after the other; a token that
+    is not among them is never found straddling two of them."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        hashes = [rng.getrandbits(64) for _ in range(rng.randrange(0, 40))]
+        tokens = [identity_token(h) for h in hashes]
+        assert all(len(t) == 12 and t.index("=") == 11 for t in tokens)
+        joined = "".join(tokens)
+        for n in range(len(joined) - 11):  # every window, aligned or not
+            window = joined[n : n + 12]
+            assert (window in tokens) == (n % 12 == 0)
+        outsider = identity_token(rng.getrandbits(64))
+        assert (outsider in joined) == (outsider in tokens)
+    # The same 64-bit hash as identities stored as integers held.
+    digest = hashlib.blake2b(b"/sensors/ix\x00r-1", digest_size=8).digest()
+    assert event_hash("/sensors/ix", "r-1") == identity_token(int.from_bytes(digest, "big"))
+
+
+def test_a_record_with_identities_as_integers_keeps_its_duplicates() -> None:
+    """Records written before identities were tokens hold lists of the same 64-bit
+    hashes: converted, the events they name are still duplicates."""
+    record = new_record(entity_id="ix", domain="traffic", partition=0)
+    for offset, event_id in enumerate(("r-1", "r-2")):
+        fold(
+            record,
+            offset=offset,
+            time_ms=T + offset,
+            event=event_hash("/sensors/ix", event_id),
+            event_type="city.traffic.flow.v1",
+            state={},
+            metrics={"vehicles": 1},
+            watermark_ms=T,
+            lateness_ms=LATENESS,
+        )
+    tokens = record["i"][str(T)]
+    old = copy.deepcopy(record)
+    old["i"][str(T)] = [
+        int.from_bytes(base64.b64decode(tokens[n : n + 12]), "big") for n in (0, 12)
+    ]
+    assert compact_identities(old) == record
+    outcome = fold(
+        old,
+        offset=5,
+        time_ms=T + 5,
+        event=event_hash("/sensors/ix", "r-2"),
+        event_type="city.traffic.flow.v1",
+        state={},
+        metrics={"vehicles": 1},
+        watermark_ms=T,
+        lateness_ms=LATENESS,
+    )
+    assert outcome == "duplicate"
