@@ -155,6 +155,9 @@ class StreamSettings(BaseModel):
     # How often entities that sent nothing have their newly final minutes judged by the
     # alert rules (a quiet camera's intrusion alert opens and resolves on time).
     sweep_interval_s: float = Field(default=1.0, gt=0)
+    # Records one sweep writes at most. When a minute becomes final nearly every entity
+    # has it to judge; written all at once they held the event loop for hundreds of ms.
+    sweep_max_records: int = Field(default=1000, ge=1)
     # Events stamped further ahead of the clock are refused: one would push its
     # partition's watermark ahead of real time and make honest events late. Keep it well
     # under the allowed lateness.

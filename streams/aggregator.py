@@ -124,7 +124,7 @@ class Aggregator(Service):
             if time.monotonic() - swept >= streams.sweep_interval_s:
                 swept = time.monotonic()
                 async with self.lock:
-                    batch = self.store.sweep()
+                    batch = self.store.sweep(limit=streams.sweep_max_records)
                     if batch.changelog:
                         await self._produce([batch])
             async with self.lock:

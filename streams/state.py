@@ -211,7 +211,7 @@ class EntityStore:
         self._finish(pending, partition=partition, out=out)
         return out
 
-    def sweep(self) -> Batch:
+    def sweep(self, *, limit: int | None = None) -> Batch:
         """Judge the minutes that became final for entities that sent nothing since.
 
         A camera that reported one intrusion and went quiet has its minute made final by
@@ -220,6 +220,11 @@ class EntityStore:
         data, or any minute while a streak, a clear count or an alert is open (a quiet
         minute counts for rules with a ``missing`` value). What is emitted is what the
         entity's next event would have emitted; only the moment is earlier.
+
+        At most ``limit`` records are written: when a minute becomes final, nearly every
+        entity has it to judge, and writing them all at once held the event loop for
+        hundreds of milliseconds. The rest wait for the next sweep or for their own next
+        event, whichever comes first; the transitions are the same, only later.
         """
         out = Batch()
         due: dict[int, dict[bytes, _Pending]] = {}
@@ -229,6 +234,7 @@ class EntityStore:
             last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
             if last_final is not None and self.rules.rules_for(owned[0]):
                 last_finals[owned] = last_final
+        taken = 0
         for key, record in self.records.items():
             last_final = last_finals.get((record["d"], record["p"]))
             if last_final is None:
@@ -238,6 +244,9 @@ class EntityStore:
                 continue  # most records: written since the last minute became final
             if self._has_final_minutes_to_judge(record, judged=judged, last_final=last_final):
                 due.setdefault(record["p"], {})[key] = _Pending(record)
+                taken += 1
+                if taken == limit:
+                    break
         for partition, pending in due.items():
             self._finish(pending, partition=partition, out=out)
         return out

@@ -289,3 +289,34 @@ def test_a_record_read_back_is_judged_with_all_its_minutes_once() -> None:
         str(int(at.timestamp() * 1000)),
         str(int(at.timestamp() * 1000) + 60_000),
     ]
+
+
+def test_a_sweep_writes_at_most_its_limit_and_the_next_ones_the_rest() -> None:
+    """Ten quiet cameras with an intrusion in minute 0: four records a sweep, and the
+    same alerts as one sweep writing them all."""
+    cameras = [f"cam-{n}" for n in range(10)]
+
+    def run(limit: int | None) -> tuple[list[int], list[bytes]]:
+        store = _store()
+        pairs = [(c.encode(), _detection(c, T0 + timedelta(seconds=5), 0.95)) for c in cameras]
+        # Then a camera in the same partition moves the watermark: minute 0 final at 3 min.
+        pairs.append((b"cam-x", _detection("cam-x", T0 + timedelta(minutes=3, seconds=1), 0.1)))
+        records = [
+            ConsumerRecord("ioc.security.events", 0, n, 0, 0, k, v, None, 0, 0, [])
+            for n, (k, v) in enumerate(pairs)
+        ]
+        store.apply(records[:-1], domain="security", partition=0)
+        store.apply(records[-1:], domain="security", partition=0)
+        written, alerts = [], []
+        for _ in range(5):
+            swept = store.sweep(limit=limit)
+            written.append(len(swept.changelog))
+            alerts += [value for _, _, value in swept.alerts]
+        return written, alerts
+
+    limited, alerts = run(4)
+    assert limited == [4, 4, 2, 0, 0]
+    everything, reference = run(None)
+    assert everything == [10, 0, 0, 0, 0]
+    assert sorted(alerts) == sorted(reference)
+    assert len(reference) == 10
