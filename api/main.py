@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,7 @@ from api.routes import (
 from api.routes.metrics import install_metrics
 from api.routes.recordings import router as recordings_router
 from api.routes.replays import router as replays_router
+from ioc.collector import manage_collector
 from ioc.db.pool import create_pool
 from ioc.settings import Settings, get_settings
 
@@ -47,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = await create_pool(settings)
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
+        # The hub's entity views and replay ring are a large long-lived heap, like the
+        # worker's state: the same collector policy keeps full collections short.
+        collector = asyncio.create_task(manage_collector(), name="collector-policy")
         try:
             async with live_feeds(app, settings) as hub:
                 own = NamespaceView(settings=settings, pool=app.state.pool, hub=hub)
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 finally:
                     await app.state.namespaces.close()
         finally:
+            collector.cancel()
             # Replays stop and recordings get their summary before Kafka clients go.
             jobs = getattr(app.state, "recording_jobs", None)
             if jobs is not None:
