@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: What a route reading ``?namespace=`` may answer besides its own problems: an unknown
 #: namespace (404), or too many open (503).
 NAMESPACE_PROBLEMS = (404, 503)
+#: An unwatched namespace unused this long gives way to another when the bound is reached.
+EVICT_AFTER_S = 5.0
 #: Connections of a named namespace's pool: engineers watching a replay, not the city.
 NAMED_POOL_SIZE = 4
 
@@ -106,7 +108,8 @@ class Namespaces:
             )
         api = self.settings.api
         if len(self.named) >= api.max_namespaces:
-            await self._close_idle(idle_s=0)
+            # Unwatched ones give way, unless a request may still be using their pool.
+            await self._close_idle(idle_s=EVICT_AFTER_S)
         if len(self.named) >= api.max_namespaces:
             raise Problem(
                 503,
