@@ -138,20 +138,6 @@ def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]
     ]
 
 
-LOCAL_OFFSET_MS = 7 * 3600 * 1000  # Quang Ninh, UTC+07:00, no daylight saving
-DAY_MS = 24 * 3600 * 1000
-
-
-def rollup_window(low_ms: int, high_ms: int) -> tuple[datetime, datetime]:
-    """Whole local days covering minutes ``low_ms`` to ``high_ms``: [start, end)."""
-    start = (low_ms + LOCAL_OFFSET_MS) // DAY_MS * DAY_MS - LOCAL_OFFSET_MS
-    end = (high_ms + LOCAL_OFFSET_MS) // DAY_MS * DAY_MS - LOCAL_OFFSET_MS + DAY_MS
-    return (
-        datetime.fromtimestamp(start / 1000, tz=UTC),
-        datetime.fromtimestamp(end / 1000, tz=UTC),
-    )
-
-
 def merge_records(
     records: Iterable[dict[str, Any]],
 ) -> tuple[dict[MetricKey, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
@@ -306,10 +292,12 @@ class StateSink(Service):
 
     @Service.task
     async def _refresh_rollups(self) -> None:
-        """Refresh hour and day rollups over the days the sink has written to.
+        """Refresh the hours holding the minutes written since the last refresh, and the
+        days holding those hours (``refresh_rollups_around``, migration 0008).
 
-        The window is event time, not the wall clock, so a replayed 2024 scenario is rolled
-        up like live data. It spans whole local days (rollups rewrite only whole buckets).
+        The minutes are event time, not the wall clock, so a replayed 2024 scenario is
+        rolled up like live data. Only the written hours are read again from the minutes;
+        refreshing whole days from them re-read a whole live day every minute.
         """
         while not self.should_stop:
             await self.sleep(self.settings.sink.rollup_interval_s)
@@ -317,10 +305,11 @@ class StateSink(Service):
                 continue
             low, high = self.dirty
             self.dirty = None
-            start, end = rollup_window(low, high)
+            first = datetime.fromtimestamp(low / 1000, tz=UTC)
+            last = datetime.fromtimestamp(high / 1000, tz=UTC)
             try:
                 async with self.pool.acquire() as conn:
-                    await conn.execute("CALL refresh_rollups($1, $2)", start, end)
+                    await conn.execute("CALL refresh_rollups_around($1, $2)", first, last)
             except Exception as exc:
                 log.warning("rollup refresh failed (%s: %s); will retry", type(exc).__name__, exc)
                 self._mark_dirty([{"c": [str(low), str(high)]}])

@@ -91,6 +91,28 @@ async def test_a_refresh_touches_only_whole_buckets_and_drops_those_without_minu
     assert [r[1] for r in await rollup(conn, "metric_day")] == [5]
 
 
+async def test_the_sinks_refresh_reads_only_the_hours_it_wrote_and_days_from_hours(
+    conn: asyncpg.Connection,
+) -> None:
+    await upsert(conn, {0: (1, 1.0, 1.0, 1.0, 1.0), 300: (2, 4.0, 2.0, 2.0, 2.0)}, 1)
+    await conn.execute("CALL refresh_rollups($1, $2)", *WINDOW)
+    # The sink wrote a newer 05:10; someone changed 00:00 behind its back.
+    await upsert(conn, {310: (3, 9.0, 3.0, 3.0, 3.0)}, 2)
+    await upsert(conn, {0: (9, 9.0, 1.0, 1.0, 1.0)}, 2)
+    at_0510 = DAY + timedelta(minutes=310)
+    await conn.execute("CALL refresh_rollups_around($1, $2)", at_0510, at_0510)
+    # 05:00 read again from its minutes; 00:00 not read (still its old row); the day is
+    # the sum of its hours as they stand.
+    assert [r[1] for r in await rollup(conn, "metric_hour")] == [1, 5]
+    assert await rollup(conn, "metric_day") == [(DAY, 6, 14.0, 1.0, 3.0, 3.0)]
+    # A refresh of every hour and day gives the same rows as refreshing everything.
+    await conn.execute("CALL refresh_rollups_around($1, $2)", DAY, at_0510)
+    around = (await rollup(conn, "metric_hour"), await rollup(conn, "metric_day"))
+    await conn.execute("CALL refresh_rollups($1, $2)", *WINDOW)
+    assert (await rollup(conn, "metric_hour"), await rollup(conn, "metric_day")) == around
+    assert [r[1] for r in around[0]] == [9, 5]
+
+
 async def test_a_refresh_needs_both_ends_of_its_window(conn: asyncpg.Connection) -> None:
     with pytest.raises(asyncpg.RaiseError, match="both ends"):
         await conn.execute("CALL refresh_rollups(NULL, now())")

@@ -161,6 +161,27 @@ def build_script(now: datetime) -> Script:
     )
     script.snapshot("window", *everything)
 
+    # The sink's refresh: the hours holding the minutes it wrote, and their days.
+    script.sql(
+        UPSERT_METRICS,
+        [entity],
+        [metric],
+        [int((hour + timedelta(minutes=50)).timestamp() * 1000)],
+        ["traffic"],
+        [3],
+        [30.0],
+        [2.0],
+        [20.0],
+        [4.0],
+        [500],
+    )
+    script.sql(
+        "CALL refresh_rollups_around($1, $2)",
+        hour + timedelta(minutes=50),
+        hour + timedelta(minutes=50),
+    )
+    script.snapshot("around", *everything)
+
     # The refresh policies' jobs run (their windows end before this data, so change nothing).
     script.run_job("policy_refresh_continuous_aggregate", "metric_hour")
     script.run_job("policy_refresh_continuous_aggregate", "metric_day")
@@ -306,5 +327,9 @@ async def test_timescaledb_and_postgres_flavours_give_identical_rollups_and_seri
     assert postgres["retention/minutes_before"][0]["n"] > 0
     assert postgres["retention/minutes_after"][0]["n"] == 0
     assert [e["event_id"] for e in postgres["retention/raw_event"]] == ["e-new", "e-now"]
-    assert postgres["retained/metric_day"] == postgres["window/metric_day"]
+    # The sink's refresh read the hour it wrote to again (the window step had not held it
+    # whole), and the day from the hours.
+    assert postgres["around/metric_hour"] != postgres["window/metric_hour"]
+    assert postgres["around/metric_day"] != postgres["window/metric_day"]
+    assert postgres["retained/metric_day"] == postgres["around/metric_day"]
     assert len(postgres["forgotten/metric_day"]) < len(postgres["retained/metric_day"])

@@ -31,14 +31,3 @@ def test_later_record_supersedes_and_dropped_buckets_keep_their_last_value() -> 
     assert metrics[("ix", "vehicles", T + 60_000)][4:] == (2, 9, 2, 7, 2, 3)
     assert states["ix"][-1] == 3
     assert len(metrics) == 2
-
-
-def test_rollup_window_spans_whole_local_days() -> None:
-    from datetime import UTC, datetime
-
-    from streams.sink import rollup_window
-
-    # 2024-09-07 08:00 UTC is 15:00 in Quang Ninh; its local day began 2024-09-06 17:00 UTC.
-    start, end = rollup_window(T, T + 20 * 3600 * 1000)
-    assert start == datetime(2024, 9, 6, 17, tzinfo=UTC)
-    assert end == datetime(2024, 9, 8, 17, tzinfo=UTC)
