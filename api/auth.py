@@ -199,6 +199,14 @@ def authorize(
     return caller
 
 
+def websocket_refusal(problem: Problem) -> WebSocketException:
+    """What a WebSocket route raises instead of ``problem``: the connection is closed
+    before the handshake completes, with 1013 ("try again later") for 429 and 503, 1008
+    ("policy violation") for the rest."""
+    code = WS_TRY_AGAIN_LATER if problem.status in (429, 503) else WS_POLICY_VIOLATION
+    return WebSocketException(code=code, reason=problem.detail[:120])
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits callers holding ``scope`` and returns who they are.
 
@@ -216,8 +224,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
         except Problem as problem:
             if conn.scope["type"] != "websocket":
                 raise
-            code = WS_TRY_AGAIN_LATER if problem.status == 429 else WS_POLICY_VIOLATION
-            raise WebSocketException(code=code, reason=problem.detail[:120]) from None
+            raise websocket_refusal(problem) from None
 
     dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
     return dependency

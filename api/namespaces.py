@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Query, WebSocketException
+from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
 
-from api.auth import WS_POLICY_VIOLATION, WS_TRY_AGAIN_LATER, Caller, ViewCaller
+from api.auth import Caller, ViewCaller, websocket_refusal
 from api.live.consumer import FeedConsumer, new_hub
 from api.live.hub import Hub
 from api.problems import Problem
@@ -57,7 +57,6 @@ class NamespaceView:
     settings: Settings
     pool: asyncpg.Pool
     hub: Hub | None = None
-    consumer: FeedConsumer | None = None
     task: asyncio.Task[None] | None = None
     used: float = field(default_factory=time.monotonic)
 
@@ -129,7 +128,7 @@ class Namespaces:
             return view.hub
         hub = new_hub(view.settings)
         consumer = FeedConsumer(view.settings, hub)
-        view.hub, view.consumer = hub, consumer
+        view.hub = hub
         view.task = asyncio.create_task(consumer.run(), name=f"live-feed-{view.name}")
         # Clients subscribe once the consumer has a position: updates after their snapshot
         # are then not missed. A namespace without topics yet serves snapshots meanwhile.
@@ -211,8 +210,7 @@ async def namespace_view(
     except Problem as problem:
         if conn.scope["type"] != "websocket":
             raise
-        code = WS_TRY_AGAIN_LATER if problem.status == 503 else WS_POLICY_VIOLATION
-        raise WebSocketException(code=code, reason=problem.detail[:120]) from None
+        raise websocket_refusal(problem) from None
 
 
 def require_engineer(caller: Caller, namespace: str) -> None:

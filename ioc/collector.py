@@ -6,7 +6,7 @@ worker holds about a million container objects (20,000 entity records with their
 minutes, identity hashes and rule tracks), and every batch's records, decoded events and
 Kafka futures live long enough to be promoted. Measured in the worker at 4,700 events/s
 (benchmarks/RESULTS.md, "Garbage collection"): a full collection every 2-3 s, each
-250-1,000 ms with the event loop stopped, collecting nothing, since the state is made of
+250-1,460 ms with the event loop stopped, collecting nothing, since the state is made of
 plain trees that reference counting frees. Those pauses were most of the lag's spikes.
 
 The policy:

@@ -240,8 +240,7 @@ class Aggregator(Service):
 
     async def _resume_watermarks(self, new: set[Owned]) -> None:
         """Set the watermarks of newly owned partitions from their commits' metadata."""
-        topics = {domain: topic for topic, domain in self.domains.items()}
-        tps = [TopicPartition(topics[domain], partition) for domain, partition in new]
+        tps = [TopicPartition(raw_topic(self.settings, d), p) for d, p in new]
         admin = AIOKafkaAdminClient(**client_options(self.settings))
         await admin.start()
         try:

@@ -8,7 +8,7 @@ fold 5,000 events/s and write them to PostgreSQL (measured: the database fell be
 1,700 events/s while the aggregator kept up; see benchmarks/RESULTS.md, soak).
 
 Both processes run the garbage-collector policy of ``ioc.collector``: without it, full
-collections of the aggregator's large state stopped its event loop for 250-1,000 ms every
+collections of the aggregator's large state stopped its event loop for 250-1,460 ms every
 few seconds.
 
 ``mode.Worker`` stops the aggregator cleanly on SIGINT or SIGTERM and the child with it;

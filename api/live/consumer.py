@@ -157,7 +157,8 @@ def _close_on_exit_signals(close: Callable[[], None]) -> Callable[[], None]:
 
 @contextlib.asynccontextmanager
 async def live_feeds(app: FastAPI, settings: Settings) -> AsyncIterator[Hub]:
-    """The hub and its consumer for the app's lifetime (``app.state.live_hub``).
+    """The hub and its consumer for the app's lifetime (the API's own namespace view holds
+    the hub, see ``api.namespaces``).
 
     Start-up waits up to ``live.start_timeout_s`` for the consumer to be positioned; the
     API serves anyway after that (Kafka down): the feeds then send snapshots and heartbeats
@@ -166,8 +167,6 @@ async def live_feeds(app: FastAPI, settings: Settings) -> AsyncIterator[Hub]:
     live = settings.live
     hub = new_hub(settings)
     consumer = FeedConsumer(settings, hub)
-    app.state.live_hub = hub
-    app.state.live_consumer = consumer
     task = asyncio.create_task(consumer.run(), name="live-feed-consumer")
 
     def close_every_feed() -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +16,11 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
-from ioc.db.migrate import migrate
 from ioc.db.registry import load_registry
 from ioc.settings import Settings
-from streams.admin import ensure_topics
 from streams.topics import raw_topic
-from tests.conftest import Namespace
 from tests.e2e.conftest import ARTIFACTS, Browser, Dashboard
-from tests.integration.conftest import start_worker
+from tests.integration.conftest import new_namespace, start_worker
 from tests.utils.apikeys import KEYS, auth
 from tests.utils.events import Record, flow_value
 from tests.utils.kafka import produce
@@ -286,19 +281,15 @@ async def test_page_reconnects_after_the_api_restarts(
 
 
 async def test_an_engineer_switches_to_a_sandbox_and_watches_it_live(
-    dashboard: Dashboard, browser: Browser, infra: Settings, tmp_path: Path
+    dashboard: Dashboard,
+    browser: Browser,
+    infra: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # A sandbox with the same city, filled by a worker of its own (as a replay fills one).
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    settings = infra.model_copy(update={"namespace": name})
-    await migrate(settings)
-    await ensure_topics(settings)
+    sandbox = await new_namespace(infra, tmp_path_factory)
+    settings, name = sandbox.settings, sandbox.settings.namespace
     await load_registry(settings, dashboard.city)
-    sandbox = Namespace(
-        settings=settings,
-        env={"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)},
-        logs=tmp_path,
-    )
     worker = start_worker(sandbox, name="sandbox-worker")
     try:
         traffic = [e.id for e in dashboard.city.entities if e.domain == "traffic"][:3]

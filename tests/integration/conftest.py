@@ -72,12 +72,9 @@ def api(namespace: Namespace) -> Iterator[str]:
     process.stop()
 
 
-@pytest.fixture(scope="module")
-async def module_namespace(
-    infra: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Namespace]:
-    """One namespace shared by the tests of a module (topics created, schema migrated),
-    dropped after the module."""
+async def new_namespace(infra: Settings, tmp_path_factory: pytest.TempPathFactory) -> Namespace:
+    """A fresh namespace (topics created, schema migrated) with a logs directory of its
+    own; the caller drops it (``drop_namespace``)."""
     from ioc.db.migrate import migrate
     from streams.admin import ensure_topics
 
@@ -86,5 +83,15 @@ async def module_namespace(
     await migrate(settings)
     await ensure_topics(settings)
     env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    yield Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))
-    await drop_namespace(settings)
+    return Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))
+
+
+@pytest.fixture(scope="module")
+async def module_namespace(
+    infra: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Namespace]:
+    """One namespace shared by the tests of a module (topics created, schema migrated),
+    dropped after the module."""
+    namespace = await new_namespace(infra, tmp_path_factory)
+    yield namespace
+    await drop_namespace(namespace.settings)

@@ -7,7 +7,6 @@ migrated and empty. The API may open one other namespace at a time (max_namespac
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,12 +16,10 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from ioc.db.migrate import migrate
 from ioc.settings import Settings
-from streams.admin import ensure_topics
 from streams.topics import raw_topic
 from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
+from tests.integration.conftest import new_namespace, start_api, start_worker
 from tests.utils.apikeys import KEYS, auth
 from tests.utils.events import T0, Record, flow_value
 from tests.utils.kafka import produce
@@ -50,15 +47,6 @@ class Spaces:
         return httpx.post(self.base + path, params=params, headers=auth(role), timeout=20)
 
 
-async def _namespace(infra: Settings, tmp: pytest.TempPathFactory) -> Namespace:
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    settings = infra.model_copy(update={"namespace": name})
-    await migrate(settings)
-    await ensure_topics(settings)
-    env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    return Namespace(settings=settings, env=env, logs=tmp.mktemp(name))
-
-
 def flow(entity: str, pattern: str, start: datetime) -> list[Record]:
     """Six readings a minute per character of ``pattern`` (B congested, G free)."""
     out = []
@@ -74,7 +62,7 @@ def flow(entity: str, pattern: str, start: datetime) -> list[Record]:
 async def spaces(
     infra: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Spaces]:
-    own, sandbox, spare = [await _namespace(infra, tmp_path_factory) for _ in range(3)]
+    own, sandbox, spare = [await new_namespace(infra, tmp_path_factory) for _ in range(3)]
     workers = [start_worker(own, name="own-worker"), start_worker(sandbox, name="sb-worker")]
     api, base = start_api(
         own,
