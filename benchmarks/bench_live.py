@@ -1,7 +1,7 @@
 """Live feed latency: an event published to a raw topic until it reaches WebSocket clients.
 
     .venv/bin/python -m benchmarks.bench_live [--clients 200] [--rate 5000]
-        [--entities 2000] [--seconds 60] [--subscribe probe|all]
+        [--entities 2000] [--seconds 60] [--subscribe probe|all] [--warmup S]
 
 In a fresh namespace, an ``ioc worker`` and an ``ioc api`` run as processes of their own,
 and ``ioc simulate`` (a third process) produces live-time events (event time = now) at
@@ -63,7 +63,6 @@ from tests.utils.apikeys import KEYS, keys_env
 from tests.utils.services import Process, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-WARMUP_S = 15.0
 
 
 async def raw_events(settings: Settings, probe: AIOKafkaConsumer) -> int:
@@ -118,7 +117,11 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
         log=logs / "api.log",
     ).start()
     url = f"http://127.0.0.1:{port}"
-    duration = WARMUP_S + 2 * args.seconds + 10
+    # Each entity's record keeps its minutes until they are final (allowed lateness + one
+    # minute): before that, records are smaller and cheaper to fold and write than they
+    # will stay.
+    warmup = args.warmup if args.warmup is not None else base.streams.allowed_lateness_s + 90
+    duration = warmup + 2 * args.seconds + 10
     multiplier = rate_multiplier(entities=args.entities, rate=args.rate, start=datetime.now(UTC))
     load = Process(
         [
@@ -150,7 +153,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
         tasks += [asyncio.create_task(tap_state(settings, got))]
         load.start()
         tasks += [asyncio.create_task(send_probes(settings))]
-        await asyncio.sleep(WARMUP_S)
+        await asyncio.sleep(warmup)
         pids = {"worker": worker, "api": api, "simulate": load}
         cpu: dict[str, dict[str, float]] = {}
         rates: dict[str, float] = {}
@@ -181,6 +184,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
         if stalled is not None:
             stalled.close()
         report(args, got, cpu, rates, load_avg=os.getloadavg()[0])
+        slowest(got)
         slow = api.log.read_text(errors="replace").count("let go: slow-consumer")
         print(f"\nthe client that never read was let go (slow-consumer) {let_go} into phase B;")
         print(f"clients let go as slow consumers in all (API log): {slow}")
@@ -248,6 +252,15 @@ def report(
         )
 
 
+def slowest(got: Deliveries, count: int = 12) -> None:
+    """The probes the worker took longest with, in time order: bursts show as neighbours."""
+    worst = sorted(sorted(got.timeline, key=lambda p: -p[1])[:count])
+    print(f"\nthe {count} probes the worker produced last (UTC, ms event -> produced, phase):")
+    for t, ms, phase in worst:
+        at = datetime.fromtimestamp(t / 1000, UTC)
+        print(f"  {at:%H:%M:%S}.{at.microsecond // 1000:03d}  {ms:,.0f}  ({phase})")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=200)
@@ -255,6 +268,9 @@ async def main() -> None:
     parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--subscribe", choices=("probe", "all"), default="probe")
+    parser.add_argument(
+        "--warmup", type=float, help="seconds of load before phase A (default: until steady)"
+    )
     args = parser.parse_args()
     base = Settings(state_dir=ROOT / ".ioc")
     logs = Path(tempfile.mkdtemp(prefix="bench-live-"))

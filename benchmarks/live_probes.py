@@ -42,6 +42,9 @@ class Deliveries:
         self.worker_ms: dict[str, list[float]] = {}  # event time -> state record produced
         self.state_ms: dict[str, list[float]] = {}  # event time -> state record consumed
         self.frames: dict[str, int] = {}  # every message the clients received
+        # (event time, ms to the worker's produce, phase) of every probe in a phase: when
+        # the slow ones were
+        self.timeline: list[tuple[float, float, str]] = []
 
     def frame(self) -> None:
         self.frames[self.phase] = self.frames.get(self.phase, 0) + 1
@@ -84,6 +87,8 @@ async def tap_state(settings: Settings, got: Deliveries) -> None:
                     if record.key == PROBE.encode() and record.value:
                         t = orjson.loads(record.value)["t"]
                         got.add(got.worker_ms, record.timestamp - t)
+                        if got.phase in ("A", "B", "B2"):
+                            got.timeline.append((t, record.timestamp - t, got.phase))
                         got.add(got.state_ms, now - t)
     finally:
         await consumer.stop()

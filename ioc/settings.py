@@ -152,12 +152,16 @@ class StreamSettings(BaseModel):
     # max_wait_s.
     max_events: int = Field(default=20_000, ge=1)
     max_wait_s: float = Field(default=0.05, gt=0)
+    # How often the aggregator commits the offsets of the batches Kafka has acknowledged
+    # (with their watermarks). A commit is a round trip to the group coordinator; after
+    # a crash the new owner folds at most this much again, as duplicates.
+    commit_interval_s: float = Field(default=1.0, gt=0)
     # How often entities that sent nothing have their newly final minutes judged by the
     # alert rules (a quiet camera's intrusion alert opens and resolves on time).
-    sweep_interval_s: float = Field(default=1.0, gt=0)
+    sweep_interval_s: float = Field(default=0.5, gt=0)
     # Records one sweep writes at most. When a minute becomes final nearly every entity
     # has it to judge; written all at once they held the event loop for hundreds of ms.
-    sweep_max_records: int = Field(default=1000, ge=1)
+    sweep_max_records: int = Field(default=500, ge=1)
     # Events stamped further ahead of the clock are refused: one would push its
     # partition's watermark ahead of real time and make honest events late. Keep it well
     # under the allowed lateness.

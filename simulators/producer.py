@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,8 @@ from simulators.events import Batch
 from streams.kafka import client_options
 
 MAX_PENDING_BATCHES = 512
+#: Wall time between the parts of one simulated second that a paced run sends.
+SLICE_S = 0.1
 
 
 @dataclass
@@ -169,6 +171,50 @@ class BatchSender:
                 self.stats.errors[domain] += records
 
 
+def slices_per_second(speed: float | None) -> int:
+    """In how many parts a paced run sends each simulated second: one per ``SLICE_S`` of
+    wall time, at most 10 (one unpaced, or when a second lasts less than that)."""
+    if speed is None:
+        return 1
+    return max(1, min(10, int(1 / (speed * SLICE_S))))
+
+
+def spread(batches: Iterable[Batch], slices: int) -> Iterator[Batch]:
+    """Cut each simulated second's batches into ``slices`` parts due evenly over it.
+
+    A city's sensors do not all report at the top of the second: sent as one burst, a
+    second's events would reach the stream worker as one batch of thousands, and every
+    event behind them waits for its fold. Event times stay as generated; only the
+    moment of sending spreads. Within a domain the order is kept.
+    """
+    group: list[Batch] = []
+    for batch in batches:
+        if group and batch.due_ms != group[0].due_ms:
+            yield from _sliced(group, slices)
+            group = []
+        group.append(batch)
+    yield from _sliced(group, slices)
+
+
+def _sliced(group: list[Batch], slices: int) -> Iterator[Batch]:
+    if slices == 1:
+        yield from group
+        return
+    for part in range(slices):
+        for batch in group:
+            # Rounded up: a second of few records sends them at its start.
+            first = -(-len(batch) * part // slices)
+            end = -(-len(batch) * (part + 1) // slices)
+            if first < end:
+                yield Batch(
+                    batch.domain,
+                    batch.due_ms + 1000 * part // slices,
+                    batch.keys[first:end],
+                    batch.values[first:end],
+                    batch.times[first:end],
+                )
+
+
 async def produce(
     producer: AIOKafkaProducer,
     topics: dict[str, str],
@@ -179,8 +225,9 @@ async def produce(
 ) -> ProduceStats:
     """Send batches to their domain's topic, keyed by entity, timestamped with event time.
 
-    With a paced clock each batch waits until its simulated second is due and what was
-    appended is flushed before waiting; unpaced, record batches go out as they fill.
+    With a paced clock each second's records are sent in parts spread over that second
+    (:func:`spread`), each part when it is due, and what was appended is flushed before
+    waiting; unpaced, record batches go out as they fill.
     """
     stats = stats or ProduceStats()
     sender = BatchSender(producer, topics, stats)
@@ -188,7 +235,7 @@ async def produce(
     clock.restart()
     stats.started = time.monotonic()
     since_yield = 0
-    for batch in batches:
+    for batch in spread(batches, slices_per_second(clock.speed)):
         stats.sim_ms = batch.due_ms
         delay = clock.due_in(batch.due_ms)
         if delay > 0:

@@ -3,9 +3,9 @@
 One consumer group (``ioc-<namespace>-aggregate``) reads every domain's raw topic with
 aiokafka's ``getmany``. Each batch is folded by :class:`streams.state.EntityStore`, its
 changelog records, alert transitions and dead letters are produced, and only when Kafka
-has acknowledged all of them are the batch's source offsets committed. A crash therefore
-repeats at most the uncommitted records, which the entity records' offsets (``o``)
-recognise as duplicates.
+has acknowledged all of them are the batch's source offsets committed (at most every
+``commit_interval_s``). A crash therefore repeats at most the uncommitted records, which
+the entity records' offsets (``o``) recognise as duplicates.
 
 Partitions are owned as (domain, partition number). When the group hands this worker a
 partition, its entities are read back from the compacted changelog ``ioc.state``
@@ -60,9 +60,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.aggregator = aggregator
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Waits for the batch in flight: it is produced and committed before we let go.
+        # Waits for the batch in flight, then commits what is produced before we let go.
         async with self.aggregator.lock:
-            pass
+            await self.aggregator.commit()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.aggregator.take(assigned)
@@ -86,6 +86,9 @@ class Aggregator(Service):
         self.group_id = f"ioc-{settings.namespace}-aggregate"
         self.owned: set[Owned] = set()
         self.lock = asyncio.Lock()
+        # Offsets (and watermarks) of batches Kafka has acknowledged, not yet committed.
+        self.uncommitted: dict[TopicPartition, tuple[int, str]] = {}
+        self.committed_at = time.monotonic()
         self.ready = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -111,6 +114,8 @@ class Aggregator(Service):
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
+            async with self.lock:
+                await self.commit()
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
@@ -139,6 +144,8 @@ class Aggregator(Service):
                 }
                 if fetched:
                     await self._process(fetched)
+                if time.monotonic() - self.committed_at >= streams.commit_interval_s:
+                    await self.commit()
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         assert self.consumer is not None
@@ -152,13 +159,22 @@ class Aggregator(Service):
             DUPLICATES.labels(domain).inc(batch.outcomes["duplicate"])
         await self._produce(batches)
         watermarks = self.store.watermarks
-        offsets = {
-            tp: (
-                messages[-1].offset + 1,
-                watermark_metadata(watermarks.get((self.domains[tp.topic], tp.partition))),
-            )
-            for tp, messages in fetched.items()
-        }
+        for tp, messages in fetched.items():
+            watermark = watermarks.get((self.domains[tp.topic], tp.partition))
+            self.uncommitted[tp] = (messages[-1].offset + 1, watermark_metadata(watermark))
+
+    async def commit(self) -> None:
+        """Commit the offsets of every batch produced so far, with their watermarks.
+
+        Called under the lock: every commit_interval_s, before partitions are given away,
+        and when the worker stops. A worker killed in between repeats at most that
+        interval's records, which the entity records' offsets turn into duplicates.
+        """
+        assert self.consumer is not None
+        self.committed_at = time.monotonic()
+        if not self.uncommitted:
+            return
+        offsets, self.uncommitted = self.uncommitted, {}
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError:

@@ -29,6 +29,12 @@ from streams.windows import EntityRecord, compact_identities, event_hash, fold, 
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
 
+#: The sweep leaves an entity that sent something within this much event time of its
+#: partition's watermark to its own next event: in a live city most entities report
+#: every few seconds, and sweeping them all when a minute becomes final would write
+#: each of them twice within seconds.
+QUIET_MS = 10_000
+
 
 class RawRecord(Protocol):
     """What the store reads of a Kafka record (aiokafka's ConsumerRecord has it all)."""
@@ -95,6 +101,10 @@ class EntityStore:
         # their minutes once. Every other record's states have taken in all of its minutes
         # but those its pending batch changed.
         self.restored: set[bytes] = set()
+        # The last final minutes at which a sweep walked every record and left none due:
+        # until one of them moves, a record only changes by being written, and the next
+        # sweep has nothing to walk for. None: walk.
+        self.settled: dict[Owned, int] | None = None
 
     def restore(self, key: bytes, record: EntityRecord | None) -> None:
         """Take one record read back from the changelog (None: the entity was deleted)."""
@@ -104,6 +114,7 @@ class EntityStore:
             return
         self.records[key] = compact_identities(record)
         self.restored.add(key)
+        self.settled = None
 
     def resume(self, owned: Owned, watermark_ms: int | None) -> None:
         """Set a partition's watermark as it was at its committed offset.
@@ -221,10 +232,11 @@ class EntityStore:
         minute counts for rules with a ``missing`` value). What is emitted is what the
         entity's next event would have emitted; only the moment is earlier.
 
-        At most ``limit`` records are written: when a minute becomes final, nearly every
-        entity has it to judge, and writing them all at once held the event loop for
-        hundreds of milliseconds. The rest wait for the next sweep or for their own next
-        event, whichever comes first; the transitions are the same, only later.
+        Only entities quiet for :data:`QUIET_MS` are swept, and at most ``limit`` records
+        are written: when a minute becomes final, nearly every entity has it to judge,
+        and writing them all at once held the event loop for hundreds of milliseconds.
+        The rest wait for a later sweep or for their own next event, whichever comes
+        first; the transitions are the same, only later.
         """
         out = Batch()
         due: dict[int, dict[bytes, _Pending]] = {}
@@ -234,19 +246,28 @@ class EntityStore:
             last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
             if last_final is not None and self.rules.rules_for(owned[0]):
                 last_finals[owned] = last_final
+        if last_finals == self.settled:
+            return out
+        settled = True
         taken = 0
         for key, record in self.records.items():
-            last_final = last_finals.get((record["d"], record["p"]))
+            owned = (record["d"], record["p"])
+            last_final = last_finals.get(owned)
             if last_final is None:
                 continue
             judged: int | None = record.get("j")  # the last final minute its rules saw
             if judged is not None and judged >= last_final:
                 continue  # most records: written since the last minute became final
             if self._has_final_minutes_to_judge(record, judged=judged, last_final=last_final):
+                if record["t"] is not None and record["t"] > self.watermarks[owned] - QUIET_MS:
+                    settled = False  # not quiet: its own next event is likely near
+                    continue
                 due.setdefault(record["p"], {})[key] = _Pending(record)
                 taken += 1
                 if taken == limit:
+                    settled = False
                     break
+        self.settled = last_finals if settled else None
         for partition, pending in due.items():
             self._finish(pending, partition=partition, out=out)
         return out

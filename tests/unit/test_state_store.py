@@ -320,3 +320,73 @@ def test_a_sweep_writes_at_most_its_limit_and_the_next_ones_the_rest() -> None:
     assert everything == [10, 0, 0, 0, 0]
     assert sorted(alerts) == sorted(reference)
     assert len(reference) == 10
+
+
+def test_the_sweep_leaves_entities_that_are_still_reporting_to_their_own_next_event() -> None:
+    """When minute 0 becomes final, the quiet camera is swept at once; one that reported
+    within QUIET_MS is left alone until it has been quiet that long."""
+    store = _store()
+    offset = 0
+
+    def feed(camera: str, at: datetime, confidence: float = 0.1) -> None:
+        nonlocal offset
+        value = _detection(camera, at, confidence)
+        record = ConsumerRecord(
+            "ioc.security.events", 0, offset, 0, 0, camera.encode(), value, None, 0, 0, []
+        )
+        offset += 1
+        store.apply([record], domain="security", partition=0)
+
+    feed("cam-quiet", T0 + timedelta(seconds=5), 0.95)
+    feed("cam-busy", T0 + timedelta(seconds=6), 0.95)
+    feed("cam-busy", T0 + timedelta(minutes=2, seconds=55))
+    # Minute 0 final at 3:00; cam-busy reported 5 s before (its minute 2 is not final).
+    feed("cam-other", T0 + timedelta(minutes=3))
+    assert [key for _, key, _ in store.sweep().changelog] == [b"cam-quiet"]
+    # The watermark moves on: 10 s after cam-busy's last report it is quiet too.
+    feed("cam-other", T0 + timedelta(minutes=3, seconds=4))
+    assert store.sweep().changelog == []
+    feed("cam-other", T0 + timedelta(minutes=3, seconds=6))
+    swept = store.sweep()
+    assert [key for _, key, _ in swept.changelog] == [b"cam-busy"]
+    assert [orjson.loads(v)["state"] for _, _, v in swept.alerts] == ["open"]
+
+
+class _CountedWalks(dict[bytes, Any]):
+    """The store's records, counting how often a sweep walks them."""
+
+    walks = 0
+
+    def items(self) -> Any:
+        self.walks += 1
+        return super().items()
+
+
+def test_a_sweep_walks_the_records_again_only_when_a_minute_has_become_final() -> None:
+    store = _store()
+    store.records = records = _CountedWalks()
+    offset = 0
+
+    def feed(camera: str, at: datetime, confidence: float = 0.1) -> None:
+        nonlocal offset
+        value = _detection(camera, at, confidence)
+        record = ConsumerRecord(
+            "ioc.security.events", 0, offset, 0, 0, camera.encode(), value, None, 0, 0, []
+        )
+        offset += 1
+        store.apply([record], domain="security", partition=0)
+
+    feed("cam-1", T0 + timedelta(seconds=5))
+    feed("cam-2", T0 + timedelta(minutes=3, seconds=1))  # minute 0 final
+    assert [key for _, key, _ in store.sweep().changelog] == [b"cam-1"]
+    assert records.walks == 1
+    # Nothing due is left and no minute has become final since: no walk.
+    for _ in range(3):
+        assert store.sweep().changelog == []
+    assert records.walks == 1
+    feed("cam-2", T0 + timedelta(minutes=3, seconds=30))
+    assert store.sweep().changelog == []
+    assert records.walks == 1
+    feed("cam-3", T0 + timedelta(minutes=4, seconds=1))  # minute 1 final: walk again
+    store.sweep()
+    assert records.walks == 2
