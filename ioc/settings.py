@@ -137,7 +137,8 @@ class SinkSettings(BaseModel):
     # sandboxes replay old event times on purpose and are dropped whole.
     expire: bool | None = None
     expire_interval_s: float = Field(default=3600.0, gt=0)
-    # How often the hour and day rollups are refreshed over the minutes written since.
+    # How often the hours written since that have become final are rolled up, with their
+    # days (streams.sink.rollup_window); with no write for this long, everything written.
     rollup_interval_s: float = Field(default=60.0, gt=0)
 
 

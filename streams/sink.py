@@ -14,6 +14,7 @@ state topic is the buffer; the aggregator goes on, and nothing is lost.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,35 @@ def raw_rows(records: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 DB_STATE = {"open": "open", "update": "open", "resolve": "resolved"}
+
+HOUR_MS = 3_600_000
+
+
+def rollup_window(
+    dirty: tuple[int, int], *, newest: int, lateness_ms: int, idle: bool
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """Which written minutes to roll up now, and which to leave for later.
+
+    ``dirty`` is the first and last minute written since the last refresh, ``newest`` the
+    latest minute ever written. An hour is refreshed once it can no longer change: when
+    ``newest`` is an allowed lateness past its end, its minutes are final (the aggregator
+    refuses events for them). Refreshing the open hour at every write re-read all of its
+    minutes each time: late in an hour, minutes x 60 rows per series every refresh. The
+    open hour is left to readers, which take the newest rollup bucket from the minutes
+    (``ioc.db.queries.mixed_series_query``). When nothing has been written for a
+    refresh interval (the end of a replay), everything written is refreshed.
+    Returns ``(refresh, left)``: minute ranges, either None.
+    """
+    low, high = dirty
+    if idle:
+        return dirty, None
+    closed_end = newest - lateness_ms
+    closed_end -= closed_end % HOUR_MS  # hours starting before it are final
+    if low >= closed_end:
+        return None, dirty
+    if high < closed_end:
+        return dirty, None
+    return (low, closed_end - 60_000), (closed_end, high)
 
 
 def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -211,6 +241,9 @@ class StateSink(Service):
         self.last_write: datetime | None = None
         #: Earliest and latest minute written since the rollups were last refreshed.
         self.dirty: tuple[int, int] | None = None
+        #: The latest minute ever written, and when the sink last wrote one.
+        self.newest = 0
+        self.written_at = time.monotonic()
 
     async def on_start(self) -> None:
         self.pool = await create_pool(self.settings)
@@ -263,6 +296,8 @@ class StateSink(Service):
         if not buckets:
             return
         low, high = min(buckets), max(buckets)
+        self.newest = max(self.newest, high)
+        self.written_at = time.monotonic()
         if self.dirty is not None:
             low, high = min(low, self.dirty[0]), max(high, self.dirty[1])
         self.dirty = (low, high)
@@ -292,27 +327,35 @@ class StateSink(Service):
 
     @Service.task
     async def _refresh_rollups(self) -> None:
-        """Refresh the hours holding the minutes written since the last refresh, and the
-        days holding those hours (``refresh_rollups_around``, migration 0008).
+        """Refresh the hours that became final among the minutes written since the last
+        refresh, and the days holding them (``refresh_rollups_around``, migration 0008);
+        see :func:`rollup_window`.
 
         The minutes are event time, not the wall clock, so a replayed 2024 scenario is
-        rolled up like live data. Only the written hours are read again from the minutes;
-        refreshing whole days from them re-read a whole live day every minute.
+        rolled up like live data.
         """
+        interval = self.settings.sink.rollup_interval_s
+        lateness_ms = self.settings.streams.allowed_lateness_s * 1000
         while not self.should_stop:
-            await self.sleep(self.settings.sink.rollup_interval_s)
+            await self.sleep(interval)
             if self.dirty is None or self.pool is None:
                 continue
-            low, high = self.dirty
-            self.dirty = None
-            first = datetime.fromtimestamp(low / 1000, tz=UTC)
-            last = datetime.fromtimestamp(high / 1000, tz=UTC)
+            now, self.dirty = rollup_window(
+                self.dirty,
+                newest=self.newest,
+                lateness_ms=lateness_ms,
+                idle=time.monotonic() - self.written_at >= interval,
+            )
+            if now is None:
+                continue
+            first = datetime.fromtimestamp(now[0] / 1000, tz=UTC)
+            last = datetime.fromtimestamp(now[1] / 1000, tz=UTC)
             try:
                 async with self.pool.acquire() as conn:
                     await conn.execute("CALL refresh_rollups_around($1, $2)", first, last)
             except Exception as exc:
                 log.warning("rollup refresh failed (%s: %s); will retry", type(exc).__name__, exc)
-                self._mark_dirty([{"c": [str(low), str(high)]}])
+                self._mark_dirty([{"c": [str(now[0]), str(now[1])]}])
 
     async def _write_with_retry(
         self, records: list[dict[str, Any]], transitions: list[dict[str, Any]]

@@ -256,9 +256,12 @@ async def entity_series(
         source = "minute"
         if rollup != "1m":
             newest = await conn.fetchval(rollup_edge_query(rollup), entity_id, metric, first, end)
-            if newest is not None:
-                edge = newest + timedelta(seconds=SERIES_WIDTHS[rollup])
-                source = {"1h": "hour", "1d": "day"}[rollup] + ("+minute" if edge < end else "")
+            if newest is not None and newest > first:
+                # The newest rollup bucket may be open (the sink rolls up only final hours)
+                # or have been refreshed before its last minutes came: it is read from
+                # the minutes, with everything after it.
+                edge = newest
+                source = {"1h": "hour", "1d": "day"}[rollup] + "+minute"
         if width_s == SERIES_WIDTHS["1m"]:
             # Buckets are the stored minutes: read them as they are, without regrouping.
             rows = await conn.fetch(series_query("1m"), entity_id, metric, first, end)

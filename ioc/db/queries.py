@@ -27,7 +27,8 @@ def series_query(bucket: str) -> str:
     Parameters: ``$1`` entity id, ``$2`` metric, ``$3`` and ``$4`` the range of bucket
     starts, ``[$3, $4)``. Rows: ``t, count, sum, min, max, last``, oldest first. A bucket
     is returned whole when it starts inside the range, so align the range to the bucket.
-    Hour and day rows are as fresh as the last refresh of the rollups.
+    Hour and day rows are as fresh as the last refresh of the rollups: an hour is rolled
+    up once it is final (``streams.sink.rollup_window``).
     """
     try:
         table = SERIES_TABLES[bucket]
@@ -128,9 +129,10 @@ def mixed_series_query(rollup: str) -> str:
     """SQL for one entity's metric in buckets of ``$5`` (an interval) aligned to local
     midnight, read from ``rollup``'s table before ``$6`` and from minutes from ``$6`` on.
 
-    Rollups are as fresh as their last refresh, so ``$6`` is the end of the newest
-    rollup bucket (``rollup_edge_query``): older buckets come from the rollup, the rest
-    (the current hour or day) from ``metric_minute``. With ``$6 = $3`` every row comes
-    from minutes. ``$1`` entity, ``$2`` metric, ``[$3, $4)`` aligned to ``$5``.
+    The sink rolls up an hour once it is final, so ``$6`` is the start of the newest
+    rollup bucket (``rollup_edge_query``): older buckets come from the rollup; that one,
+    which may be open or refreshed before its last minutes came, and the rest (the
+    current hour or day) from ``metric_minute``. With ``$6 = $3`` every row comes from
+    minutes. ``$1`` entity, ``$2`` metric, ``[$3, $4)`` aligned to ``$5``.
     """
     return _MIXED_SERIES.format(rollup=SERIES_TABLES[rollup])
