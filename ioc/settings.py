@@ -162,7 +162,7 @@ class StreamSettings(BaseModel):
     sweep_interval_s: float = Field(default=0.5, gt=0)
     # Records one sweep writes at most. When a minute becomes final nearly every entity
     # has it to judge; written all at once they held the event loop for hundreds of ms.
-    sweep_max_records: int = Field(default=500, ge=1)
+    sweep_max_records: int = Field(default=125, ge=1)
     # Events stamped further ahead of the clock are refused: one would push its
     # partition's watermark ahead of real time and make honest events late. Keep it well
     # under the allowed lateness.

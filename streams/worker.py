@@ -7,6 +7,9 @@ pace every event rewrites its entity's record, and one process (one GIL) could n
 fold 5,000 events/s and write them to PostgreSQL (measured: the database fell behind by
 1,700 events/s while the aggregator kept up; see benchmarks/RESULTS.md, soak).
 
+The sink's process runs at a lower priority (``SINK_NICENESS``): on two shared cores its
+database writes took CPU from the aggregator exactly when the live feed needed it.
+
 Both processes run the garbage-collector policy of ``ioc.collector``: without it, full
 collections of the aggregator's large state stopped its event loop for 250-1,460 ms every
 few seconds.
@@ -69,9 +72,18 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+#: How much nicer than the aggregator the sink's process runs. On a machine short of
+#: cores the live path (aggregator -> ioc.state -> API) comes first; the database may
+#: fall seconds behind, ioc.state holds what it has not written. With cores to spare it
+#: changes nothing.
+SINK_NICENESS = 5
+
+
 def run_sink(loglevel: str, parent: int) -> None:
     """The child process: the sink, until told to stop or orphaned."""
     from streams.sink import StateSink
+
+    os.nice(SINK_NICENESS)
 
     worker = Worker(
         StateSink(get_settings()),
