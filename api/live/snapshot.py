@@ -7,7 +7,8 @@ reflects everything up to that position and the updates that follow continue it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+import asyncio
+from collections.abc import Iterator, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -53,11 +54,24 @@ def _ms(iso: str | None) -> int:
 async def read_database(
     conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, live_filter: LiveFilter
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Entity views and open alerts as the database holds them, filtered."""
+    """Entity views and open alerts as the database holds them, filtered.
+
+    Turning 20,000 rows into views takes about 200 ms of CPU: done in a thread, so the
+    event loop goes on sending every other client's updates meanwhile (the GIL passes
+    back and forth every few milliseconds) instead of holding them all that long.
+    """
     args = [
         sorted(v) if v is not None else None
         for v in (live_filter.domains, live_filter.entities, live_filter.areas)
     ]
+    alert_rows = await conn.fetch(OPEN_ALERTS, *args)
+    entity_rows = await conn.fetch(ENTITIES, *args) if "entity" in live_filter.kinds else []
+    return await asyncio.to_thread(_views, entity_rows, alert_rows)
+
+
+def _views(
+    entity_rows: Sequence[asyncpg.Record], alert_rows: Sequence[asyncpg.Record]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     alerts = [
         {
             **dict(row),
@@ -68,23 +82,19 @@ async def read_database(
             "acknowledged_at": _iso(row["acknowledged_at"]),
             "values": orjson.loads(row["values"]),
         }
-        for row in await conn.fetch(OPEN_ALERTS, *args)
+        for row in alert_rows
     ]
-    entities = (
-        [
-            {
-                "entity_id": row["entity_id"],
-                "domain": row["domain"],
-                "event_type": row["event_type"],
-                "event_time": _iso(row["event_time"]),
-                "state": orjson.loads(row["state"]),
-                "alerts": [],
-            }
-            for row in await conn.fetch(ENTITIES, *args)
-        ]
-        if "entity" in live_filter.kinds
-        else []
-    )
+    entities = [
+        {
+            "entity_id": row["entity_id"],
+            "domain": row["domain"],
+            "event_type": row["event_type"],
+            "event_time": _iso(row["event_time"]),
+            "state": orjson.loads(row["state"]),
+            "alerts": [],
+        }
+        for row in entity_rows
+    ]
     return entities, alerts
 
 
