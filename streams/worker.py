@@ -31,6 +31,7 @@ import signal
 import tempfile
 from typing import Any
 
+import uvloop
 from mode import Service, Worker
 
 from ioc.collector import manage_collector
@@ -42,8 +43,15 @@ log = logging.getLogger(__name__)
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def use_uvloop() -> None:
+    """Run this process's event loop on uvloop (libuv), as uvicorn does for the API: the
+    aggregator's Kafka traffic is thousands of futures and socket callbacks a second."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create missing topics, then run the aggregator and the sink until stopped."""
+    use_uvloop()
     asyncio.run(ensure_topics(settings))
     # Before prometheus_client is first imported: both processes write their samples
     # to files in this directory, and the parent's /metrics adds them up.
@@ -84,6 +92,7 @@ def run_sink(loglevel: str, parent: int) -> None:
     from streams.sink import StateSink
 
     os.nice(SINK_NICENESS)
+    use_uvloop()
 
     worker = Worker(
         StateSink(get_settings()),
