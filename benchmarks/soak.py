@@ -172,6 +172,13 @@ async def run_soak(
                 report.drain_s = time.monotonic() - stopped
                 break
             await asyncio.sleep(0.5)
+        # The aggregator commits what Kafka acknowledged at most every commit_interval_s:
+        # its committed offsets reach the end that much after its last records.
+        settled = time.monotonic() + settings.streams.commit_interval_s + 5
+        while time.monotonic() < settled:  # polling Kafka, nothing here to wait on
+            if (await group_lag(settings, group, probe))[1] == 0:
+                break
+            await asyncio.sleep(0.5)
         report.samples.append(await sample())
         report.worker_alive = worker.returncode is None
         return report
