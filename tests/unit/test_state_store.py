@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -322,21 +324,25 @@ def test_a_sweep_writes_at_most_its_limit_and_the_next_ones_the_rest() -> None:
     assert len(reference) == 10
 
 
+def _camera_feed(store: EntityStore) -> Callable[..., None]:
+    """Apply one detection at a time to partition 0, offsets counting up."""
+    offsets = itertools.count()
+
+    def feed(camera: str, at: datetime, confidence: float = 0.1) -> None:
+        value = _detection(camera, at, confidence)
+        record = ConsumerRecord(
+            "ioc.security.events", 0, next(offsets), 0, 0, camera.encode(), value, None, 0, 0, []
+        )
+        store.apply([record], domain="security", partition=0)
+
+    return feed
+
+
 def test_the_sweep_leaves_entities_that_are_still_reporting_to_their_own_next_event() -> None:
     """When minute 0 becomes final, the quiet camera is swept at once; one that reported
     within QUIET_MS is left alone until it has been quiet that long."""
     store = _store()
-    offset = 0
-
-    def feed(camera: str, at: datetime, confidence: float = 0.1) -> None:
-        nonlocal offset
-        value = _detection(camera, at, confidence)
-        record = ConsumerRecord(
-            "ioc.security.events", 0, offset, 0, 0, camera.encode(), value, None, 0, 0, []
-        )
-        offset += 1
-        store.apply([record], domain="security", partition=0)
-
+    feed = _camera_feed(store)
     feed("cam-quiet", T0 + timedelta(seconds=5), 0.95)
     feed("cam-busy", T0 + timedelta(seconds=6), 0.95)
     feed("cam-busy", T0 + timedelta(minutes=2, seconds=55))
@@ -365,17 +371,7 @@ class _CountedWalks(dict[bytes, Any]):
 def test_a_sweep_walks_the_records_again_only_when_a_minute_has_become_final() -> None:
     store = _store()
     store.records = records = _CountedWalks()
-    offset = 0
-
-    def feed(camera: str, at: datetime, confidence: float = 0.1) -> None:
-        nonlocal offset
-        value = _detection(camera, at, confidence)
-        record = ConsumerRecord(
-            "ioc.security.events", 0, offset, 0, 0, camera.encode(), value, None, 0, 0, []
-        )
-        offset += 1
-        store.apply([record], domain="security", partition=0)
-
+    feed = _camera_feed(store)
     feed("cam-1", T0 + timedelta(seconds=5))
     feed("cam-2", T0 + timedelta(minutes=3, seconds=1))  # minute 0 final
     assert [key for _, key, _ in store.sweep().changelog] == [b"cam-1"]
