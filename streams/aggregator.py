@@ -61,8 +61,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Waits for the batch in flight, then commits what is produced before we let go.
+        # Until the new assignment nothing more is folded: a batch folded now would be
+        # committed later, perhaps over the offsets of a partition's next owner.
         async with self.aggregator.lock:
             await self.aggregator.commit()
+            self.aggregator.revoked = True
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.aggregator.take(assigned)
@@ -89,6 +92,8 @@ class Aggregator(Service):
         # Offsets (and watermarks) of batches Kafka has acknowledged, not yet committed.
         self.uncommitted: dict[TopicPartition, tuple[int, str]] = {}
         self.committed_at = time.monotonic()
+        # Between a revoke and the next assignment: nothing is folded or swept.
+        self.revoked = False
         self.ready = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -126,7 +131,7 @@ class Aggregator(Service):
         streams = self.settings.streams
         swept = time.monotonic()
         while not self.should_stop:
-            if time.monotonic() - swept >= streams.sweep_interval_s:
+            if time.monotonic() - swept >= streams.sweep_interval_s and not self.revoked:
                 swept = time.monotonic()
                 async with self.lock:
                     batch = self.store.sweep(limit=streams.sweep_max_records)
@@ -142,7 +147,7 @@ class Aggregator(Service):
                     for tp, messages in fetched.items()
                     if (self.domains[tp.topic], tp.partition) in self.owned
                 }
-                if fetched:
+                if fetched and not self.revoked:
                     await self._process(fetched)
                 if time.monotonic() - self.committed_at >= streams.commit_interval_s:
                     await self.commit()
@@ -246,6 +251,7 @@ class Aggregator(Service):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
             self.owned = wanted
+            self.revoked = False
             for domain in self.domains.values():
                 OWNED.labels(domain).set(sum(1 for d, _ in wanted if d == domain))
             log.info("owning %d raw partitions (%d recovered)", len(wanted), len(new))
