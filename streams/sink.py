@@ -30,6 +30,7 @@ from ioc.settings import LIVE_NAMESPACE, Settings
 from streams.counters import SINK_EXPIRED, SINK_LAG, SINK_RETRIES, SINK_ROWS
 from streams.kafka import client_options
 from streams.topics import STATE_TOPIC
+from streams.windows import BUCKET_MS
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def rollup_window(
         return None, dirty
     if high < closed_end:
         return dirty, None
-    return (low, closed_end - 60_000), (closed_end, high)
+    return (low, closed_end - BUCKET_MS), (closed_end, high)
 
 
 def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
