@@ -13,8 +13,12 @@ Credentials, in order of precedence:
 - ``Authorization: Bearer <key>`` (a key starts with ``ioc_``), or ``Authorization:
   Bearer <JWT>`` when ``IOC_API__JWT_KEY`` is set (claims ``sub``, ``exp`` and
   ``scope``, space-separated, or ``scopes``, a list);
-- ``?api_key=<key>`` only on WebSocket and ``text/event-stream`` requests, because
-  browsers cannot set headers on those.
+- ``?api_key=<key>`` only on the routes marked :func:`takes_query_key` (the live
+  WebSocket and Server-Sent Events feeds), because browsers cannot set headers on those.
+
+Failed authentications (a credential presented and refused) are limited per client
+address and per presented key prefix; once either has used its allowance, requests are
+answered 429 before any credential is checked, so keys cannot be guessed at speed.
 
 Scopes: ``view`` (operators read), ``publish:<domain>`` (integrators publish that
 domain's events), ``replay`` (engineers), ``admin`` (everything).
@@ -25,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import jwt
 from fastapi import Depends, WebSocketException
@@ -47,6 +51,7 @@ __all__ = [
     "ReplayCaller",
     "ViewCaller",
     "require_scope",
+    "takes_query_key",
 ]
 
 #: Close code for a refused WebSocket (RFC 6455 "policy violation").
@@ -111,22 +116,55 @@ api_key_header = _ApiKeyHeader()
 bearer = _Bearer()
 
 
+#: Characters of a presented key that name its prefix for the failure limit: ``ioc_`` and
+#: eight of the random part (48 bits), so guesses at one known prefix are limited while
+#: random guesses spread over prefixes and meet the per-address limit.
+KEY_PREFIX_CHARS = len(KEY_PREFIX) + 8
+
+
 class Authenticator:
-    """Turns presented credentials into a :class:`Caller`, and applies the rate limit."""
+    """Turns presented credentials into a :class:`Caller`, and applies the rate limits."""
 
     def __init__(self, settings: Settings, *, keys: KeyStore | None = None) -> None:
         self.api = settings.api
         self.keys = keys or KeyStore(settings)
         self.limiter = RateLimiter(rate_per_s=self.api.rate_per_s, burst=self.api.rate_burst)
+        self.failures = RateLimiter(
+            rate_per_s=self.api.auth_failure_per_s, burst=self.api.auth_failure_burst
+        )
 
-    def identify(self, credential: str) -> Caller:
-        """The caller a credential belongs to; raise a 401 problem when it is not valid."""
-        if credential.startswith(KEY_PREFIX) or self.api.jwt_key is None:
-            holder = self.keys.holder(credential)
-            if holder is None:
-                raise _unauthenticated("invalid-credentials", "the API key is not valid")
-            return Caller(holder.name, holder.scopes)
-        return self._from_jwt(credential)
+    def identify(self, credential: str, *, client: str) -> Caller:
+        """The caller a credential belongs to; raise a 401 problem when it is not valid,
+        or a 429 problem when ``client`` (an address) or the credential's key prefix has
+        failed too often (then the credential is not checked at all)."""
+        is_key = credential.startswith(KEY_PREFIX) or self.api.jwt_key is None
+        # A JWT's first characters are its header, the same for every token: only the
+        # address counts for tokens.
+        buckets = [f"addr:{client}"]
+        if is_key:
+            buckets.append(f"prefix:{credential[:KEY_PREFIX_CHARS]}")
+        wait = max(self.failures.wait(b) for b in buckets)
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise Problem(
+                429,
+                "too-many-failed-authentications",
+                "Too many failed authentications",
+                f"too many refused credentials from this client or for this key prefix; "
+                f"retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        try:
+            if is_key:
+                holder = self.keys.holder(credential)
+                if holder is None:
+                    raise _unauthenticated("invalid-credentials", "the API key is not valid")
+                return Caller(holder.name, holder.scopes)
+            return self._from_jwt(credential)
+        except Problem:
+            for bucket in buckets:
+                self.failures.take(bucket)
+            raise
 
     def _from_jwt(self, token: str) -> Caller:
         assert self.api.jwt_key is not None
@@ -174,11 +212,27 @@ def _unauthenticated(slug: str, detail: str) -> Problem:
     )
 
 
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def takes_query_key(endpoint: _Endpoint) -> _Endpoint:
+    """Mark a route whose clients are browsers' WebSocket or EventSource, which cannot set
+    headers: it also takes the key as ``?api_key=``. No other route does."""
+    endpoint.takes_query_key = True  # type: ignore[attr-defined]
+    return endpoint
+
+
 def _query_key(conn: HTTPConnection) -> str | None:
-    """``?api_key=`` where a browser cannot send headers: WebSocket and SSE."""
-    if conn.scope["type"] == "websocket" or "text/event-stream" in conn.headers.get("accept", ""):
+    """``?api_key=`` on a route marked :func:`takes_query_key`."""
+    if getattr(conn.scope.get("endpoint"), "takes_query_key", False):
         return conn.query_params.get("api_key") or None
     return None
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address (uvicorn takes it from X-Forwarded-For only when the peer is
+    one of ``IOC_API__TRUSTED_PROXIES``)."""
+    return conn.client.host if conn.client is not None else "unknown"
 
 
 def authorize(
@@ -191,7 +245,7 @@ def authorize(
         raise _unauthenticated(
             "unauthenticated", "send an API key in X-API-Key or Authorization: Bearer"
         )
-    caller = auth.identify(credential)
+    caller = auth.identify(credential, client=client_address(conn))
     auth.admit(caller)
     if not caller.can(scope):
         needed = "publish:<domain>" if scope == "publish" else scope
@@ -200,11 +254,12 @@ def authorize(
 
 
 def websocket_refusal(problem: Problem) -> WebSocketException:
-    """What a WebSocket route raises instead of ``problem``: the connection is closed
-    before the handshake completes, with 1013 ("try again later") for 429 and 503, 1008
-    ("policy violation") for the rest."""
+    """What a WebSocket route raises instead of a refusal of access: the handshake
+    completes and the connection is closed at once (``api.problems`` does it, so that
+    browsers, which see nothing of a refused handshake, get the code and reason), with
+    1013 ("try again later") for 429 and 503, 1008 ("policy violation") for the rest."""
     code = WS_TRY_AGAIN_LATER if problem.status in (429, 503) else WS_POLICY_VIOLATION
-    return WebSocketException(code=code, reason=problem.detail[:120])
+    return WebSocketException(code=code, reason=f"{problem.slug}: {problem.detail}")
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:

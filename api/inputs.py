@@ -31,9 +31,13 @@ class RefuseNul:
         if scope["type"] not in ("http", "websocket") or not _has_nul(scope):
             await self.app(scope, receive, send)
             return
+        prefix = ""
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "NUL in the URL"})
-            return
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": 1008, "reason": "NUL in the URL"})
+                return
+            # A bad request, answered on the handshake as any other (api.websockets).
+            prefix = "websocket."
         body = orjson.dumps(
             problem_body(
                 status=400,
@@ -47,8 +51,8 @@ class RefuseNul:
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        await send({"type": "http.response.start", "status": 400, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": f"{prefix}http.response.start", "status": 400, "headers": headers})
+        await send({"type": f"{prefix}http.response.body", "body": body})
 
 
 def install_input_guards(app: FastAPI) -> None:

@@ -18,7 +18,6 @@ from api.live import router as live_router
 from api.namespaces import Namespaces, NamespaceView
 from api.problems import install_problem_handlers
 from api.publisher import Publisher
-from api.redact import install_log_redaction
 from api.routes import (
     alerts,
     areas,
@@ -34,8 +33,10 @@ from api.routes import (
 from api.routes.metrics import install_metrics
 from api.routes.recordings import router as recordings_router
 from api.routes.replays import router as replays_router
+from api.websockets import install_websocket_refusals
 from ioc.collector import manage_collector
 from ioc.db.pool import create_pool
+from ioc.redact import install_log_redaction
 from ioc.settings import Settings, get_settings
 
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.auth = Authenticator(settings)
     install_problem_handlers(app)
+    install_websocket_refusals(app)
     install_body_limit(app, max_bytes=settings.api.max_body_bytes)
     install_input_guards(app)
     install_log_redaction()

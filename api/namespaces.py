@@ -140,7 +140,7 @@ class Namespaces:
         """Every namespace with tables in the database, the API's own first."""
         async with self.own.pool.acquire() as conn:
             rows = await conn.fetch(NAMESPACES_QUERY)
-        found = [r["name"] for r in rows if NAMESPACE_PATTERN.match(r["name"])]
+        found = [r["name"] for r in rows if NAMESPACE_PATTERN.fullmatch(r["name"])]
         return [self.own.name] + [n for n in found if n != self.own.name]
 
     def close_hubs(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -104,6 +105,22 @@ def problem_body(
     }
 
 
+def validation_problem(raw_errors: Sequence[Any], path: str) -> dict[str, Any]:
+    """The 422 problem of a request whose parameters or body failed validation."""
+    errors = [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in raw_errors
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    return problem_body(
+        status=422,
+        slug="invalid-request",
+        title="Invalid request",
+        detail=f"{'.'.join(first['loc'])}: {first['msg']}",
+        instance=path,
+        errors=errors,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error the app can raise to a problem+json response."""
 
@@ -121,20 +138,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        body = problem_body(
-            status=422,
-            slug="invalid-request",
-            title="Invalid request",
-            detail=f"{'.'.join(first['loc'])}: {first['msg']}",
-            instance=request.url.path,
-            errors=errors,
-        )
-        return ProblemResponse(body, status_code=422)
+        return ProblemResponse(validation_problem(exc.errors(), request.url.path), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

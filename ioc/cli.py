@@ -28,6 +28,7 @@ from rich.console import Console
 
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.infra.process import InfraError, ServiceStatus, terminate
+from ioc.redact import install_log_redaction
 from ioc.settings import get_settings
 from recordings.cli import register as register_recordings
 
@@ -37,6 +38,13 @@ app.add_typer(infra_app, name="infra")
 keys_app = typer.Typer(help="Make, list or revoke API keys (only their hashes are stored).")
 app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
+
+
+@app.callback()
+def _every_command() -> None:
+    """Smart-city IOC."""
+    # Whatever a command logs (worker, API, launcher) passes the credential scrubber.
+    install_log_redaction()
 
 
 def _print_status(statuses: list[ServiceStatus]) -> None:
@@ -195,6 +203,10 @@ def api(
         host=host or settings.api.host,
         port=port or settings.api.port,
         log_level="info",
+        # X-Forwarded-For names the client only when the peer is a proxy the city trusts
+        # (the failed-authentication limit counts per client address).
+        proxy_headers=bool(settings.api.trusted_proxies),
+        forwarded_allow_ips=settings.api.trusted_proxies or None,
     )
 
 
@@ -225,7 +237,7 @@ def simulate(
     settings = get_settings()
     try:
         if namespace is not None:
-            if not NAMESPACE_PATTERN.match(namespace):
+            if not NAMESPACE_PATTERN.fullmatch(namespace):
                 raise ConfigError(f"namespace {namespace!r} must match {NAMESPACE_PATTERN.pattern}")
             settings = settings.model_copy(update={"namespace": namespace})
         story = load_scenario(scenario) if scenario else None

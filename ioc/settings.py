@@ -187,7 +187,7 @@ class ApiKeySettings(BaseModel):
     @classmethod
     def _check_scopes(cls, value: list[str]) -> list[str]:
         for scope in value:
-            if not re.match(API_SCOPE_PATTERN, scope):
+            if not re.fullmatch(API_SCOPE_PATTERN, scope):
                 raise ValueError(f"scope {scope!r}: use view, replay, admin or publish:<domain>")
         return value
 
@@ -211,6 +211,15 @@ class ApiSettings(BaseModel):
     # rate_per_s.
     rate_per_s: float = Field(default=50.0, gt=0)
     rate_burst: int = Field(default=200, ge=1)
+    # Failed authentications (a key or token presented and refused), per client address
+    # and per presented key prefix: a bucket of auth_failure_burst refilled at
+    # auth_failure_per_s. An empty bucket answers 429 before any key is checked.
+    auth_failure_burst: int = Field(default=10, ge=1)
+    auth_failure_per_s: float = Field(default=0.1, gt=0)
+    # Addresses of the reverse proxies in front of the API (IPs or CIDR ranges; "*" for
+    # any): only from these is X-Forwarded-For believed to name the client. Empty: the
+    # peer address is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Browser origins allowed to call the API; none by default.
     cors_origins: list[str] = Field(default_factory=list)
@@ -291,7 +300,7 @@ class Settings(BaseSettings):
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
-        if not NAMESPACE_PATTERN.match(value):
+        if not NAMESPACE_PATTERN.fullmatch(value):
             raise ValueError(
                 f"namespace {value!r} must match {NAMESPACE_PATTERN.pattern} "
                 "(lower-case letter first, then letters, digits or _)"

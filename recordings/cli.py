@@ -29,7 +29,7 @@ def _settings_for(namespace: str | None) -> Settings:
     settings = get_settings()
     if namespace is None:
         return settings
-    if not NAMESPACE_PATTERN.match(namespace):
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
         raise _fail(f"namespace {namespace!r} must match {NAMESPACE_PATTERN.pattern}")
     return settings.model_copy(update={"namespace": namespace})
 

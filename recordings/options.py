@@ -42,7 +42,7 @@ class ReplayOptions:
     prime: bool = True
 
     def __post_init__(self) -> None:
-        if not NAMESPACE_PATTERN.match(self.namespace):
+        if not NAMESPACE_PATTERN.fullmatch(self.namespace):
             raise OptionsError(
                 f"namespace {self.namespace!r} must match {NAMESPACE_PATTERN.pattern}"
             )

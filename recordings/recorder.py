@@ -58,7 +58,7 @@ def base_name(topic: str, namespace: str) -> str | None:
         return topic[len(prefix) :] if topic.startswith(prefix) else None
     first, _, rest = topic.partition(".")
     # In live, "<ns>.ioc...." belongs to the namespace <ns>.
-    if rest.startswith("ioc.") and NAMESPACE_PATTERN.match(first):
+    if rest.startswith("ioc.") and NAMESPACE_PATTERN.fullmatch(first):
         return None
     return topic
 

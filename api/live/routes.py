@@ -10,7 +10,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 
-from api.auth import ViewCaller
+from api.auth import ViewCaller, takes_query_key
 from api.live.feed import DISCONNECTED, INTERNAL_ERROR, Feed, Frame
 from api.live.filters import LiveFilter, invalid, parse_filter
 from api.live.messages import EventId
@@ -91,6 +91,7 @@ async def _feed(
         503: {"description": "Too many other namespaces open (see Retry-After)"},
     },
 )
+@takes_query_key
 async def live_sse(
     request: Request,
     _caller: ViewCaller,
@@ -106,6 +107,7 @@ async def live_sse(
 
 
 @router.websocket("")
+@takes_query_key
 async def live_ws(
     websocket: WebSocket,
     _caller: ViewCaller,

@@ -107,7 +107,7 @@ async def start_recording(
     jobs = jobs_of(request)
     name = valid_name(body.name)
     namespace = body.namespace or settings.namespace
-    if not NAMESPACE_PATTERN.match(namespace):
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
         raise Problem(
             422, "invalid-namespace", "Invalid namespace", f"{namespace!r} is not a namespace"
         )

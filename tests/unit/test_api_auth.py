@@ -23,6 +23,8 @@ from api.problems import Problem
 from api.ratelimit import RateLimiter
 from ioc.settings import ApiKeySettings, ApiSettings, Settings
 
+CLIENT = "192.0.2.7"
+
 
 def settings_with(tmp_path: Path, **api: object) -> Settings:
     return Settings(state_dir=tmp_path, api=ApiSettings.model_validate(api))
@@ -147,10 +149,10 @@ def token(secret: str, **claims: object) -> str:
 
 def test_jwt_subject_and_scopes_become_the_caller(tmp_path: Path) -> None:
     auth = Authenticator(settings_with(tmp_path, jwt_key=SecretStr("s" * 32)))
-    caller = auth.identify(token("s" * 32, scope="view publish:traffic"))
+    caller = auth.identify(token("s" * 32, scope="view publish:traffic"), client=CLIENT)
     assert (caller.name, caller.via) == ("dispatch", "jwt")
     assert caller.scopes == frozenset({"view", "publish:traffic"})
-    listed = auth.identify(token("s" * 32, scopes=["replay"]))
+    listed = auth.identify(token("s" * 32, scopes=["replay"]), client=CLIENT)
     assert listed.scopes == frozenset({"replay"})
 
 
@@ -167,7 +169,7 @@ def test_bad_tokens_are_401(tmp_path: Path, make: object, why: str) -> None:
     auth = Authenticator(settings_with(tmp_path, jwt_key=SecretStr("s" * 32)))
     assert callable(make)
     with pytest.raises(Problem) as refused:
-        auth.identify(make())
+        auth.identify(make(), client=CLIENT)
     assert refused.value.status == 401
     assert why in refused.value.detail
 
@@ -175,5 +177,70 @@ def test_bad_tokens_are_401(tmp_path: Path, make: object, why: str) -> None:
 def test_without_a_jwt_key_only_keys_are_accepted(tmp_path: Path) -> None:
     auth = Authenticator(settings_with(tmp_path))
     with pytest.raises(Problem) as refused:
-        auth.identify(token("s" * 32, scope="admin"))
+        auth.identify(token("s" * 32, scope="admin"), client=CLIENT)
     assert refused.value.detail == "the API key is not valid"
+
+
+def refused_status(auth: Authenticator, credential: str, *, client: str = CLIENT) -> int:
+    with pytest.raises(Problem) as refused:
+        auth.identify(credential, client=client)
+    return refused.value.status
+
+
+def test_failed_authentications_are_limited_per_client_address(tmp_path: Path) -> None:
+    auth = Authenticator(settings_with(tmp_path, auth_failure_burst=3, auth_failure_per_s=0.01))
+    good = create_key(keys_path(settings_with(tmp_path)), name="ops", scopes=["view"])
+    # Three guesses with different prefixes are refused as invalid, then the address is
+    # held: even the right key is not checked from it, while other addresses go on.
+    assert [refused_status(auth, new_key()) for _ in range(3)] == [401, 401, 401]
+    with pytest.raises(Problem) as held:
+        auth.identify(good, client=CLIENT)
+    assert held.value.status == 429
+    assert held.value.slug == "too-many-failed-authentications"
+    assert int(held.value.headers["Retry-After"]) >= 1
+    assert auth.identify(good, client="192.0.2.8").name == "ops"
+
+
+def test_failed_authentications_are_limited_per_key_prefix(tmp_path: Path) -> None:
+    auth = Authenticator(settings_with(tmp_path, auth_failure_burst=2, auth_failure_per_s=0.01))
+    known = "ioc_AbCdEfGh"
+    # Guesses at one prefix from many addresses meet the prefix's limit.
+    assert refused_status(auth, known + "x" * 35, client="198.51.100.1") == 401
+    assert refused_status(auth, known + "y" * 35, client="198.51.100.2") == 401
+    assert refused_status(auth, known + "z" * 35, client="198.51.100.3") == 429
+    assert refused_status(auth, "ioc_Other123" + "z" * 35, client="198.51.100.3") == 401
+
+
+def test_only_failures_spend_the_failure_allowance(tmp_path: Path) -> None:
+    auth = Authenticator(settings_with(tmp_path, auth_failure_burst=1, auth_failure_per_s=0.01))
+    good = create_key(keys_path(settings_with(tmp_path)), name="ops", scopes=["view"])
+    for _ in range(20):
+        assert auth.identify(good, client=CLIENT).name == "ops"
+
+
+def test_the_failure_allowance_comes_back_at_its_rate() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate_per_s=0.5, burst=1, clock=lambda: now[0])
+    assert limiter.wait("a") == 0.0
+    assert limiter.take("a") == 0.0
+    assert limiter.wait("a") == pytest.approx(2.0)
+    now[0] = 2.0
+    assert limiter.wait("a") == 0.0
+
+
+def test_the_limiter_forgets_callers_beyond_its_bound() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate_per_s=1.0, burst=2, max_callers=100, clock=lambda: now[0])
+    for n in range(1000):
+        limiter.take(f"caller-{n}")
+        assert len(limiter._buckets) <= 100
+    # Room is made by forgetting idle callers first (their buckets are full again): a
+    # caller still short of tokens is remembered, and so held to its limit.
+    now[0] = 2.5
+    limiter.take("busy")
+    limiter.take("busy")
+    now[0] = 3.0
+    for n in range(50):
+        limiter.take(f"late-{n}")
+    assert len(limiter._buckets) == 51
+    assert limiter.wait("busy") == pytest.approx(0.5)

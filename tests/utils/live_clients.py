@@ -14,7 +14,9 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.utils.apikeys import KEYS
 from tests.utils.events import T0
@@ -103,6 +105,17 @@ class WsClient:
 async def open_ws(base: str, **params: Any) -> WsClient:
     ws = await connect(url(base.replace("http", "ws", 1), "/v1/live", **params), max_size=None)
     return WsClient(ws)
+
+
+async def ws_refusal(base: str, **params: Any) -> tuple[int, str]:
+    """The close code and reason of a ``/v1/live`` WebSocket the API refuses after the
+    handshake (fails if it sends a message first or keeps the connection open)."""
+    async with connect(url(base.replace("http", "ws", 1), "/v1/live", **params)) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), timeout=10)
+    frame = closed.value.rcvd
+    assert frame is not None, "closed without a close frame"
+    return frame.code, frame.reason
 
 
 class SseClient:
