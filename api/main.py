@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import Authenticator
 from api.dashboard import install_dashboard
+from api.docs import install_docs
 from api.inputs import install_input_guards
 from api.limits import install_body_limit
 from api.live import live_feeds
@@ -76,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Live views, history and alerts of Quang Ninh's operations centre.",
         lifespan=lifespan,
+        # Our own /docs serves Swagger UI's files itself (api.docs); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.auth = Authenticator(settings)
     install_problem_handlers(app)
@@ -106,4 +110,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(replays_router)
     app.include_router(live_router)
     install_dashboard(app)
+    install_docs(app)
     return app
