@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import Authenticator
 from api.dashboard import install_dashboard
-from api.docs import install_docs
+from api.docs import ASSETS_PATH, install_docs
+from api.headers import install_response_headers
 from api.inputs import install_input_guards
 from api.limits import install_body_limit
 from api.live import live_feeds
@@ -111,4 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_router)
     install_dashboard(app)
     install_docs(app)
+    # Last, so that it wraps every other middleware and their answers get the headers too.
+    install_response_headers(app, cacheable=("/dashboard/", ASSETS_PATH + "/"))
     return app

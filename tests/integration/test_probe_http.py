@@ -1,5 +1,5 @@
 """Findings of the outside probe of the API (issue 16), checked on a real ``ioc api``:
-``/docs`` served without a CDN."""
+``/docs`` served without a CDN, ``nosniff`` and ``no-store`` headers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api
+from tests.utils.apikeys import KEYS, auth
 
 PROBLEM = "application/problem+json"
 
@@ -23,6 +25,15 @@ def api_base(module_namespace: Namespace) -> Iterator[str]:
     process, base = start_api(module_namespace, name="probe-api")
     yield base
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def openapi(api_base: str) -> dict[str, Any]:
+    """The OpenAPI document the API serves."""
+    response = httpx.get(f"{api_base}/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
 
 
 # --- A: /docs on a closed network ------------------------------------------------------
@@ -84,3 +95,82 @@ def test_redoc_is_not_served(api_base: str) -> None:
     response = httpx.get(f"{api_base}/redoc")
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
+
+
+# --- B: nosniff and no-store -----------------------------------------------------------
+
+
+def test_every_kind_of_answer_carries_nosniff(api_base: str) -> None:
+    requests = [
+        ("GET", "/healthz", {}),  # public JSON
+        ("GET", "/v1/areas", {}),  # 401 problem
+        ("GET", "/v1/areas", auth("view")),  # authenticated JSON
+        ("GET", "/v1/nowhere", auth("view")),  # 404 problem
+        ("DELETE", "/v1/areas", auth("view")),  # 405 problem
+        ("GET", "/openapi.json", {}),
+        ("GET", "/docs", {}),
+        ("GET", "/", {}),
+        ("GET", "/dashboard/app.js", {}),
+    ]
+    with httpx.Client(base_url=api_base) as client:
+        for method, path, headers in requests:
+            response = client.request(method, path, headers=headers)
+            assert response.status_code < 500, (method, path, response.text)
+            assert response.headers.get("x-content-type-options") == "nosniff", (method, path)
+
+
+def test_authenticated_reads_and_problems_are_never_stored(
+    api_base: str, openapi: dict[str, Any]
+) -> None:
+    reads = [
+        path
+        for path, operations in openapi["paths"].items()
+        if "get" in operations and "{" not in path and path != "/v1/live/sse"
+    ]
+    assert "/v1/areas" in reads
+    with httpx.Client(base_url=api_base) as client:
+        for path in reads:
+            response = client.get(path, headers=auth("view"))
+            assert response.status_code < 500, (path, response.text)
+            assert response.headers.get("cache-control") == "no-store", path
+        # A bearer credential, and answers to no credential at all.
+        bearer = {"Authorization": f"Bearer {KEYS['view']}"}
+        answered = client.get("/v1/areas", headers=bearer)
+        assert answered.status_code == 200
+        assert answered.headers.get("cache-control") == "no-store"
+        for path in ("/v1/areas", "/v1/overview"):
+            refused = client.get(path)
+            assert refused.status_code == 401
+            assert refused.headers["content-type"] == PROBLEM
+            assert refused.headers.get("cache-control") == "no-store"
+
+
+def test_static_files_stay_cacheable_and_routes_keep_their_own_cache_control(
+    api_base: str,
+) -> None:
+    with httpx.Client(base_url=api_base) as client:
+        script = client.get("/dashboard/app.js")
+        assert script.status_code == 200
+        assert "cache-control" not in script.headers
+        assert script.headers["etag"]
+        swagger = client.get("/docs/assets/swagger-ui.css")
+        assert swagger.status_code == 200
+        assert "cache-control" not in swagger.headers
+        # A file that is not there is a problem, and problems are not stored.
+        missing = client.get("/dashboard/nothing-here.js")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == PROBLEM
+        assert missing.headers.get("cache-control") == "no-store"
+        # The dashboard page sets no-cache itself (revalidate, the page changes with the code).
+        assert client.get("/").headers.get("cache-control") == "no-cache"
+        # The live feed sets its own too; the stream is answered, then dropped.
+        with client.stream(
+            "GET",
+            "/v1/live/sse",
+            params={"api_key": KEYS["view"]},
+            headers={"Accept": "text/event-stream"},
+        ) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers.get("cache-control") == "no-cache"
+            assert stream.headers.get("x-content-type-options") == "nosniff"
