@@ -17,6 +17,7 @@ from api.inputs import install_input_guards
 from api.limits import install_body_limit
 from api.live import live_feeds
 from api.live import router as live_router
+from api.methods import install_method_answers
 from api.namespaces import Namespaces, NamespaceView
 from api.problems import install_problem_handlers
 from api.publisher import Publisher
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.auth = Authenticator(settings)
     install_problem_handlers(app)
+    install_method_answers(app)
     install_websocket_refusals(app)
     install_body_limit(app, max_bytes=settings.api.max_body_bytes)
     install_input_guards(app)

@@ -1,5 +1,6 @@
 """Findings of the outside probe of the API (issue 16), checked on a real ``ioc api``:
-``/docs`` served without a CDN, ``nosniff`` and ``no-store`` headers."""
+``/docs`` served without a CDN, ``nosniff`` and ``no-store`` headers, and 405 answers
+whose ``Allow`` names every method of the path."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.integration.conftest import start_api
 from tests.utils.apikeys import KEYS, auth
 
 PROBLEM = "application/problem+json"
+#: Methods sent to every path; those it does not serve must answer 405.
+PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,11 @@ def openapi(api_base: str) -> dict[str, Any]:
     assert response.status_code == 200
     document: dict[str, Any] = response.json()
     return document
+
+
+def concrete(template: str) -> str:
+    """A path of the template, with a value no other template's literal segment has."""
+    return re.sub(r"\{[^}]+\}", "probe-1", template)
 
 
 # --- A: /docs on a closed network ------------------------------------------------------
@@ -174,3 +182,48 @@ def test_static_files_stay_cacheable_and_routes_keep_their_own_cache_control(
             assert stream.headers["content-type"].startswith("text/event-stream")
             assert stream.headers.get("cache-control") == "no-cache"
             assert stream.headers.get("x-content-type-options") == "nosniff"
+
+
+# --- C: 405 answers name every method of the path ------------------------------------
+
+
+def check_405(response: httpx.Response, allowed: set[str]) -> None:
+    """A 405 problem whose Allow is exactly ``allowed``."""
+    label = f"{response.request.method} {response.request.url.path}"
+    assert response.status_code == 405, (label, response.status_code)
+    assert response.headers["content-type"] == PROBLEM, label
+    listed = {m.strip() for m in response.headers["allow"].split(",")}
+    assert listed == allowed, label
+    if response.request.method != "HEAD":
+        assert response.json()["status"] == 405, label
+
+
+def test_405_allow_lists_every_method_of_every_documented_path(
+    api_base: str, openapi: dict[str, Any]
+) -> None:
+    # FastAPI's path operations answer exactly the methods the document gives them: a
+    # GET path answers HEAD with 405 too, and its Allow does not name HEAD.
+    several = [p for p, ops in openapi["paths"].items() if len(ops) > 1]
+    assert several, "no path with several methods to probe"
+    with httpx.Client(base_url=api_base) as client:
+        for template, operations in openapi["paths"].items():
+            allowed = {method.upper() for method in operations}
+            for method in PROBED:
+                if method in allowed:
+                    continue
+                response = client.request(method, concrete(template), headers=auth("view"))
+                check_405(response, allowed)
+        # The problem names the methods for people and programs too.
+        problem = client.delete("/v1/recordings", headers=auth("view")).json()
+        assert problem["allowed"] == ["GET", "POST"]
+        assert "GET, POST" in problem["detail"]
+
+
+def test_405_allow_of_routes_outside_the_document(api_base: str) -> None:
+    with httpx.Client(base_url=api_base) as client:
+        # Starlette's own route and the static files answer HEAD with GET.
+        check_405(client.delete("/openapi.json"), {"GET", "HEAD"})
+        check_405(client.post("/dashboard/app.js"), {"GET", "HEAD"})
+        check_405(client.put("/docs/assets/swagger-ui.css"), {"GET", "HEAD"})
+        check_405(client.post("/docs"), {"GET"})
+        check_405(client.post("/"), {"GET"})
