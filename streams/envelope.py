@@ -8,13 +8,22 @@ machine-readable code that goes with the message to the dead-letter topic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from streams.catalog import PAYLOAD_MODELS, Payload
 
@@ -32,6 +41,17 @@ REASONS: Mapping[str, str] = {
 
 TYPE_PATTERN = r"^city\.[a-z]+\.[a-z_]+\.v[0-9]+$"
 ENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+#: Levels of objects and arrays an event may nest, the event object being the first. Far
+#: more than any payload needs, and far under what orjson re-encodes (it refuses more
+#: than 254 levels; the API re-encodes each event it publishes).
+MAX_DEPTH = 32
+#: The event ``time``: an RFC 3339 date-time with a zone (JSON Schema's ``date-time``).
+#: pydantic alone would also take epoch seconds, as a number or as digits.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+#: Kafka timestamps count milliseconds from here, and cannot be negative.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Rejection(Exception):
@@ -67,6 +87,23 @@ class CloudEvent(BaseModel):
     datacontenttype: str | None = None
     data: dict[str, Any]
 
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time_is_rfc3339(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
+            raise PydanticCustomError(
+                "rfc3339",
+                "give an RFC 3339 string with a time zone, like 2024-09-07T08:00:00+07:00",
+            )
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _time_after_epoch(cls, value: datetime) -> datetime:
+        if value < EPOCH:
+            raise PydanticCustomError("time_range", "before 1970-01-01T00:00:00Z")
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -94,6 +131,37 @@ def _rejection_from(error: ValidationError, *, prefix: str = "") -> Rejection:
     field = prefix + ".".join(str(part) for part in first["loc"])
     reason = "missing_field" if first["type"] == "missing" else "invalid_field"
     return Rejection(reason, f"{field}: {first['msg']}", field=field or None)
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], levels: int) -> bool:
+    """Whether ``value`` nests more than ``levels`` levels of objects and arrays (itself
+    the first). Walks containers only, level by level, without recursion."""
+    level: list[dict[str, Any] | list[Any]] = [value]
+    for _ in range(levels):
+        level = [
+            child
+            for parent in level
+            for child in (parent.values() if isinstance(parent, dict) else parent)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def event_object(raw: Any) -> dict[str, Any]:
+    """``raw`` (a decoded JSON value) when it can be an event: a JSON object nested at
+    most :data:`MAX_DEPTH` levels; :class:`Rejection` otherwise."""
+    if not isinstance(raw, dict):
+        raise Rejection("not_object", f"got a JSON {type(raw).__name__}")
+    for name, value in raw.items():
+        if isinstance(value, dict | list) and _deeper_than(value, MAX_DEPTH - 1):
+            raise Rejection(
+                "invalid_field",
+                f"{name}: nested deeper than {MAX_DEPTH} levels of objects and arrays",
+                field=str(name),
+            )
+    return raw
 
 
 def _from_headers(value: bytes, headers: Sequence[tuple[str, bytes]]) -> dict[str, Any] | None:
@@ -128,8 +196,7 @@ def decode(
             raw = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise Rejection("not_json", str(exc)) from None
-    if not isinstance(raw, dict):
-        raise Rejection("not_object", f"got a JSON {type(raw).__name__}")
+    raw = event_object(raw)
     # PostgreSQL's text and jsonb cannot hold U+0000: accepted, such an event would be
     # refused by the database on every retry and stop the sink behind it. In JSON text a
     # NUL can only be written as the escape \u0000; in binary mode it can come in headers.

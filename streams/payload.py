@@ -1,10 +1,31 @@
-"""The base of every event payload model."""
+"""The base of every event payload model, and the number types of its fields."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+
+def json_number(value: Any) -> Any:
+    """``value`` when it is a JSON number; booleans and text are refused.
+
+    pydantic's lax mode would read ``true`` as 1 and ``"12"`` as 12, which the published
+    JSON Schemas (``integer``, ``number``) do not allow. Strict mode would go further than
+    the schemas: it refuses ``3.0`` for an integer, which JSON Schema counts as one.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "json_number", "give a JSON number, not {kind}", {"kind": type(value).__name__}
+        )
+    return value
+
+
+#: An integer field: a JSON number without a fraction (``3`` or ``3.0``, not ``3.5``).
+Integer = Annotated[int, BeforeValidator(json_number)]
+#: A number field: any JSON number.
+Number = Annotated[float, BeforeValidator(json_number)]
 
 
 class Payload(BaseModel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from streams.payload import Payload
+from streams.payload import Integer, Payload, json_number
 
 
 class HospitalStatus(Payload):
@@ -14,12 +14,12 @@ class HospitalStatus(Payload):
 
     event_type: ClassVar[str] = "city.hospital.status.v1"
 
-    beds_total: int = Field(ge=0, le=10_000)
-    beds_occupied: int = Field(ge=0, le=10_000)
-    icu_total: int = Field(ge=0, le=1_000)
-    icu_occupied: int = Field(ge=0, le=1_000)
-    er_waiting: int = Field(ge=0, le=10_000)
-    ambulances_available: int = Field(ge=0, le=500)
+    beds_total: Integer = Field(ge=0, le=10_000)
+    beds_occupied: Integer = Field(ge=0, le=10_000)
+    icu_total: Integer = Field(ge=0, le=1_000)
+    icu_occupied: Integer = Field(ge=0, le=1_000)
+    er_waiting: Integer = Field(ge=0, le=10_000)
+    ambulances_available: Integer = Field(ge=0, le=500)
 
     @model_validator(mode="after")
     def _occupied_within_total(self) -> HospitalStatus:
@@ -48,7 +48,7 @@ class HospitalAdmission(Payload):
     event_type: ClassVar[str] = "city.hospital.admission.v1"
     keep_raw: ClassVar[bool] = True
 
-    triage: Literal[1, 2, 3, 4, 5]
+    triage: Annotated[Literal[1, 2, 3, 4, 5], BeforeValidator(json_number)]
 
     def metrics(self) -> dict[str, float]:
         return {"admissions": 1, "admissions_urgent": 1 if self.triage <= 2 else 0}

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from streams.payload import Payload
+from streams.payload import Integer, Payload
 
 
 class SchoolAttendance(Payload):
@@ -14,8 +14,8 @@ class SchoolAttendance(Payload):
 
     event_type: ClassVar[str] = "city.school.attendance.v1"
 
-    enrolled: int = Field(ge=0, le=20_000)
-    present: int = Field(ge=0, le=20_000)
+    enrolled: Integer = Field(ge=0, le=20_000)
+    present: Integer = Field(ge=0, le=20_000)
 
     @model_validator(mode="after")
     def _present_within_enrolled(self) -> SchoolAttendance:

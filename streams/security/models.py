@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from streams.payload import Payload
+from streams.payload import Integer, Number, Payload
 
 DetectionKind = Literal["intrusion", "crowd", "fire", "smoke", "loitering", "wrong_way"]
 
@@ -18,8 +18,8 @@ class SecurityDetection(Payload):
     keep_raw: ClassVar[bool] = True
 
     kind: DetectionKind
-    confidence: float = Field(ge=0, le=1)
-    count: int = Field(default=1, ge=0, le=100_000)
+    confidence: Number = Field(ge=0, le=1)
+    count: Integer = Field(default=1, ge=0, le=100_000)
 
     def metrics(self) -> dict[str, float]:
         # The per-kind confidence lets rules match a kind ("intrusion_confidence >= 0.8").

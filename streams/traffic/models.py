@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from streams.payload import Payload
+from streams.payload import Integer, Number, Payload
 
 
 class TrafficFlow(Payload):
@@ -14,10 +14,10 @@ class TrafficFlow(Payload):
 
     event_type: ClassVar[str] = "city.traffic.flow.v1"
 
-    vehicles: int = Field(ge=0, le=100_000)
-    avg_speed_kmh: float = Field(ge=0, le=300)
-    occupancy_pct: float = Field(ge=0, le=100)
-    interval_s: int = Field(gt=0, le=3600)
+    vehicles: Integer = Field(ge=0, le=100_000)
+    avg_speed_kmh: Number = Field(ge=0, le=300)
+    occupancy_pct: Number = Field(ge=0, le=100)
+    interval_s: Integer = Field(gt=0, le=3600)
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -34,8 +34,8 @@ class TrafficIncident(Payload):
     keep_raw: ClassVar[bool] = True
 
     kind: Literal["crash", "breakdown", "flooding", "landslide", "closure", "roadworks"]
-    severity: int = Field(ge=1, le=5)
-    lanes_blocked: int = Field(ge=0, le=12)
+    severity: Integer = Field(ge=1, le=5)
+    lanes_blocked: Integer = Field(ge=0, le=12)
 
     def metrics(self) -> dict[str, float]:
         return {"incidents": 1, "lanes_blocked": self.lanes_blocked}
