@@ -38,7 +38,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the resource's state",
     413: "Request body too large",
     415: "Unsupported media type",
-    422: "Invalid parameters or body",
+    422: "Invalid parameters, or a body that is not JSON or does not fit",
     429: "Over the key's rate limit (see Retry-After)",
     503: "A backing service is unreachable (see Retry-After)",
 }
@@ -91,6 +91,29 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+def malformed_json(detail: str) -> Problem:
+    """The problem for a request body that is not JSON: 422, as FastAPI answers a body
+    whose JSON does not fit its model."""
+    return Problem(422, "malformed-json", "Malformed JSON", detail)
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not read a JSON body, when ``exc`` is its bare 400 for that.
+
+    FastAPI turns a JSON syntax error into a validation error (422) but anything else
+    that stops the decoder (bytes that are not UTF-8, nesting past Python's recursion
+    limit) into a 400 raised from that error.
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not UTF-8 JSON: {cause.reason} at byte {cause.start}"
+    if isinstance(cause, RecursionError):
+        return "the body is not JSON this API reads: it nests too deeply"
+    return None
+
+
 def problem_body(
     *, status: int, slug: str, title: str, detail: str, instance: str, **extra: Any
 ) -> dict[str, Any]:
@@ -111,13 +134,17 @@ def validation_problem(raw_errors: Sequence[Any], path: str) -> dict[str, Any]:
         {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in raw_errors
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        # FastAPI's JSON syntax error: ``loc`` is ("body", character), ``ctx`` says why.
+        why = raw_errors[0].get("ctx", {}).get("error", "invalid JSON")
+        at = first["loc"][-1]
+        detail = f"the body is not JSON: {why} at character {at}"
+        slug, title = "malformed-json", "Malformed JSON"
+    else:
+        detail = f"{'.'.join(first['loc'])}: {first['msg']}"
+        slug, title = "invalid-request", "Invalid request"
     return problem_body(
-        status=422,
-        slug="invalid-request",
-        title="Invalid request",
-        detail=f"{'.'.join(first['loc'])}: {first['msg']}",
-        instance=path,
-        errors=errors,
+        status=422, slug=slug, title=title, detail=detail, instance=path, errors=errors
     )
 
 
@@ -142,6 +169,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        unparsable = _unparsable_body(exc)
+        if unparsable is not None:
+            return await _problem(request, malformed_json(unparsable))
         body = problem_body(
             status=exc.status_code,
             slug=f"http-{exc.status_code}",

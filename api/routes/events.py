@@ -16,13 +16,13 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, PublishCaller
 from api.deps import PublisherDep, SettingsDep
-from api.problems import Problem, problem_responses
+from api.problems import Problem, malformed_json, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from api.routes.metrics import PUBLISHED
 from api.routes.schemas import event_schema
 from ioc.settings import ApiSettings, Settings
 from streams.catalog import PAYLOAD_MODELS
-from streams.envelope import REASONS, Rejection, check_clock, decode
+from streams.envelope import REASONS, Rejection, check_clock, decode, event_object
 from streams.topics import raw_topic
 
 router = APIRouter(prefix="/v1", tags=["publish"])
@@ -82,9 +82,7 @@ def _parse(body: bytes) -> list[Any]:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise Problem(
-            400, "malformed-json", "Malformed JSON", f"the body is not JSON: {exc}"
-        ) from None
+        raise malformed_json(f"the body is not JSON: {exc}") from None
     if isinstance(value, dict):
         return [value]
     if isinstance(value, list):
@@ -103,8 +101,9 @@ def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutReco
     """The record for one item, or why it is refused."""
     item_id = item.get("id") if isinstance(item, dict) else None
     item_id = item_id if isinstance(item_id, str) else None
-    value = orjson.dumps(item)
     try:
+        # Checked before encoding: orjson refuses to encode a value nested too deeply.
+        value = orjson.dumps(event_object(item))
         event = decode(value)
     except Rejection as exc:
         return RejectedEvent(
@@ -117,14 +116,6 @@ def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutReco
             reason="forbidden",
             detail=f"{caller.name!r} lacks the 'publish:{event.domain}' scope",
             field="type",
-        )
-    if event.time_ms < 0:
-        return RejectedEvent(
-            index=index,
-            id=item_id,
-            reason="invalid_field",
-            detail="time: before 1970",
-            field="time",
         )
     # The worker refuses these too (a future event would hold up its partition); Kafka
     # itself refuses timestamps an hour ahead. Say so here, with the reason.
@@ -189,7 +180,7 @@ async def _publish(
 @router.post(
     "/events",
     status_code=202,
-    responses=problem_responses(400, 415, 503),
+    responses=problem_responses(415, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

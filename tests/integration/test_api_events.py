@@ -148,7 +148,7 @@ async def test_admin_publishes_any_domain_and_repeats_are_not_produced_again(
 @pytest.mark.parametrize(
     ("role", "body", "status", "slug"),
     [
-        ("publish:traffic", b"{not json", 400, "malformed-json"),
+        ("publish:traffic", b"{not json", 422, "malformed-json"),
         ("publish:traffic", b"42", 422, "invalid-body"),
         ("publish:traffic", b"[]", 422, "empty-batch"),
         ("publish:traffic", orjson.dumps(event("x", data={})), 422, "events-rejected"),
