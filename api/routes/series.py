@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from api.auth import ViewCaller
 from api.deps import DomainDep, PoolDep, SettingsDep
 from api.namespaces import NAMESPACE_PROBLEMS
+from api.params import EARLIEST, TIME_RANGE, Instant
 from api.problems import Problem, problem_responses
 from ioc.db.queries import (
     SERIES_WIDTHS,
@@ -188,9 +189,12 @@ async def entity_series(
     entity_id: Annotated[str, Path(max_length=128, examples=["qn-ix-halong-001"])],
     metric: Annotated[str, Query(min_length=1, max_length=64, examples=["vehicles"])],
     start: Annotated[
-        datetime | None, Query(alias="from", description="Default: 24 h before `to`")
+        Instant | None,
+        Query(alias="from", description=f"Default: 24 h before `to`. {TIME_RANGE}"),
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="Default: now")] = None,
+    end: Annotated[
+        Instant | None, Query(alias="to", description=f"Default: now. {TIME_RANGE}")
+    ] = None,
     bucket: Annotated[
         Bucket,
         Query(
@@ -205,15 +209,7 @@ async def entity_series(
     rollups up to their last refresh and from minutes after it.
     """
     end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    for name, value in (("from", start), ("to", end)):
-        if value.tzinfo is None:
-            raise Problem(
-                422,
-                "invalid-request",
-                "Invalid request",
-                f"{name}: give a time zone, like 2024-09-07T08:00:00Z",
-            )
+    start = start or max(end - timedelta(hours=24), EARLIEST)
     if start >= end:
         raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
     max_points = settings.api.max_series_points
