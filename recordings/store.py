@@ -16,7 +16,12 @@ from pathlib import Path
 
 from ioc.settings import Settings
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_MAX_LENGTH = 64
+#: Letters, digits, ``.``, ``_`` and ``-``, a letter or digit first, every ``.`` followed
+#: by another character or the end (so never ``..``). Written for JSON Schema's
+#: ECMAScript regexes too (the OpenAPI document states it); Python code matches it with
+#: ``fullmatch``, as ``$`` in ``re`` also matches before a final newline.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:\.?[A-Za-z0-9_-])*\.?$")
 SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds" / "recordings"
 
 
@@ -24,9 +29,14 @@ class NameError_(ValueError):
     """A recording name that is not allowed."""
 
 
+def is_name(name: str) -> bool:
+    """Whether ``name`` is a valid recording name (see :data:`NAME_PATTERN`)."""
+    return len(name) <= NAME_MAX_LENGTH and NAME_PATTERN.fullmatch(name) is not None
+
+
 def check_name(name: str) -> str:
     """``name`` when it is a valid recording name; :class:`NameError_` saying why not."""
-    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+    if not is_name(name):
         raise NameError_(
             f"recording name {name[:80]!r} is not allowed: 1-64 letters, digits, '.', '_' "
             "or '-', starting with a letter or digit, no '..'"
@@ -82,7 +92,7 @@ class RecordingStore:
             found += [
                 Entry(p.name, p, "recorded")
                 for p in sorted(self.root.iterdir())
-                if p.is_dir() and NAME_PATTERN.fullmatch(p.name)
+                if p.is_dir() and is_name(p.name)
             ]
         if self.seeds.is_dir():
             found += [Entry(p.stem, p, "seed") for p in sorted(self.seeds.glob("*.mcap"))]

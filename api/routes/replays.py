@@ -6,33 +6,46 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import ReplayCaller
 from api.deps import SettingsDep
+from api.params import MAX_INDEX, Instant, RecordIndex
 from api.problems import Problem, problem_responses
-from api.routes.recordings import find, jobs_of
-from recordings.controller import Seek
+from api.routes.recordings import NAME_RULE, find, jobs_of
+from recordings.controller import ReplayState, Seek
 from recordings.jobs import Jobs, ReplayJob
-from recordings.options import OptionsError, ReplayOptions
+from recordings.options import MAX_SPEED, MIN_SPEED, OptionsError, ReplayOptions
 from recordings.reader import RecordingError
 from recordings.recording import Recording
+from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN
 
 router = APIRouter(prefix="/v1/replays", tags=["replays"])
 
 
 class ReplayStart(BaseModel):
-    recording: str = Field(description="Recording name", examples=["typhoon-yagi"])
+    recording: str = Field(
+        description=NAME_RULE,
+        pattern=NAME_PATTERN.pattern,
+        max_length=NAME_MAX_LENGTH,
+        examples=["typhoon-yagi"],
+    )
     namespace: str | None = Field(None, description="Target namespace (default: the sandbox)")
-    speed: float | None = Field(1.0, description="x0.1 to x1000; null: as fast as possible")
+    speed: float | None = Field(
+        1.0,
+        ge=MIN_SPEED,
+        le=MAX_SPEED,
+        description=f"x{MIN_SPEED:g} to x{MAX_SPEED:g}; null: as fast as possible",
+    )
     loop: bool = False
-    start_index: int = Field(0, ge=0)
-    end_index: int | None = Field(None, ge=1)
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_index: RecordIndex = Field(0, description="First record, in recorded order")
+    end_index: int | None = Field(
+        None, ge=1, le=MAX_INDEX, description="Record to stop before (default: the end)"
+    )
+    start_time: Instant | None = Field(None, description="Start at the first record from then")
+    end_time: Instant | None = Field(None, description="Stop at the first record from then")
     topics: list[str] = Field(default_factory=list, description="Globs on recorded base topics")
     remap: dict[str, str] = Field(default_factory=dict, description="Base topic -> base topic")
     shift_to_now: bool = False
@@ -47,16 +60,42 @@ class StepBody(BaseModel):
 
 
 class SeekBody(BaseModel):
-    index: int | None = Field(None, ge=0)
-    time: datetime | None = None
+    index: RecordIndex | None = Field(None, description="A record index; or give a time")
+    time: Instant | None = Field(None, description="The first record at or after this time")
+
+
+class ReplayStatus(BaseModel):
+    """A replay started through the API, and its progress."""
+
+    id: str
+    recording: str
+    namespace: str = Field(description="Target namespace")
+    speed: float | None
+    loop: bool
+    started_by: str = Field(description="The key that started it")
+    state: ReplayState
+    sent: int = Field(description="Records sent")
+    primed: int = Field(description="Entities' last events sent before the start point")
+    position: int = Field(description="Index of the record in hand")
+    total: int = Field(description="Records in the recording (0 until it is scanned)")
+    passes: int = Field(description="Passes finished (loops)")
+    event_time_ms: int | None = Field(description="Kafka timestamp of the record in hand")
+    errors: int
+    error: str | None
+    started_at: float = Field(description="Unix time, seconds")
+    finished_at: float | None
+
+
+class ReplayList(BaseModel):
+    replays: list[ReplayStatus]
 
 
 def _ms(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise Problem(422, "invalid-time", "Invalid time", f"{value.isoformat()} needs a zone")
-    return int(value.timestamp() * 1000)
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _status(job: ReplayJob) -> ReplayStatus:
+    return ReplayStatus.model_validate(job.status())
 
 
 def _job(jobs: Jobs, replay_id: str) -> ReplayJob:
@@ -79,7 +118,7 @@ def _steerable(job: ReplayJob) -> None:
 @router.post("", status_code=201, responses=problem_responses(404, 409))
 async def start_replay(
     caller: ReplayCaller, request: Request, settings: SettingsDep, body: ReplayStart
-) -> dict[str, Any]:
+) -> ReplayStatus:
     """Start replaying a recording into a namespace (a sandbox unless told otherwise)."""
     jobs = jobs_of(request)
     entry = find(jobs, body.recording)
@@ -120,80 +159,96 @@ async def start_replay(
     except RecordingError as exc:
         raise Problem(422, "unreadable-recording", "Unreadable recording", str(exc)) from None
     damage = report.damage
+    records = sum(report.records.values())
     if damage is not None and not options.partial:
         raise Problem(
             422,
             "damaged-recording",
             "Damaged recording",
-            f"{damage.describe()}; {sum(report.records.values())} records before it can be "
-            "replayed with partial",
+            f"{damage.describe()}; {records} records before it can be replayed with partial",
+        )
+    if options.start_index > 0 and options.start_index >= records:
+        raise Problem(
+            422,
+            "invalid-replay",
+            "Invalid replay",
+            f"start index {options.start_index:,} is past the end: {entry.name!r} holds "
+            f"{records:,} records",
         )
     job = jobs.start_replay(
         entry.name, entry.path, report, options, started_by=caller.name, paused=body.paused
     )
-    return job.status()
+    return _status(job)
 
 
 @router.get("", responses=problem_responses())
-async def list_replays(caller: ReplayCaller, request: Request) -> dict[str, Any]:
+async def list_replays(caller: ReplayCaller, request: Request) -> ReplayList:
     """Replays of this API process, newest last, with their progress."""
-    return {"replays": [job.status() for job in jobs_of(request).replays.values()]}
+    return ReplayList(replays=[_status(job) for job in jobs_of(request).replays.values()])
 
 
 @router.get("/{replay_id}", responses=problem_responses(404))
-async def replay_status(caller: ReplayCaller, request: Request, replay_id: str) -> dict[str, Any]:
+async def replay_status(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
     """Progress of one replay."""
-    return _job(jobs_of(request), replay_id).status()
+    return _status(_job(jobs_of(request), replay_id))
 
 
 @router.post("/{replay_id}/pause", responses=problem_responses(404, 409))
-async def pause_replay(caller: ReplayCaller, request: Request, replay_id: str) -> dict[str, Any]:
+async def pause_replay(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
     """Hold the replay before its next record."""
     job = _job(jobs_of(request), replay_id)
     _steerable(job)
     job.controller.pause()
-    return job.status()
+    return _status(job)
 
 
 @router.post("/{replay_id}/resume", responses=problem_responses(404, 409))
-async def resume_replay(caller: ReplayCaller, request: Request, replay_id: str) -> dict[str, Any]:
+async def resume_replay(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
     """Go on at the replay's pace."""
     job = _job(jobs_of(request), replay_id)
     _steerable(job)
     job.controller.resume()
-    return job.status()
+    return _status(job)
 
 
 @router.post("/{replay_id}/step", responses=problem_responses(404, 409))
 async def step_replay(
     caller: ReplayCaller, request: Request, replay_id: str, body: StepBody
-) -> dict[str, Any]:
+) -> ReplayStatus:
     """Let ``count`` records out of a paused replay."""
     job = _job(jobs_of(request), replay_id)
     _steerable(job)
     job.controller.step(body.count)
-    return job.status()
+    return _status(job)
 
 
 @router.post("/{replay_id}/seek", responses=problem_responses(404, 409))
 async def seek_replay(
     caller: ReplayCaller, request: Request, replay_id: str, body: SeekBody
-) -> dict[str, Any]:
+) -> ReplayStatus:
     """Continue from a record index or a time (the state before it is primed again)."""
     job = _job(jobs_of(request), replay_id)
     _steerable(job)
+    total = job.controller.progress.total
+    if body.index is not None and total and body.index >= total:
+        raise Problem(
+            422,
+            "invalid-seek",
+            "Invalid seek",
+            f"index {body.index:,} is past the end: the recording holds {total:,} records",
+        )
     try:
         job.controller.seek(Seek(index=body.index, time_ms=_ms(body.time)))
     except ValueError as exc:
         raise Problem(422, "invalid-seek", "Invalid seek", str(exc)) from None
-    return job.status()
+    return _status(job)
 
 
 @router.post("/{replay_id}/stop", responses=problem_responses(404, 409))
-async def stop_replay(caller: ReplayCaller, request: Request, replay_id: str) -> dict[str, Any]:
+async def stop_replay(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
     """End the replay; what was sent stays sent."""
     job = _job(jobs_of(request), replay_id)
     _steerable(job)
     job.controller.stop()
     await asyncio.wait([job.task], timeout=10)
-    return job.status()
+    return _status(job)
