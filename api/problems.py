@@ -31,7 +31,7 @@ class ProblemDetails(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request",
+    400: "A NUL character in the URL, or (series) more points than allowed",
     401: "No valid API key or token",
     403: "The key lacks the scope",
     404: "Not found",
@@ -46,8 +46,9 @@ _DESCRIPTIONS = {
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for routes that answer these statuses with problems; every
-    route may also answer 401, 403, 413, 422 and 429."""
-    every = {401, 403, 413, 422, 429, *statuses}
+    route may also answer 400 (a NUL in the URL, ``api.inputs``), 401, 403, 413, 422
+    and 429."""
+    every = {400, 401, 403, 413, 422, 429, *statuses}
     schema = ProblemDetails.model_json_schema()
     return {
         status: {
@@ -191,4 +192,6 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail="The server failed to answer; the error is logged.",
             instance=request.url.path,
         )
-        return ProblemResponse(body, status_code=500)
+        # Starlette sends this answer from outside every middleware (api.headers too).
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+        return ProblemResponse(body, status_code=500, headers=headers)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import ReplayCaller
 from api.deps import SettingsDep
+from api.params import RequestBody
 from api.problems import Problem, problem_responses
 from ioc.settings import NAMESPACE_PATTERN
 from recordings.jobs import Jobs
@@ -55,7 +56,7 @@ def find(jobs: Jobs, name: str) -> Entry:
     return entry
 
 
-class RecordingStart(BaseModel):
+class RecordingStart(RequestBody):
     name: str = Field(
         description=NAME_RULE,
         pattern=NAME_PATTERN.pattern,
@@ -63,7 +64,9 @@ class RecordingStart(BaseModel):
         examples=["drill-2025-03-12"],
     )
     namespace: str | None = Field(
-        None, description="Namespace whose topics are recorded (default: the API's)"
+        None,
+        pattern=NAMESPACE_PATTERN.pattern,
+        description="Namespace whose topics are recorded (default: the API's)",
     )
     topics: list[str] = Field(
         default_factory=lambda: ["ioc.*.events"], description="Topic names or globs"

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import ReplayCaller
 from api.deps import SettingsDep
-from api.params import MAX_INDEX, Instant, RecordIndex
+from api.params import JSON_INTEGER, MAX_INDEX, Instant, RecordIndex, RequestBody
 from api.problems import Problem, problem_responses
 from api.routes.recordings import NAME_RULE, find, jobs_of
+from ioc.settings import NAMESPACE_PATTERN
 from recordings.controller import ReplayState, Seek
 from recordings.jobs import Jobs, ReplayJob
 from recordings.options import MAX_SPEED, MIN_SPEED, OptionsError, ReplayOptions
@@ -25,14 +27,18 @@ from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN
 router = APIRouter(prefix="/v1/replays", tags=["replays"])
 
 
-class ReplayStart(BaseModel):
+class ReplayStart(RequestBody):
     recording: str = Field(
         description=NAME_RULE,
         pattern=NAME_PATTERN.pattern,
         max_length=NAME_MAX_LENGTH,
         examples=["typhoon-yagi"],
     )
-    namespace: str | None = Field(None, description="Target namespace (default: the sandbox)")
+    namespace: str | None = Field(
+        None,
+        pattern=NAMESPACE_PATTERN.pattern,
+        description="Target namespace (default: the sandbox)",
+    )
     speed: float | None = Field(
         1.0,
         ge=MIN_SPEED,
@@ -41,8 +47,8 @@ class ReplayStart(BaseModel):
     )
     loop: bool = False
     start_index: RecordIndex = Field(0, description="First record, in recorded order")
-    end_index: int | None = Field(
-        None, ge=1, le=MAX_INDEX, description="Record to stop before (default: the end)"
+    end_index: Annotated[int, Field(ge=1, le=MAX_INDEX), JSON_INTEGER] | None = Field(
+        None, description="Record to stop before (default: the end)"
     )
     start_time: Instant | None = Field(None, description="Start at the first record from then")
     end_time: Instant | None = Field(None, description="Stop at the first record from then")
@@ -55,13 +61,28 @@ class ReplayStart(BaseModel):
     paused: bool = Field(False, description="Start paused (then step or resume)")
 
 
-class StepBody(BaseModel):
-    count: int = Field(1, ge=1, le=1_000_000)
+class StepBody(RequestBody):
+    count: Annotated[int, Field(ge=1, le=1_000_000), JSON_INTEGER] = 1
 
 
-class SeekBody(BaseModel):
-    index: RecordIndex | None = Field(None, description="A record index; or give a time")
-    time: Instant | None = Field(None, description="The first record at or after this time")
+class SeekBody(RequestBody):
+    """A record index or a time: exactly one of them (``minProperties`` and
+    ``maxProperties`` say so in the OpenAPI document)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1}
+    )
+
+    # Not nullable: absent is the only way to leave one out. The None defaults are never
+    # validated, so the document and the errors name plain types (no union of null).
+    index: RecordIndex = Field(None, description="Continue from this record index")  # type: ignore[assignment]
+    time: Instant = Field(None, description="Continue from the first record at or after this time")  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> SeekBody:
+        if len(self.model_fields_set) != 1:
+            raise ValueError("seek to an index or to a time: exactly one of them")
+        return self
 
 
 class ReplayStatus(BaseModel):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from api.auth import ViewCaller
 from api.deps import DomainDep, PoolDep, SettingsDep
 from api.namespaces import NAMESPACE_PROBLEMS
-from api.params import EARLIEST, TIME_RANGE, Instant
+from api.params import TIME_RANGE, Instant
 from api.problems import Problem, problem_responses
 from ioc.db.queries import (
     SERIES_WIDTHS,
@@ -209,7 +209,7 @@ async def entity_series(
     rollups up to their last refresh and from minutes after it.
     """
     end = end or datetime.now(UTC)
-    start = start or max(end - timedelta(hours=24), EARLIEST)
+    start = start or end - timedelta(hours=24)
     if start >= end:
         raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
     max_points = settings.api.max_series_points

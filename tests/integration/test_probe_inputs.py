@@ -183,7 +183,7 @@ def test_an_extreme_series_time_is_a_422_naming_the_parameter(
     answer = problem(probe.call("GET", path, params={"metric": "vehicles", **params}), 422)
     named = "from" if "0001" in params.get("from", "") else "to"
     assert answer["detail"].startswith(f"query.{named}:"), answer
-    assert "1970-01-01T00:00:00Z" in answer["detail"]
+    assert "1970-01-01" in answer["detail"]
 
 
 @pytest.mark.parametrize(
@@ -344,13 +344,16 @@ def test_a_malformed_body_is_a_422_problem_on_every_route(
     assert answer["type"].endswith("/malformed-json"), answer
 
 
-def test_body_routes_document_422_and_not_400(probe: Probe) -> None:
+def test_body_routes_document_422_and_not_400_for_bodies(probe: Probe) -> None:
     document = probe.call("GET", "/openapi.json").json()
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if "requestBody" in operation:
                 assert "422" in operation["responses"], (method, path)
-                assert "400" not in operation["responses"], (method, path)
+                # Every route documents 400, for a NUL in its URL (api.inputs), not a body.
+                bad_url = operation["responses"]["400"]["description"]
+                assert "URL" in bad_url, (method, path)
+                assert "body" not in bad_url.lower(), (method, path)
 
 
 # Finding 5: response models.
