@@ -34,6 +34,7 @@ class OutRecord:
     key: bytes
     value: bytes
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class RecentIds:
@@ -106,7 +107,13 @@ class Publisher:
         try:
             async with asyncio.timeout(self.timeout_s):
                 futures = [
-                    await producer.send(r.topic, r.value, key=r.key, timestamp_ms=r.timestamp_ms)
+                    await producer.send(
+                        r.topic,
+                        r.value,
+                        key=r.key,
+                        timestamp_ms=r.timestamp_ms,
+                        headers=list(r.headers) or None,
+                    )
                     for r in records
                 ]
                 results = await asyncio.gather(*futures, return_exceptions=True)

@@ -167,6 +167,12 @@ class StreamSettings(BaseModel):
     # partition's watermark ahead of real time and make honest events late. Keep it well
     # under the allowed lateness.
     max_ahead_s: float = Field(default=60.0, ge=0)
+    # Clock marks (streams.marks): the worker marks each raw partition it owns that has
+    # been quiet for clock_interval_s with the present time, so quiet partitions still see
+    # their minutes become final. "auto": in the live namespace only; a sandbox fed by a
+    # replay of another day takes the marks of its recording (or its simulator) instead.
+    clock_marks: Literal["auto", "on", "off"] = "auto"
+    clock_interval_s: float = Field(default=1.0, gt=0)
 
 
 API_KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -339,6 +345,12 @@ class Settings(BaseSettings):
     def topic_prefix(self) -> str:
         """Prefix of every topic name in this namespace ('' for the live namespace)."""
         return "" if self.namespace == LIVE_NAMESPACE else f"{self.namespace}."
+
+    @property
+    def clock_marks(self) -> bool:
+        """Whether the worker marks its quiet partitions with the present time."""
+        setting = self.streams.clock_marks
+        return setting == "on" or (setting == "auto" and self.namespace == LIVE_NAMESPACE)
 
     @property
     def db_schema(self) -> str:

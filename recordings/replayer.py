@@ -37,6 +37,7 @@ from recordings.recording import Recording, Report
 from recordings.timeshift import shift_headers, shift_value
 from simulators.producer import BatchSender, ProduceStats, make_producer
 from streams.kafka import client_options
+from streams.marks import is_control
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,9 @@ class Replayer:
                     pace = ts
                 if not started:
                     if index < start_index or (start_ms is not None and pace < start_ms):
-                        if options.prime:
+                        # Control records (clock marks, operators' actions) are no
+                        # entity's state: priming sends each entity's last event only.
+                        if options.prime and not is_control(record.value, record.headers):
                             primed[(record.topic, record.key)] = (index, record)
                         continue
                     started = True

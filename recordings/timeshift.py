@@ -1,4 +1,5 @@
-"""Moving a recorded CloudEvent in time: the Kafka timestamp and the event's own ``time``.
+"""Moving a recorded CloudEvent in time: the Kafka timestamp and the event's own ``time``
+(and a clock mark's time, ``streams.marks``).
 
 The worker windows by the CloudEvent's ``time`` (the Kafka timestamp only mirrors it), so
 a replay shifted to now must move both, or the two would disagree by the shift.
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from recordings.frame import Headers
+from streams.marks import MARK_HEADER
 
 
 def _shift_text(text: str, delta: timedelta) -> str | None:
@@ -42,7 +44,7 @@ def shift_value(value: bytes | None, delta_ms: int) -> bytes | None:
 
 
 def shift_headers(headers: Headers, delta_ms: int) -> Headers:
-    """``headers`` with a binary-mode ``ce_time`` moved by ``delta_ms``."""
+    """``headers`` with a binary-mode ``ce_time`` and a clock mark moved by ``delta_ms``."""
     if not headers or not delta_ms:
         return headers
     out = []
@@ -51,5 +53,7 @@ def shift_headers(headers: Headers, delta_ms: int) -> Headers:
             moved = _shift_text(raw.decode(errors="replace"), timedelta(milliseconds=delta_ms))
             if moved is not None:
                 raw = moved.encode()
+        elif name == MARK_HEADER and raw is not None and raw.isdigit():
+            raw = str(int(raw) + delta_ms).encode()
         out.append((name, raw))
     return tuple(out)

@@ -33,9 +33,10 @@ from mode import Service
 from ioc.settings import Settings
 from streams.alerts import RuleEngine, load_rules
 from streams.catalog import DOMAINS
-from streams.counters import CONSUMED, DEADLETTERED, DUPLICATES, OWNED, PROCESSED
+from streams.counters import CONSUMED, CONTROL, DEADLETTERED, DUPLICATES, OWNED, PROCESSED
 from streams.deadletter import deadletter_headers
 from streams.kafka import client_options
+from streams.marks import mark_headers
 from streams.state import Batch, EntityStore, Owned
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
 
@@ -152,6 +153,34 @@ class Aggregator(Service):
                 if time.monotonic() - self.committed_at >= streams.commit_interval_s:
                     await self.commit()
 
+    @Service.task
+    async def _clock(self) -> None:
+        """Mark each owned raw partition that has been quiet for ``clock_interval_s`` with
+        the present time (``streams.marks``), in the namespaces that take marks."""
+        if not self.settings.clock_marks:
+            return
+        interval = self.settings.streams.clock_interval_s
+        while not self.should_stop:
+            await self.sleep(interval)
+            if self.producer is None or self.revoked:
+                continue
+            now_ms = int(time.time() * 1000)
+            quiet_since = now_ms - int(interval * 1000)
+            try:
+                for domain, partition in sorted(self.owned):
+                    watermark = self.store.watermarks.get((domain, partition))
+                    if watermark is not None and watermark >= quiet_since:
+                        continue  # its own records keep it moving
+                    await self.producer.send(
+                        raw_topic(self.settings, domain),
+                        b"",
+                        partition=partition,
+                        timestamp_ms=now_ms,
+                        headers=mark_headers(now_ms),
+                    )
+            except KafkaError as exc:
+                log.warning("writing clock marks failed (%s); trying again", exc)
+
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         assert self.consumer is not None
         batches: list[Batch] = []
@@ -162,6 +191,9 @@ class Aggregator(Service):
             CONSUMED.labels(domain).inc(len(messages))
             PROCESSED.labels(domain).inc(batch.outcomes["applied"])
             DUPLICATES.labels(domain).inc(batch.outcomes["duplicate"])
+            for kind in ("mark", "action"):
+                if batch.outcomes[kind]:
+                    CONTROL.labels(kind).inc(batch.outcomes[kind])
         await self._produce(batches)
         watermarks = self.store.watermarks
         for tp, messages in fetched.items():

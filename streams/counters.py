@@ -9,6 +9,11 @@ PROCESSED = Counter("ioc_events_processed", "Events applied to entity state", ["
 DUPLICATES = Counter(
     "ioc_events_duplicate", "Records seen again after a restart and skipped", ["domain"]
 )
+CONTROL = Counter(
+    "ioc_control_records",
+    "Clock marks and operators' actions read from the raw topics (streams.marks)",
+    ["kind"],
+)
 DEADLETTERED = Counter(
     "ioc_events_deadlettered", "Records sent to the dead-letter topic", ["reason"]
 )

@@ -8,7 +8,8 @@ entity, the alert transitions, and the dead letters. The aggregator
 (``streams.aggregator``) produces them and only then commits the source offsets.
 
 Each record's outcome is exactly one of: applied, duplicate (already applied before a
-restart), or dead-lettered with a reason; the counts add up to what was consumed.
+restart), a control record (``mark`` or ``action``, ``streams.marks``), or dead-lettered
+with a reason; the counts add up to what was consumed.
 Records are folded one by one in arrival order, exactly as if each were processed alone,
 so results never depend on where a batch happened to end.
 """
@@ -23,8 +24,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from streams.alerts import RuleEngine, last_final_minute
+from streams.alerts import AlertTransition, RuleEngine, last_final_minute
 from streams.envelope import Rejection, check_clock, decode
+from streams.marks import MARK_HEADER, Action, ControlError, Mark, control_of
 from streams.windows import EntityRecord, compact_identities, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
@@ -72,6 +74,8 @@ class _Pending:
     record: EntityRecord
     changed: set[str] = field(default_factory=set)
     raw: list[dict[str, Any]] = field(default_factory=list)
+    #: Transitions of instant rules, made event by event as the batch was folded.
+    transitions: list[AlertTransition] = field(default_factory=list)
 
 
 class EntityStore:
@@ -152,6 +156,19 @@ class EntityStore:
         lateness = self.lateness_ms
         now_ms = int(self.clock() * 1000)
         for message in messages:
+            if not message.value and message.headers:
+                try:
+                    control = control_of(message.value, message.headers)
+                except ControlError as exc:
+                    rejection = Rejection("invalid_field", str(exc), field="headers")
+                    out.deadletters.append((message, rejection))
+                    out.outcomes[rejection.reason] += 1
+                    continue
+                if control is not None:
+                    self._control(
+                        control, message, owned=owned, now_ms=now_ms, pending=pending, out=out
+                    )
+                    continue
             try:
                 decoded = decode(
                     message.value,
@@ -207,6 +224,19 @@ class EntityStore:
             pending[key] = entry
             self.records[key] = entry.record
             entry.changed.update(entry.record["c"])
+            if self.rules.watches(envelope.type):
+                states = entry.record.get("a")
+                if states is None:
+                    states = entry.record["a"] = {}
+                entry.transitions += self.rules.on_event(
+                    states,
+                    entity_id=decoded.entity_id,
+                    event_type=envelope.type,
+                    data=envelope.data,
+                    time_ms=time_ms,
+                    watermark_ms=watermark,
+                    lateness_ms=lateness,
+                )
             if decoded.payload.keep_raw:
                 entry.raw.append(
                     {
@@ -221,6 +251,46 @@ class EntityStore:
             out.outcomes["applied"] += 1
         self._finish(pending, partition=partition, out=out)
         return out
+
+    def _control(
+        self,
+        control: Mark | Action,
+        message: RawRecord,
+        *,
+        owned: Owned,
+        now_ms: int,
+        pending: dict[bytes, _Pending],
+        out: Batch,
+    ) -> None:
+        """A clock mark moves the watermark; an operator's resolve closes the alert in the
+        entity's rule states (``streams.marks``)."""
+        if isinstance(control, Mark):
+            ahead_ms = control.time_ms - now_ms
+            if ahead_ms > self.max_ahead_ms:
+                late = Rejection(
+                    "invalid_field",
+                    f"{MARK_HEADER}: {ahead_ms / 1000:.0f} s ahead of the clock; "
+                    f"at most {self.max_ahead_ms / 1000:.0f} s",
+                    field="headers",
+                )
+                out.deadletters.append((message, late))
+                out.outcomes[late.reason] += 1
+                return
+            watermark = self.watermarks.get(owned)
+            if watermark is None or control.time_ms > watermark:
+                self.watermarks[owned] = control.time_ms
+            out.outcomes["mark"] += 1
+            return
+        out.outcomes["action"] += 1
+        key = message.key or b""
+        entry = pending.get(key)
+        record = entry.record if entry is not None else self.records.get(key)
+        if record is None:
+            return  # no state of that entity here: nothing of it is open
+        states = record.get("a") or {}
+        if self.rules.close(states, control.alert_id):
+            record["a"] = states
+            pending[key] = entry or _Pending(record)
 
     def sweep(self, *, limit: int | None = None) -> Batch:
         """Judge the minutes that became final for entities that sent nothing since.
@@ -308,9 +378,12 @@ class EntityStore:
             # The transitions travel in the record too ("x"): the changelog record is the
             # one write that is atomic with the state that produced them, so the sink takes
             # them from there and a crash between two topics' flushes loses no alert.
+            transitions = sorted(
+                [*entry.transitions, *evaluation.transitions], key=lambda t: t.updated_at
+            )
             record["c"] = sorted(entry.changed)
             record["a"] = evaluation.states
-            record["x"] = [t.model_dump(mode="json") for t in evaluation.transitions]
+            record["x"] = [t.model_dump(mode="json") for t in transitions]
             # Events of the types kept one by one (Payload.keep_raw), for raw_event.
             record["r"] = entry.raw
             out.changelog.append((partition, key, orjson.dumps(record)))
@@ -318,4 +391,4 @@ class EntityStore:
             record["x"], record["r"] = [], []
             # The live feed for operators. Its ids and times are event-time facts, so a
             # repeat after a crash is the same message.
-            out.alerts.extend((partition, key, t.to_json()) for t in evaluation.transitions)
+            out.alerts.extend((partition, key, t.to_json()) for t in transitions)

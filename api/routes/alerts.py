@@ -19,7 +19,8 @@ from api.problems import Problem, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from ioc.settings import Settings
 from streams.catalog import DOMAINS
-from streams.topics import ALERTS_TOPIC
+from streams.marks import action_headers
+from streams.topics import ALERTS_TOPIC, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,9 @@ async def resolve_alert(
 async def _tell_live_feeds(
     publisher: Publisher, settings: Settings, alert: AlertPublic, *, verb: str, who: str
 ) -> None:
-    """Put the operator's action on ``ioc.alerts`` so every screen's live feed shows it.
+    """Put the operator's action on ``ioc.alerts`` so every screen's live feed shows it,
+    and a resolve on the entity's raw topic too, so the rules learn of it (an action
+    record, ``streams.marks``): the next match or streak opens a new alert.
 
     The database already holds it; if Kafka does not take it, screens see it at their
     next snapshot, so the request still succeeds.
@@ -201,7 +204,18 @@ async def _tell_live_feeds(
         value=orjson.dumps(message),
         timestamp_ms=int(now.timestamp() * 1000),
     )
+    records = [record]
+    if verb == "resolve":
+        records.append(
+            OutRecord(
+                topic=raw_topic(settings, alert.domain),
+                key=alert.entity_id.encode(),
+                value=b"",
+                timestamp_ms=record.timestamp_ms,
+                headers=tuple(action_headers("resolve", str(alert.alert_id))),
+            )
+        )
     try:
-        await publisher.send([record])
+        await publisher.send(records)
     except KafkaUnavailable as exc:
         log.warning("alert %s %s not pushed to live feeds: %s", alert.alert_id, verb, exc)

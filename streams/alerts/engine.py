@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from streams.alerts import instant
 from streams.alerts.conditions import (
     Values,
     clause_values,
@@ -42,7 +43,7 @@ from streams.alerts.conditions import (
     next_window_edge,
     verdict,
 )
-from streams.alerts.rules import Rule
+from streams.alerts.rules import InstantRule, Rule
 from streams.alerts.track import OpenAlert, Track, TrackJson
 from streams.alerts.transitions import AlertState, AlertTransition, alert_id, event_time
 from streams.windows import BUCKET_MS, bucket_of
@@ -251,15 +252,60 @@ class Evaluation:
 
 
 class RuleEngine:
-    """The rules of every domain, applied to one entity at a time."""
+    """The rules of every domain, applied to one entity at a time: window rules when its
+    record is written (:meth:`evaluate`), instant rules on each event (:meth:`on_event`)."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule | InstantRule]) -> None:
         self._by_domain: dict[str, list[Rule]] = {}
+        self._instant_by_domain: dict[str, list[InstantRule]] = {}
+        #: Instant rules by the event types that can change them (match or clear).
+        self._instant_by_type: dict[str, list[InstantRule]] = {}
         for rule in rules:
-            self._by_domain.setdefault(rule.domain, []).append(rule)
+            if isinstance(rule, InstantRule):
+                self._instant_by_domain.setdefault(rule.domain, []).append(rule)
+                types = {rule.match.type} | ({rule.clear.type} if rule.clear else set())
+                for event_type in types:
+                    self._instant_by_type.setdefault(event_type, []).append(rule)
+            else:
+                self._by_domain.setdefault(rule.domain, []).append(rule)
 
-    def rules_for(self, domain: str) -> list[Rule]:
-        return list(self._by_domain.get(domain, []))
+    def rules_for(self, domain: str) -> list[Rule | InstantRule]:
+        """Every rule of ``domain``, window and instant."""
+        return [*self._by_domain.get(domain, []), *self._instant_by_domain.get(domain, [])]
+
+    def watches(self, event_type: str) -> bool:
+        """Whether some instant rule looks at events of this type."""
+        return event_type in self._instant_by_type
+
+    def on_event(
+        self,
+        states: dict[str, TrackJson],
+        *,
+        entity_id: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        time_ms: int,
+        watermark_ms: int | None,
+        lateness_ms: int,
+    ) -> list[AlertTransition]:
+        """Apply one applied event to the instant rules that watch its type; ``states``
+        (the record's, by rule id) is updated in place. ``watermark_ms`` is the
+        partition's watermark before this event."""
+        out: list[AlertTransition] = []
+        for rule in self._instant_by_type.get(event_type, ()):
+            state, found = instant.on_event(
+                rule,
+                states.get(rule.id),
+                entity_id=entity_id,
+                event_type=event_type,
+                data=data,
+                time_ms=time_ms,
+                watermark_ms=watermark_ms,
+                lateness_ms=lateness_ms,
+            )
+            _keep(states, rule.id, state)
+            out.extend(found)
+        return out
 
     def evaluate(
         self,
@@ -274,7 +320,8 @@ class RuleEngine:
         """Evaluate every rule of ``domain`` for one entity. ``states`` is what the last
         call returned (kept in the entity record); ``buckets`` are the record's minutes,
         or only those changed since that call if it was made by this engine (its rules may
-        differ from those of a process that wrote ``states`` before a restart)."""
+        differ from those of a process that wrote ``states`` before a restart). Instant
+        rules resolve the alerts whose quiet minutes are over."""
         last_final = last_final_minute(watermark_ms, lateness_ms=lateness_ms)
         new_states: dict[str, TrackJson] = {}
         transitions: list[AlertTransition] = []
@@ -286,8 +333,36 @@ class RuleEngine:
                 buckets=buckets,
                 last_final_ms=last_final,
             )
-            if state is not None:
-                new_states[rule.id] = state
+            _keep(new_states, rule.id, state)
+            transitions.extend(found)
+        for instant_rule in self._instant_by_domain.get(domain, []):
+            state, found = instant.advance(
+                instant_rule,
+                (states or {}).get(instant_rule.id),
+                entity_id=entity_id,
+                watermark_ms=watermark_ms,
+                lateness_ms=lateness_ms,
+            )
+            _keep(new_states, instant_rule.id, state)
             transitions.extend(found)
         transitions.sort(key=lambda t: t.updated_at)
         return Evaluation(new_states, transitions)
+
+    @staticmethod
+    def close(states: dict[str, TrackJson], alert: str) -> bool:
+        """Forget ``alert`` (resolved by an operator) in ``states``, in place: the rule
+        that opened it starts afresh (a window rule needs its streak again, an instant
+        rule its next match). Returns whether it was open here."""
+        for rule_id, state in list(states.items()):
+            if state.get("a", {}).get("id") == alert:
+                rest = {k: v for k, v in state.items() if k not in ("a", "k", "r", "s")}
+                _keep(states, rule_id, rest or None)
+                return True
+        return False
+
+
+def _keep(states: dict[str, TrackJson], rule_id: str, state: TrackJson | None) -> None:
+    if state:
+        states[rule_id] = state
+    else:
+        states.pop(rule_id, None)

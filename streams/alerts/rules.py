@@ -1,7 +1,16 @@
 """Alert rules as data: pydantic models for ``seeds/rules/*.json`` and their loading.
 
-A rule watches one entity's per-minute aggregates (``streams/windows.py``). Its
-condition is one or more clauses ``statistic(metric) comparison threshold`` combined
+Two kinds of rule (``kind``):
+
+- ``instant``: one event whose type and payload match a predicate opens an alert at
+  once (an alarm, an incident, a safety report, a detection above a confidence). While
+  it is open, more matches update it; it resolves on a matching ``clear`` event, after
+  ``clear_minutes`` of event time without a match, or by an operator; the next match
+  then opens a new one (``streams.alerts.instant``).
+- ``window`` (the default): a condition over one entity's per-minute aggregates
+  (``streams/windows.py``), judged minute by minute (``streams.alerts.engine``).
+
+A window rule's condition is one or more clauses ``statistic(metric) comparison threshold`` combined
 with ``all`` or ``any``. A clause may give a ``clear_threshold`` on the easier side of
 ``threshold``: the alert then stays open while the condition holds with the clear
 thresholds (hysteresis by value), and resolves only after ``clear_minutes`` minutes in
@@ -11,12 +20,24 @@ Asia/Ho_Chi_Minh (UTC+7, no daylight saving time).
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from streams.catalog import PAYLOAD_MODELS
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "seeds" / "rules"
 UTC_OFFSET_MIN = 7 * 60  # Asia/Ho_Chi_Minh: UTC+7 all year
@@ -106,8 +127,9 @@ class TimeWindow(_Strict):
 
 
 class Rule(_Strict):
-    """One alert rule over the per-minute aggregates of each entity of a domain."""
+    """One window rule over the per-minute aggregates of each entity of a domain."""
 
+    kind: Literal["window"] = "window"
     id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
     domain: Domain
     title: Title
@@ -125,10 +147,131 @@ class Rule(_Strict):
     windows: list[TimeWindow] = Field(default_factory=list, max_length=8)
 
 
+Scalar = int | float | str | bool
+Operator = Literal["==", "!=", "in", "not_in", "<", "<=", ">", ">="]
+
+
+class Predicate(_Strict):
+    """``field op value`` on one payload field, like ``kind in [fire, smoke]``."""
+
+    field: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    op: Operator
+    value: Scalar | list[Scalar]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Predicate:
+        listed = isinstance(self.value, list)
+        if self.op in ("in", "not_in") and not (listed and self.value):
+            raise ValueError(f"op {self.op!r} needs a non-empty list of values")
+        if self.op not in ("in", "not_in") and listed:
+            raise ValueError(f"op {self.op!r} needs one value, not a list")
+        return self
+
+    @property
+    def values(self) -> list[Scalar]:
+        return self.value if isinstance(self.value, list) else [self.value]
+
+
+class Match(_Strict):
+    """An event of ``type`` whose payload satisfies every predicate of ``where``."""
+
+    type: str = Field(pattern=r"^city\.[a-z]+\.[a-z_]+\.v[0-9]+$", max_length=128)
+    where: list[Predicate] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def _against_the_contract(self) -> Match:
+        model = PAYLOAD_MODELS.get(self.type)
+        if model is None:
+            raise ValueError(f"no event type {self.type!r} in the contract")
+        for predicate in self.where:
+            _check_field(self.type, model.model_fields, predicate)
+        return self
+
+
+def _field_kinds(annotation: Any) -> tuple[set[type], set[Scalar] | None]:
+    """The Python types a payload field holds and, for a ``Literal``, its allowed values."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is Literal:
+        allowed = set(typing.get_args(annotation))
+        return {type(v) for v in allowed}, allowed
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kinds: set[type] = set()
+        for part in typing.get_args(annotation):
+            kinds |= _field_kinds(part)[0]
+        return kinds, None
+    return ({annotation} if isinstance(annotation, type) else set()), None
+
+
+def _check_field(event_type: str, fields: dict[str, Any], predicate: Predicate) -> None:
+    info = fields.get(predicate.field)
+    if info is None:
+        raise ValueError(
+            f"{event_type} has no field {predicate.field!r}; it has {', '.join(sorted(fields))}"
+        )
+    kinds, allowed = _field_kinds(info.annotation)
+    numeric = bool(kinds & {int, float}) and bool not in kinds
+    if predicate.op in ("<", "<=", ">", ">=") and not numeric:
+        raise ValueError(f"{predicate.field!r} is not a number: op {predicate.op!r} cannot apply")
+    for value in predicate.values:
+        if allowed is not None and value not in allowed:
+            choices = ", ".join(repr(a) for a in sorted(allowed, key=str))
+            raise ValueError(f"{predicate.field!r} is never {value!r}; it is one of {choices}")
+        if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{predicate.field!r} is a number; {value!r} is not")
+
+
+class InstantRule(_Strict):
+    """One instant rule: an event that matches opens an alert at once."""
+
+    kind: Literal["instant"]
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
+    domain: Domain
+    title: Title
+    severity: Severity
+    match: Match
+    #: An event that resolves the open alert at once (an alarm's all-clear, say).
+    clear: Match | None = None
+    #: Minutes of event time after the last match, without another, that resolve it.
+    clear_minutes: int = Field(default=30, ge=1, le=1440)
+    #: Least minutes between two ``update`` transitions while more matches come.
+    update_minutes: int = Field(default=5, ge=1, le=1440)
+    #: Payload fields the transitions report (default: those the predicates name).
+    report: list[str] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def _in_its_domain(self) -> InstantRule:
+        for name, match in (("match", self.match), ("clear", self.clear)):
+            if match is not None and match.type.split(".")[1] != self.domain:
+                raise ValueError(
+                    f"{name}.type {match.type!r} is not an event of domain {self.domain!r}"
+                )
+        fields = PAYLOAD_MODELS[self.match.type].model_fields
+        unknown = [name for name in self.report if name not in fields]
+        if unknown:
+            raise ValueError(f"report: {self.match.type} has no field {', '.join(unknown)}")
+        return self
+
+    @property
+    def reported(self) -> list[str]:
+        """The payload fields a transition carries as its values."""
+        return self.report or list(dict.fromkeys(p.field for p in self.match.where))
+
+
+def _kind_of(data: Any) -> str:
+    return str(data.get("kind", "window")) if isinstance(data, dict) else "window"
+
+
+AnyRule = Annotated[
+    Annotated[Rule, Tag("window")] | Annotated[InstantRule, Tag("instant")],
+    Discriminator(_kind_of),
+]
+
+
 class RuleFile(_Strict):
     """A rule file: ``{"rules": [...]}``."""
 
-    rules: list[Rule] = Field(min_length=1)
+    rules: list[AnyRule] = Field(min_length=1)
 
 
 class RuleError(ValueError):
@@ -137,6 +280,8 @@ class RuleError(ValueError):
 
 def _where(loc: Sequence[int | str], data: object) -> str:
     """``rules[0](traffic-congestion).condition.clauses[1].threshold``: path and rule id."""
+    if len(loc) >= 3 and loc[0] == "rules" and loc[2] in ("window", "instant"):
+        loc = [*loc[:2], *loc[3:]]  # the rule kind's tag says nothing the reader needs
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(data, dict):
         try:
@@ -147,7 +292,7 @@ def _where(loc: Sequence[int | str], data: object) -> str:
     return where or "<root>"
 
 
-def load_rule_file(path: Path) -> list[Rule]:
+def load_rule_file(path: Path) -> list[Rule | InstantRule]:
     """Read and validate one rule file; errors name the file and each bad field."""
     try:
         data = orjson.loads(path.read_bytes())
@@ -160,12 +305,12 @@ def load_rule_file(path: Path) -> list[Rule]:
         raise RuleError(f"{path}: {problems}") from None
 
 
-def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
+def load_rules(directory: Path = RULES_DIR) -> list[Rule | InstantRule]:
     """All rules of ``*.json`` files in ``directory``, in file-name order; ids must be unique."""
     files = sorted(directory.glob("*.json"))
     if not files:
         raise RuleError(f"{directory}: no rule files (*.json)")
-    rules: list[Rule] = []
+    rules: list[Rule | InstantRule] = []
     seen: dict[str, Path] = {}
     for path in files:
         for rule in load_rule_file(path):

@@ -50,8 +50,10 @@ class AlertTransition(BaseModel):
     #: Time of this transition (equal to ``opened_at`` for ``open``).
     updated_at: datetime
     resolved_at: datetime | None = None
-    #: Clause values (``statistic(metric)``) of the minute that caused this transition.
-    values: dict[str, float | None]
+    #: Window rules: clause values (``statistic(metric)``) of the minute that caused this
+    #: transition. Instant rules: the reported payload fields of the matching event, and
+    #: ``matches``, how many matched while the alert was open.
+    values: dict[str, float | str | None]
     title_en: str
     title_vi: str
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from streams.envelope import encode
+
 T0 = datetime(2024, 9, 7, 8, 0, tzinfo=UTC)
 
 
@@ -72,3 +74,25 @@ def random_flow(
             )
         )
     return FlowBatch(records, dict(truth), names)
+
+
+def alarm_value(camera: str, at: datetime, kind: str = "fire", zone: str = "lobby") -> bytes:
+    return encode(
+        event_type="city.security.alarm.v1",
+        subject=camera,
+        time=at,
+        data={"kind": kind, "zone": zone},
+        event_id=f"{camera}-{at.timestamp()}-{kind}-{zone}",
+        source="/tests/alarms",
+    )
+
+
+def smoke_value(camera: str, at: datetime, confidence: float) -> bytes:
+    return encode(
+        event_type="city.security.detection.v1",
+        subject=camera,
+        time=at,
+        data={"kind": "smoke", "confidence": confidence, "count": 1},
+        event_id=f"{camera}-{at.timestamp()}-smoke",
+        source="/tests/cameras",
+    )
