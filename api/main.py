@@ -30,6 +30,7 @@ from api.routes import (
     metrics,
     namespaces,
     overview,
+    rules,
     schemas,
     series,
 )
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(areas.router)
     app.include_router(alerts.router)
     app.include_router(schemas.router)
+    app.include_router(rules.router)
     app.include_router(events.router)
     app.include_router(recordings_router)
     app.include_router(replays_router)

@@ -182,9 +182,17 @@ def topics() -> None:
 @app.command()
 def worker(loglevel: str = typer.Option("info", help="log level")) -> None:
     """Run the stream aggregator and the database sink of the namespace."""
+    from streams.alerts import RuleError, load_rules
     from streams.worker import run_worker
 
-    run_worker(get_settings(), loglevel=loglevel)
+    settings = get_settings()
+    try:
+        rules = (
+            load_rules(settings.streams.rules_dir) if settings.streams.rules_dir else load_rules()
+        )
+    except RuleError as exc:
+        raise _fail(f"alert rules: {exc}") from None
+    run_worker(settings, rules=rules, loglevel=loglevel)
 
 
 @app.command()

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -31,7 +32,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
 from ioc.settings import Settings
-from streams.alerts import RuleEngine, load_rules
+from streams.alerts import InstantRule, Rule, RuleEngine
 from streams.catalog import DOMAINS
 from streams.counters import CONSUMED, CONTROL, DEADLETTERED, DUPLICATES, OWNED, PROCESSED
 from streams.deadletter import deadletter_headers
@@ -75,7 +76,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class Aggregator(Service):
     """Folds the namespace's raw topics into entity state on ``ioc.state``."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, rules: Sequence[Rule | InstantRule], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.domains = {raw_topic(settings, d): d for d in DOMAINS}
@@ -83,7 +86,7 @@ class Aggregator(Service):
         self.alerts_topic = settings.topic(ALERTS_TOPIC)
         self.deadletter_topic = settings.topic(DEADLETTER_TOPIC)
         self.store = EntityStore(
-            rules=RuleEngine(load_rules()),
+            rules=RuleEngine(rules),
             lateness_ms=settings.streams.allowed_lateness_s * 1000,
             max_ahead_ms=int(settings.streams.max_ahead_s * 1000),
         )

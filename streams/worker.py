@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import uvloop
@@ -37,6 +38,7 @@ from mode import Service, Worker
 from ioc.collector import manage_collector
 from ioc.settings import Settings, get_settings
 from streams.admin import ensure_topics
+from streams.alerts import InstantRule, Rule
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,11 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
-    """Create missing topics, then run the aggregator and the sink until stopped."""
+def run_worker(
+    settings: Settings, *, rules: Sequence[Rule | InstantRule], loglevel: str = "info"
+) -> None:
+    """Create missing topics, then run the aggregator (with these alert rules) and the
+    sink until stopped."""
     use_uvloop()
     asyncio.run(ensure_topics(settings))
     # Before prometheus_client is first imported: both processes write their samples
@@ -69,7 +74,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
         )
         # mode looks levels up by their upper-case names; "info" would mean NOTSET.
         worker = Worker(
-            Aggregator(settings),
+            Aggregator(settings, rules=rules),
             SinkProcess(loglevel=loglevel),
             Collector(),
             loglevel=loglevel.upper(),

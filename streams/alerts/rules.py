@@ -305,8 +305,10 @@ def load_rule_file(path: Path) -> list[Rule | InstantRule]:
         raise RuleError(f"{path}: {problems}") from None
 
 
-def load_rules(directory: Path = RULES_DIR) -> list[Rule | InstantRule]:
-    """All rules of ``*.json`` files in ``directory``, in file-name order; ids must be unique."""
+def load_rules(directory: Path | None = None) -> list[Rule | InstantRule]:
+    """All rules of ``*.json`` files in ``directory`` (default: the shipped library), in
+    file-name order; ids must be unique."""
+    directory = directory or RULES_DIR
     files = sorted(directory.glob("*.json"))
     if not files:
         raise RuleError(f"{directory}: no rule files (*.json)")

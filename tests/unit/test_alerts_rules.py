@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from streams.alerts import RuleEngine
 from streams.alerts.rules import RULES_DIR, RuleError, load_rule_file, load_rules
+from streams.payload import Payload
+from streams.school.models import SchoolSafety
+from streams.security.models import SecurityAlarm
+from streams.traffic.models import TrafficIncident
 
 
 def _rule(**changes: Any) -> dict[str, Any]:
@@ -35,12 +41,44 @@ def _write(path: Path, *rules: dict[str, Any]) -> Path:
 
 def test_the_shipped_rules_load_and_cover_the_design() -> None:
     rules = {rule.id: rule for rule in load_rules()}
-    assert set(rules) == {
+    assert set(rules) >= {
         "traffic-congestion",
         "hospital-er-saturation",
+        "hospital-icu-saturation",
+        "hospital-ambulance-shortage",
+        "hospital-er-waiting-surge",
+        "hospital-admission-surge",
         "school-low-attendance",
         "security-intrusion",
     }
+    # Every alarm, incident and safety kind of the contract raises an alert at once, and
+    # so do the detections an operator must see: fire, smoke, wrong way, dense crowds,
+    # and resuscitation cases at a hospital.
+    engine = RuleEngine(list(rules.values()))
+    samples = [
+        *[("city.security.alarm.v1", {"kind": k, "zone": "z"}) for k in _kinds(SecurityAlarm)],
+        *[
+            ("city.traffic.incident.v1", {"kind": k, "severity": 4, "lanes_blocked": 1})
+            for k in _kinds(TrafficIncident)
+        ],
+        *[("city.school.safety.v1", {"kind": k}) for k in _kinds(SchoolSafety)],
+        *[
+            ("city.security.detection.v1", {"kind": k, "confidence": 0.95, "count": 2500})
+            for k in ("fire", "smoke", "wrong_way", "crowd")
+        ],
+        ("city.hospital.admission.v1", {"triage": 1}),
+    ]
+    for event_type, data in samples:
+        opened = engine.on_event(
+            {},
+            entity_id="e",
+            event_type=event_type,
+            data=data,
+            time_ms=0,
+            watermark_ms=None,
+            lateness_ms=120_000,
+        )
+        assert [t.state for t in opened][:1] == ["open"], (event_type, data)
     congestion = rules["traffic-congestion"]
     assert congestion.for_minutes == 3
     assert [(c.metric, c.comparison, c.threshold) for c in congestion.condition.clauses] == [
@@ -49,6 +87,10 @@ def test_the_shipped_rules_load_and_cover_the_design() -> None:
     ]
     assert rules["school-low-attendance"].windows[0].start == "09:00"
     assert all(rule.title.vi and rule.title.en for rule in rules.values())
+
+
+def _kinds(model: type[Payload]) -> tuple[str, ...]:
+    return typing.get_args(model.model_fields["kind"].annotation)
 
 
 def test_a_valid_file_gives_its_rules_with_defaults(tmp_path: Path) -> None:
@@ -140,3 +182,81 @@ def test_rules_load_in_file_name_order(tmp_path: Path) -> None:
     _write(tmp_path / "a.json", _rule(id="first"))
     assert [rule.id for rule in load_rules(tmp_path)] == ["first", "second"]
     assert RULES_DIR.is_dir()
+
+
+INSTANT = {
+    "kind": "instant",
+    "id": "alarm-fire",
+    "domain": "security",
+    "title": {"en": "Fire alarm", "vi": "Báo cháy"},
+    "severity": "critical",
+    "match": {
+        "type": "city.security.alarm.v1",
+        "where": [{"field": "kind", "op": "in", "value": ["fire"]}],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "why"),
+    [
+        ({"match": {"type": "city.security.alarm.v9"}}, "match", "no event type"),
+        (
+            {
+                "match": {
+                    "type": "city.security.alarm.v1",
+                    "where": [{"field": "kinds", "op": "==", "value": "fire"}],
+                }
+            },
+            "match",
+            "has no field 'kinds'",
+        ),
+        (
+            {
+                "match": {
+                    "type": "city.security.alarm.v1",
+                    "where": [{"field": "kind", "op": "in", "value": ["fyre"]}],
+                }
+            },
+            "match",
+            "'kind' is never 'fyre'",
+        ),
+        (
+            {
+                "match": {
+                    "type": "city.security.detection.v1",
+                    "where": [{"field": "kind", "op": ">", "value": 1}],
+                }
+            },
+            "match",
+            "is not a number",
+        ),
+        (
+            {
+                "match": {
+                    "type": "city.security.detection.v1",
+                    "where": [{"field": "confidence", "op": "in", "value": 1}],
+                }
+            },
+            "match.where[0]",
+            "non-empty list",
+        ),
+        (
+            {"match": {"type": "city.traffic.incident.v1"}},
+            "",
+            "is not an event of domain 'security'",
+        ),
+        ({"report": ["zone", "floor"]}, "", "has no field floor"),
+        ({"severity": "urgent"}, "severity", "'info', 'warning' or 'critical'"),
+        ({"clear_minutes": 0}, "clear_minutes", "greater than or equal to 1"),
+    ],
+)
+def test_a_bad_instant_rule_names_its_file_rule_and_field(
+    tmp_path: Path, change: dict[str, Any], where: str, why: str
+) -> None:
+    path = _write(tmp_path / "security.json", {**INSTANT, **change})
+    with pytest.raises(RuleError) as refused:
+        load_rule_file(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: rules[0](alarm-fire){'.' + where if where else ''}:")
+    assert why in message

@@ -77,6 +77,7 @@ def random_flow(
 
 
 def alarm_value(camera: str, at: datetime, kind: str = "fire", zone: str = "lobby") -> bytes:
+    """One security alarm CloudEvent."""
     return encode(
         event_type="city.security.alarm.v1",
         subject=camera,
@@ -87,12 +88,20 @@ def alarm_value(camera: str, at: datetime, kind: str = "fire", zone: str = "lobb
     )
 
 
-def smoke_value(camera: str, at: datetime, confidence: float) -> bytes:
+def detection_value(
+    camera: str, at: datetime, *, kind: str, confidence: float, count: int = 1
+) -> bytes:
+    """One camera detection CloudEvent."""
     return encode(
         event_type="city.security.detection.v1",
         subject=camera,
         time=at,
-        data={"kind": "smoke", "confidence": confidence, "count": 1},
-        event_id=f"{camera}-{at.timestamp()}-smoke",
+        data={"kind": kind, "confidence": confidence, "count": count},
+        event_id=f"{camera}-{at.timestamp()}-{kind}",
         source="/tests/cameras",
     )
+
+
+def smoke_value(camera: str, at: datetime, confidence: float) -> bytes:
+    """One camera's smoke detection."""
+    return detection_value(camera, at, kind="smoke", confidence=confidence)
