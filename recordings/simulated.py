@@ -20,6 +20,7 @@ from recordings.frame import KafkaRecord
 from recordings.writer import PartWriter
 from simulators.engine import SimConfig, Simulation
 from simulators.scenario import ScenarioRuntime
+from streams.marks import mark_headers
 from streams.topics import raw_topic
 
 
@@ -31,7 +32,8 @@ def record_simulation(
     scenario_start: datetime | None = None,
     chunk_bytes: int = 1024 * 1024,
 ) -> Counter[str]:
-    """Write the simulation's events to ``path``; return records per topic.
+    """Write the simulation's events, and its clock marks, to ``path``; return events per
+    topic.
 
     ``scenario_start``: when the scenario's hours count from (default: the simulation's
     start), so a window can be cut out of the middle of a long scenario.
@@ -75,6 +77,16 @@ def record_simulation(
     try:
         for batch in simulation.batches():
             topic, channel = topics[batch.domain], channels[batch.domain]
+            if batch.mark:
+                for number in range(partitions):
+                    offset = offsets[(topic, number)]
+                    offsets[(topic, number)] = offset + 1
+                    headers = tuple(mark_headers(batch.due_ms))
+                    writer.write(
+                        channel,
+                        KafkaRecord(topic, number, offset, batch.due_ms, None, b"", headers),
+                    )
+                continue
             for key, value, time_ms in zip(batch.keys, batch.values, batch.times, strict=True):
                 partition = partition_of.get(key)
                 if partition is None:

@@ -36,6 +36,11 @@ DOMAINS = tuple(GENERATORS)
 INJECTED_SOURCE = "/simulators/scenario"
 
 
+#: Simulated seconds between two clock marks on every partition (one a minute: a quiet
+#: partition's minutes become final at most a minute later than a busy one's).
+MARK_INTERVAL_S = 60
+
+
 class ConfigError(ValueError):
     """A simulation configuration that cannot run, with the problem named."""
 
@@ -111,7 +116,9 @@ class Simulation:
         )
 
     def batches(self) -> Iterator[Batch]:
-        """Non-empty batches in event-time order (domains in canonical order within a second)."""
+        """Non-empty batches in event-time order (domains in canonical order within a
+        second), and a clock mark per domain every :data:`MARK_INTERVAL_S` simulated
+        seconds."""
         duration = self.config.duration_s
         seconds = itertools.count() if duration is None else range(int(duration))
         for offset in seconds:
@@ -131,6 +138,11 @@ class Simulation:
                     batch = self.faults[generator.domain].apply(batch, tick.t_s)
                 if batch.values:
                     yield batch
+            if offset and tick.t_s % MARK_INTERVAL_S == 0:
+                # The simulated clock in the log (streams.marks): partitions that get no
+                # event of this simulation still see their minutes become final.
+                for generator in self.generators:
+                    yield Batch(generator.domain, tick.time_ms, mark=True)
 
     def _injected(self, tick: Tick, n: int, event: str, entity: str, data: object) -> bytes:
         return encode(
@@ -143,7 +155,8 @@ class Simulation:
         )
 
     def events(self) -> Iterator[SimEvent]:
-        """The same stream one record at a time (convenient for tests, slower)."""
+        """The same stream's events one at a time, without clock marks (convenient for
+        tests, slower)."""
         for batch in self.batches():
             for key, value, time_ms in zip(batch.keys, batch.values, batch.times, strict=True):
                 yield SimEvent(batch.domain, key, time_ms, value)

@@ -24,13 +24,16 @@ class SimEvent:
 
 @dataclass(slots=True)
 class Batch:
-    """The records of one domain due at one simulated second, in the order to produce them."""
+    """The records of one domain due at one simulated second, in the order to produce them;
+    or, with ``mark``, a clock mark at ``due_ms`` for every partition of the domain's topic
+    (``streams.marks``: the simulated clock reached that time)."""
 
     domain: str
     due_ms: int
     keys: list[bytes] = field(default_factory=list)
     values: list[bytes] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
+    mark: bool = False
 
     def __len__(self) -> int:
         return len(self.values)

@@ -23,10 +23,13 @@ from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.events import Batch
 from streams.kafka import client_options
+from streams.marks import mark_headers
 
 MAX_PENDING_BATCHES = 512
 #: Wall time between the parts of one simulated second that a paced run sends.
 SLICE_S = 0.1
+#: What the stats count clock marks under (they are not events).
+MARKS_LABEL = "marks"
 
 
 @dataclass
@@ -40,8 +43,8 @@ class ProduceStats:
 
     @property
     def total(self) -> int:
-        """Records handed to Kafka."""
-        return sum(self.produced.values())
+        """Events handed to Kafka (clock marks apart)."""
+        return sum(n for label, n in self.produced.items() if label != MARKS_LABEL)
 
     @property
     def total_errors(self) -> int:
@@ -96,9 +99,22 @@ class BatchSender:
         return partition
 
     async def add(self, batch: Batch) -> None:
-        """Append a batch's records; full record batches are sent on the way."""
+        """Append a batch's records (or its clock marks); full record batches are sent on
+        the way."""
         topic = self.topics[batch.domain]
         count = self.partitions[topic]
+        if batch.mark:
+            for number in range(count):
+                await self.append(
+                    topic,
+                    number,
+                    key=None,
+                    value=b"",
+                    timestamp_ms=batch.due_ms,
+                    headers=list(mark_headers(batch.due_ms)),
+                    label=MARKS_LABEL,
+                )
+            return
         cache, open_ = self.partition_of, self.open
         for key, value, time_ms in zip(batch.keys, batch.values, batch.times, strict=True):
             partition = cache.get(key)
@@ -202,6 +218,10 @@ def _sliced(group: list[Batch], slices: int) -> Iterator[Batch]:
         return
     for part in range(slices):
         for batch in group:
+            if batch.mark:
+                if part == slices - 1:
+                    yield batch  # after the second's events
+                continue
             # Rounded up: a second of few records sends them at its start.
             first = -(-len(batch) * part // slices)
             end = -(-len(batch) * (part + 1) // slices)

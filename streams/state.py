@@ -36,6 +36,11 @@ Owned = tuple[str, int]  # (domain, raw-topic partition number)
 #: every few seconds, and sweeping them all when a minute becomes final would write
 #: each of them twice within seconds.
 QUIET_MS = 10_000
+#: ...unless the partition's watermark has not moved for this long on the wall clock: a
+#: replay or a drill that has ended, a sandbox without clock marks. Then no entity's next
+#: event is near, and everything due is judged now (what it would have judged; only the
+#: moment depends on the wall clock).
+IDLE_S = 5.0
 
 
 class RawRecord(Protocol):
@@ -109,6 +114,8 @@ class EntityStore:
         # until one of them moves, a record only changes by being written, and the next
         # sweep has nothing to walk for. None: walk.
         self.settled: dict[Owned, int] | None = None
+        # Each partition's watermark as the sweep last saw it, and when it last moved.
+        self.moved: dict[Owned, tuple[int, float]] = {}
 
     def restore(self, key: bytes, record: EntityRecord | None) -> None:
         """Take one record read back from the changelog (None: the entity was deleted)."""
@@ -147,6 +154,7 @@ class EntityStore:
         self.restored &= self.records.keys()
         for item in gone:
             self.watermarks.pop(item, None)
+            self.moved.pop(item, None)
 
     def apply(self, messages: Sequence[RawRecord], *, domain: str, partition: int) -> Batch:
         """Fold one raw-topic partition's records, in order, into the store."""
@@ -302,7 +310,8 @@ class EntityStore:
         minute counts for rules with a ``missing`` value). What is emitted is what the
         entity's next event would have emitted; only the moment is earlier.
 
-        Only entities quiet for :data:`QUIET_MS` are swept, and at most ``limit`` records
+        Only entities quiet for :data:`QUIET_MS` are swept (all of a partition whose
+        watermark has stood still for :data:`IDLE_S`), and at most ``limit`` records
         are written: when a minute becomes final, nearly every entity has it to judge,
         and writing them all at once held the event loop for hundreds of milliseconds.
         The rest wait for a later sweep or for their own next event, whichever comes
@@ -318,6 +327,7 @@ class EntityStore:
                 last_finals[owned] = last_final
         if last_finals == self.settled:
             return out
+        idle = self._idle_partitions()
         settled = True
         taken = 0
         for key, record in self.records.items():
@@ -329,7 +339,8 @@ class EntityStore:
             if judged is not None and judged >= last_final:
                 continue  # most records: written since the last minute became final
             if self._has_final_minutes_to_judge(record, judged=judged, last_final=last_final):
-                if record["t"] is not None and record["t"] > self.watermarks[owned] - QUIET_MS:
+                recent = record["t"] is not None and record["t"] > self.watermarks[owned] - QUIET_MS
+                if recent and owned not in idle:
                     settled = False  # not quiet: its own next event is likely near
                     continue
                 due.setdefault(record["p"], {})[key] = _Pending(record)
@@ -341,6 +352,18 @@ class EntityStore:
         for partition, pending in due.items():
             self._finish(pending, partition=partition, out=out)
         return out
+
+    def _idle_partitions(self) -> set[Owned]:
+        """Partitions whose watermark has not moved for :data:`IDLE_S` of wall time."""
+        now = self.clock()
+        idle = set()
+        for owned, watermark in self.watermarks.items():
+            seen = self.moved.get(owned)
+            if seen is None or seen[0] != watermark:
+                self.moved[owned] = (watermark, now)
+            elif now - seen[1] >= IDLE_S:
+                idle.add(owned)
+        return idle
 
     @staticmethod
     def _has_final_minutes_to_judge(

@@ -22,6 +22,7 @@ from tests.conftest import Namespace
 from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
 from tests.utils.events import T0
+from tests.utils.rules import shipped_rules_dir
 from tests.utils.services import wait_for
 
 BAD = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
@@ -75,10 +76,15 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(module_namespace: Namespace) -> Any:
+async def world(module_namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Any:
     city = build_city(120, seed=0)
     await load_registry(module_namespace.settings, city)
-    worker = start_worker(module_namespace, env={"IOC_SINK__ROLLUP_INTERVAL_S": "1"})
+    # The reads below count congestion alerts; the crash incident would open its own.
+    rules = shipped_rules_dir(tmp_path_factory.mktemp("rules"), "traffic-congestion")
+    worker = start_worker(
+        module_namespace,
+        env={"IOC_SINK__ROLLUP_INTERVAL_S": "1", "IOC_STREAMS__RULES_DIR": str(rules)},
+    )
     process, base = start_api(
         module_namespace, env={"IOC_API__RATE_PER_S": "1000", "IOC_API__RATE_BURST": "1000"}
     )

@@ -20,6 +20,7 @@ from recordings.replayer import Replayer
 from recordings.store import SEEDS_DIR
 from streams.catalog import DOMAINS
 from streams.kafka import client_options
+from streams.state import IDLE_S
 from streams.topics import ALERTS_TOPIC, STATE_TOPIC, raw_topic
 from tests.conftest import Namespace, NamespaceFactory
 from tests.integration.conftest import start_worker
@@ -56,17 +57,25 @@ async def _alerts(settings: Settings) -> list[tuple[Any, ...]]:
 
 
 async def _settle(worker: Process, settings: Settings, sent: int) -> dict[Any, Any]:
-    """Wait until the worker consumed ``sent`` records and the database stopped changing
-    with nothing pending in the sink; return the minute rows."""
-    deadline = asyncio.get_running_loop().time() + 180
-    last: dict[Any, Any] | None = None
-    while asyncio.get_running_loop().time() < deadline:
+    """Wait until the worker consumed ``sent`` records and the database (minutes and
+    alerts) stopped changing with nothing pending in the sink; return the minute rows.
+
+    Stopped changing means for longer than the worker's idle sweep takes to come: entities
+    that reported in the replay's last seconds are judged once the watermark has stood
+    still for streams.state.IDLE_S."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 180
+    last: tuple[Any, ...] | None = None
+    since = loop.time()
+    while loop.time() < deadline:
         consumed = worker.total("ioc_events_consumed_total")
         pending = worker.total("ioc_sink_pending_records")
         rows = await database_rows(settings)
-        if consumed >= sent and pending == 0 and rows and rows == last:
+        now = (rows, await _alerts(settings))
+        if now != last:
+            last, since = now, loop.time()
+        elif consumed >= sent and pending == 0 and rows and loop.time() - since > IDLE_S + 3:
             return rows
-        last = rows
         await asyncio.sleep(1.5)
     raise AssertionError(f"{settings.namespace}: not settled ({worker.tail()})")
 

@@ -41,14 +41,25 @@ async def test_simulate_produces_the_library_stream_keyed_and_timestamped(
     )
     expected = list(Simulation(config).events())
     assert f"produced {len(expected)} events (0 errors)" in result.stderr
+    partitions = namespace.settings.kafka.partitions
+    mark_ms = int(datetime.fromisoformat(START).timestamp() * 1000) + 60_000
     for domain in DOMAINS:
         wanted = [e for e in expected if e.domain == domain]
+        # Besides the events, a clock mark on every partition each simulated minute.
         records = await read_all(
-            namespace.settings, raw_topic(namespace.settings, domain), expect=len(wanted)
+            namespace.settings,
+            raw_topic(namespace.settings, domain),
+            expect=len(wanted) + partitions,
         )
-        assert len(records) == len(wanted), domain
-        got = Counter((r.key, r.timestamp, r.value) for r in records)
+        events = [r for r in records if r.value]
+        marks = [r for r in records if not r.value]
+        assert len(events) == len(wanted), domain
+        got = Counter((r.key, r.timestamp, r.value) for r in events)
         assert got == Counter((e.key, e.time_ms, e.value) for e in wanted)
+        assert sorted(r.partition for r in marks) == list(range(partitions))
+        assert {(r.key, r.timestamp, tuple(r.headers)) for r in marks} == {
+            (None, mark_ms, (("ioc_mark", str(mark_ms).encode()),))
+        }
 
 
 @pytest.mark.parametrize(

@@ -122,3 +122,25 @@ def test_control_records_are_told_from_events() -> None:
 def test_a_replay_shifted_in_time_moves_its_marks() -> None:
     headers = tuple(mark_headers(T0_MS))
     assert shift_headers(headers, 1000) == (("ioc_mark", str(T0_MS + 1000).encode()),)
+
+
+def test_a_partition_that_stood_still_is_swept_whole() -> None:
+    """A replay that ended leaves entities that reported in its last seconds: no next
+    event will come, so once the watermark has stood still, the sweep judges them too."""
+    now = [T0_MS / 1000 + 3600]
+    entities = EntityStore(rules=RuleEngine(rules()), lateness_ms=LATENESS_MS, clock=lambda: now[0])
+    apply(entities, record(0, b"cam-1", alarm("cam-1", T0), []))  # opens; quiet end 08:10
+    # cam-1's last record comes while its quiet end is not final yet (08:09:55 of 08:12)...
+    nearly = T0 + timedelta(minutes=11, seconds=55)
+    apply(entities, record(1, b"cam-1", alarm("cam-1", nearly, kind="tamper"), []))
+    # ...and another camera's makes it final; then the partition falls silent.
+    final = T0 + timedelta(minutes=12, seconds=1)
+    apply(entities, record(2, b"cam-2", alarm("cam-2", final, kind="tamper"), []))
+    # cam-1 reported 6 s ago in event time: its own next event is expected, not swept.
+    assert entities.sweep().alerts == []
+    now[0] += 4
+    assert entities.sweep().alerts == []
+    now[0] += 2  # the watermark has not moved for 6 s: nothing more is coming
+    [(_, key, value)] = entities.sweep().alerts
+    assert key == b"cam-1"
+    assert b'"state":"resolve"' in value

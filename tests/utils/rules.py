@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from streams.alerts.rules import RuleFile
+import orjson
+
+from streams.alerts.rules import RULES_DIR, RuleFile
 
 
 def instant_rules() -> list[Any]:
@@ -47,3 +50,15 @@ def instant_rules() -> list[Any]:
             ]
         }
     ).rules
+
+
+def shipped_rules_dir(folder: Path, *rule_ids: str) -> Path:
+    """A rules folder (for IOC_STREAMS__RULES_DIR) holding only these rules of the
+    shipped library: tests of other layers keep their alerts to the ones they look at as
+    the library grows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(RULES_DIR.glob("*.json")):
+        rules = [r for r in orjson.loads(path.read_bytes())["rules"] if r["id"] in rule_ids]
+        if rules:
+            (folder / path.name).write_bytes(orjson.dumps({"rules": rules}))
+    return folder
