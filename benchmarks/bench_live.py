@@ -16,6 +16,11 @@ it runs on this machine). The same load runs through two phases of ``--seconds``
 - **B**: the same, plus one client that completed the WebSocket handshake and then never
   reads (a raw socket with a tiny receive window), subscribed to the whole feed.
 
+Alerts: once a second this process also publishes a panic alarm of a camera of its own
+(event time = now); a client of the alert transitions only (``kind=alert``, what the
+dashboard's alert list reads) times each alarm's ``open`` transition of the instant rule
+``security-alarm-panic`` against the alarm's event time.
+
 Where the time goes: a plain consumer of ``ioc.state`` in this process sees the probe's
 state records too; their Kafka timestamp is when the worker produced them. So each
 delivery splits into event -> worker's produce (fetch wait, batch, fold), -> seen on
@@ -42,11 +47,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.live_probes import (
+    ALARM_EVERY_S,
     PROBE,
     PROBES_PER_S,
     Deliveries,
     percentile,
+    read_alerts,
     read_client,
+    send_alarms,
     send_probes,
     stalled_client,
     tap_state,
@@ -150,9 +158,16 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
                 )
             )
         tasks = [asyncio.create_task(read_client(ws, got)) for ws in clients]
+        # The operators' alert list: a client of the alert transitions only.
+        alerts_ws = await connect(
+            f"ws://127.0.0.1:{port}/v1/live?api_key={KEYS['view']}&kind=alert", max_size=None
+        )
+        clients.append(alerts_ws)
+        tasks += [asyncio.create_task(read_alerts(alerts_ws, got))]
         tasks += [asyncio.create_task(tap_state(settings, got))]
         load.start()
         tasks += [asyncio.create_task(send_probes(settings))]
+        tasks += [asyncio.create_task(send_alarms(settings))]
         await asyncio.sleep(warmup)
         pids = {"worker": worker, "api": api, "simulate": load}
         cpu: dict[str, dict[str, float]] = {}
@@ -249,6 +264,18 @@ def report(
             f"| {max(ms, default=float('nan')):.0f} "
             f"| {percentile(w, 0.5):.0f} / {percentile(w, 0.99):.0f} "
             f"| {percentile(s, 0.5):.0f} / {percentile(s, 0.99):.0f} | {load} |"
+        )
+    print(
+        f"\nalarm -> its alert on /v1/live (instant rule security-alarm-panic, one alarm "
+        f"every {ALARM_EVERY_S:g} s, a client of kind=alert):\n"
+    )
+    print("| phase | alerts | p50 (ms) | p99 (ms) | max (ms) |")
+    print("|---|---:|---:|---:|---:|")
+    for phase, label, _ in phases:
+        ms = got.alert_ms.get(phase, [])
+        print(
+            f"| {label} | {len(ms):,} | {percentile(ms, 0.5):.0f} | {percentile(ms, 0.99):.0f} "
+            f"| {max(ms, default=float('nan')):.0f} |"
         )
 
 

@@ -23,6 +23,11 @@ from tests.utils.apikeys import KEYS
 PROBE = "bench-probe-0001"
 PROBE_MARK = f'"entity_id":"{PROBE}"'.encode()
 PROBES_PER_S = 5.0
+#: Alarm probes: a panic alarm of a camera of their own every ALARM_EVERY_S, each opening
+#: an alert of the instant rule security-alarm-panic.
+ALARM_PREFIX = "bench-alarm-"
+ALARM_MARK = f'"entity_id":"{ALARM_PREFIX}'.encode()
+ALARM_EVERY_S = 1.0
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -42,6 +47,7 @@ class Deliveries:
         self.worker_ms: dict[str, list[float]] = {}  # event time -> state record produced
         self.state_ms: dict[str, list[float]] = {}  # event time -> state record consumed
         self.frames: dict[str, int] = {}  # every message the clients received
+        self.alert_ms: dict[str, list[float]] = {}  # alarm's event time -> its alert arrives
         # (event time, ms to the worker's produce, phase) of every probe in a phase: when
         # the slow ones were
         self.timeline: list[tuple[float, float, str]] = []
@@ -69,6 +75,47 @@ async def read_client(ws: ClientConnection, got: Deliveries) -> None:
             message = orjson.loads(data)
             if message.get("type") == "entity":
                 got.add(got.client_ms, now - event_ms(message["entity"]["event_time"]))
+
+
+async def read_alerts(ws: ClientConnection, got: Deliveries) -> None:
+    """Time every alarm probe's alert from the alarm's event time (its ``opened_at``)."""
+    with contextlib.suppress(Exception):
+        while True:
+            data = await ws.recv(decode=False)
+            if ALARM_MARK not in data:
+                continue
+            now = time.time() * 1000
+            message = orjson.loads(data)
+            alert = message.get("alert") or {}
+            if message.get("type") == "alert" and alert.get("state") == "open":
+                got.add(got.alert_ms, now - event_ms(alert["opened_at"]))
+
+
+async def send_alarms(settings: Settings) -> None:
+    """A panic alarm of a new probe camera every ALARM_EVERY_S, event time = when made."""
+    producer = AIOKafkaProducer(acks="all", linger_ms=0, **client_options(settings))
+    await producer.start()
+    topic = raw_topic(settings, "security")
+    try:
+        n = 0
+        while True:
+            at = datetime.now(UTC)
+            entity = f"{ALARM_PREFIX}{n:06d}"
+            value = encode(
+                event_type="city.security.alarm.v1",
+                subject=entity,
+                time=at,
+                data={"kind": "panic", "zone": "bench"},
+                event_id=f"alarm-{uuid.uuid4().hex}",
+                source="/bench/live",
+            )
+            await producer.send(
+                topic, value, key=entity.encode(), timestamp_ms=int(at.timestamp() * 1000)
+            )
+            n += 1
+            await asyncio.sleep(ALARM_EVERY_S)
+    finally:
+        await producer.stop()
 
 
 async def tap_state(settings: Settings, got: Deliveries) -> None:

@@ -22,7 +22,7 @@ from streams.topics import raw_topic
 from tests.e2e.conftest import ARTIFACTS, Browser, Dashboard
 from tests.integration.conftest import new_namespace, start_worker
 from tests.utils.apikeys import KEYS, auth
-from tests.utils.events import Record, flow_value
+from tests.utils.events import Record, alarm_value, flow_value
 from tests.utils.kafka import produce
 from tests.utils.namespaces import drop_namespace
 
@@ -45,6 +45,11 @@ def detection(entity: str, at: datetime, *, kind: str, confidence: float) -> Rec
         }
     )
     return Record(entity.encode(), value, int(at.timestamp() * 1000))
+
+
+def alarm(entity: str, at: datetime, *, kind: str) -> Record:
+    """One security alarm CloudEvent."""
+    return Record(entity.encode(), alarm_value(entity, at, kind=kind), int(at.timestamp() * 1000))
 
 
 def flow(entity: str, at: datetime, vehicles: int) -> Record:
@@ -159,6 +164,18 @@ async def test_intrusion_alert_appears_and_is_acknowledged_then_resolved(
     await expect(item.locator(".alert-title")).to_have_text("Phát hiện xâm nhập trái phép")
     marker = page.locator(f"#map .marker[data-entity='{camera}']")
     await expect(marker).to_have_attribute("data-state", "critical")
+    # A critical alert is read out to screen readers; a warning is listed, not read out.
+    announce = page.locator("#announce")
+    await expect(announce).to_contain_text("Phát hiện xâm nhập trái phép")
+    other = dashboard.entity("security", "camera")
+    await produce(
+        dashboard.settings,
+        raw_topic(dashboard.settings, "security"),
+        [alarm(other, start + timedelta(minutes=4, seconds=5), kind="tamper")],
+    )
+    tampered = page.locator(f"#alert-list [data-entity='{other}']")
+    await expect(tampered).to_have_attribute("data-severity", "warning", timeout=10_000)
+    await expect(announce).to_contain_text("Phát hiện xâm nhập trái phép")
 
     # Acknowledge from the keyboard: focus the button, press Enter.
     await item.locator("button[data-action='ack']").focus()

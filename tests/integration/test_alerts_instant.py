@@ -27,6 +27,7 @@ from tests.utils.apikeys import auth
 from tests.utils.events import Record, alarm_value, detection_value
 from tests.utils.kafka import produce
 from tests.utils.live_clients import Received, WsClient, open_ws, wait_until
+from tests.utils.rules import FIRE_ALARM
 from tests.utils.services import ROOT, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -188,17 +189,8 @@ async def test_an_operators_resolve_reaches_the_rules(namespace: Namespace, pipe
 def test_a_bad_rule_file_stops_the_worker_at_start_naming_it(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
     folder.mkdir()
-    bad = {
-        "kind": "instant",
-        "id": "alarm-fire",
-        "domain": "security",
-        "title": {"en": "Fire alarm", "vi": "Báo cháy"},
-        "severity": "critical",
-        "match": {
-            "type": "city.security.alarm.v1",
-            "where": [{"field": "kind", "op": "in", "value": ["fyre"]}],
-        },
-    }
+    fyre = {"field": "kind", "op": "in", "value": ["fyre"]}
+    bad = {**FIRE_ALARM, "match": {"type": "city.security.alarm.v1", "where": [fyre]}}
     (folder / "security.json").write_text(json.dumps({"rules": [bad]}))
     done = subprocess.run(
         [sys.executable, "-m", "ioc.cli", "worker"],

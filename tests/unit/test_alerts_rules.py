@@ -15,6 +15,7 @@ from streams.payload import Payload
 from streams.school.models import SchoolSafety
 from streams.security.models import SecurityAlarm
 from streams.traffic.models import TrafficIncident
+from tests.utils.rules import FIRE_ALARM
 
 
 def _rule(**changes: Any) -> dict[str, Any]:
@@ -184,19 +185,6 @@ def test_rules_load_in_file_name_order(tmp_path: Path) -> None:
     assert RULES_DIR.is_dir()
 
 
-INSTANT = {
-    "kind": "instant",
-    "id": "alarm-fire",
-    "domain": "security",
-    "title": {"en": "Fire alarm", "vi": "Báo cháy"},
-    "severity": "critical",
-    "match": {
-        "type": "city.security.alarm.v1",
-        "where": [{"field": "kind", "op": "in", "value": ["fire"]}],
-    },
-}
-
-
 @pytest.mark.parametrize(
     ("change", "where", "why"),
     [
@@ -254,7 +242,7 @@ INSTANT = {
 def test_a_bad_instant_rule_names_its_file_rule_and_field(
     tmp_path: Path, change: dict[str, Any], where: str, why: str
 ) -> None:
-    path = _write(tmp_path / "security.json", {**INSTANT, **change})
+    path = _write(tmp_path / "security.json", {**FIRE_ALARM, **change})
     with pytest.raises(RuleError) as refused:
         load_rule_file(path)
     message = str(refused.value)

@@ -9,6 +9,19 @@ import orjson
 
 from streams.alerts.rules import RULES_DIR, RuleFile
 
+#: An instant rule: a fire alarm opens a critical alert (rule files as written).
+FIRE_ALARM: dict[str, Any] = {
+    "kind": "instant",
+    "id": "alarm-fire",
+    "domain": "security",
+    "title": {"en": "Fire alarm", "vi": "Báo cháy"},
+    "severity": "critical",
+    "match": {
+        "type": "city.security.alarm.v1",
+        "where": [{"field": "kind", "op": "in", "value": ["fire"]}],
+    },
+}
+
 
 def instant_rules() -> list[Any]:
     """A fire alarm rule (quiet after 10 minutes) and a smoke rule with a clear event."""
@@ -16,15 +29,7 @@ def instant_rules() -> list[Any]:
         {
             "rules": [
                 {
-                    "kind": "instant",
-                    "id": "alarm-fire",
-                    "domain": "security",
-                    "title": {"en": "Fire alarm", "vi": "Báo cháy"},
-                    "severity": "critical",
-                    "match": {
-                        "type": "city.security.alarm.v1",
-                        "where": [{"field": "kind", "op": "in", "value": ["fire"]}],
-                    },
+                    **FIRE_ALARM,
                     "clear_minutes": 10,
                     "update_minutes": 5,
                     "report": ["kind", "zone"],

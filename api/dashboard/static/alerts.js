@@ -63,10 +63,14 @@ export class AlertBoard {
         acknowledged_by: null,
         acknowledged_at: null,
       });
-      this.announce.textContent = t("newAlert", {
-        title: this.title(transition),
-        entity: this.entityName(transition.entity_id),
-      });
+      // Read out at once only what needs action at once: in a storm the instant rules open
+      // dozens of warnings a minute, which would drown the critical ones.
+      if (transition.severity === "critical") {
+        this.announce.textContent = t("newAlert", {
+          title: this.title(transition),
+          entity: this.entityName(transition.entity_id),
+        });
+      }
     }
     this.render();
   }
