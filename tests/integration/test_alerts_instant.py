@@ -43,21 +43,20 @@ def alerts(received: Received, rule: str, state: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped security rules, with the panic alarm quiet after one minute."""
     shipped = json.loads((RULES_DIR / "security.json").read_text())
     for rule in shipped["rules"]:
         if rule["id"] == "security-alarm-panic":
             rule["clear_minutes"] = 1
-    folder = tmp_path / "rules"
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("rules")
     (folder / "security.json").write_text(json.dumps(shipped))
     return folder
 
 
-@pytest.fixture
-def pipeline(namespace: Namespace, rules_dir: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def pipeline(module_namespace: Namespace, rules_dir: Path) -> Iterator[str]:
     """A worker that marks its quiet partitions (a sandbox: marks are switched on), with
     five seconds of allowed lateness, and an API; yields the API's base URL."""
     env = {
@@ -65,8 +64,8 @@ def pipeline(namespace: Namespace, rules_dir: Path) -> Iterator[str]:
         "IOC_STREAMS__ALLOWED_LATENESS_S": str(LATENESS_S),
         "IOC_STREAMS__RULES_DIR": str(rules_dir),
     }
-    worker = start_worker(namespace, env=env)
-    api, base = start_api(namespace, env=env)
+    worker = start_worker(module_namespace, env=env)
+    api, base = start_api(module_namespace, env=env)
     yield base
     api.stop()
     worker.stop()
@@ -84,9 +83,9 @@ def now_record(entity: str, value: bytes) -> Record:
 
 
 async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
-    namespace: Namespace, pipeline: str
+    module_namespace: Namespace, pipeline: str
 ) -> None:
-    settings = namespace.settings
+    settings = module_namespace.settings
     ws = await open_ws(pipeline, kind="alert")
     try:
         await wait_until(
@@ -146,8 +145,10 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
         await ws.close()
 
 
-async def test_an_operators_resolve_reaches_the_rules(namespace: Namespace, pipeline: str) -> None:
-    settings = namespace.settings
+async def test_an_operators_resolve_reaches_the_rules(
+    module_namespace: Namespace, pipeline: str
+) -> None:
+    settings = module_namespace.settings
     topic = raw_topic(settings, "security")
     ws = await open_ws(pipeline, kind="alert")
     try:
