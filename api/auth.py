@@ -145,14 +145,11 @@ class Authenticator:
             buckets.append(f"prefix:{credential[:KEY_PREFIX_CHARS]}")
         wait = max(self.failures.wait(b) for b in buckets)
         if wait > 0:
-            retry = max(1, math.ceil(wait))
-            raise Problem(
-                429,
+            raise _too_many(
                 "too-many-failed-authentications",
                 "Too many failed authentications",
-                f"too many refused credentials from this client or for this key prefix; "
-                f"retry in {retry} s",
-                headers={"Retry-After": str(retry)},
+                "too many refused credentials from this client or for this key prefix",
+                wait_s=wait,
             )
         try:
             if is_key:
@@ -191,15 +188,21 @@ class Authenticator:
         """Spend one request of the caller's rate; raise a 429 problem when none is left."""
         wait = self.limiter.take(f"{caller.via}:{caller.name}")
         if wait > 0:
-            retry = max(1, math.ceil(wait))
-            raise Problem(
-                429,
+            raise _too_many(
                 "rate-limited",
                 "Too many requests",
                 f"{caller.name!r} is over its rate of {self.api.rate_per_s:g} requests/s "
-                f"(bursts of {self.api.rate_burst}); retry in {retry} s",
-                headers={"Retry-After": str(retry)},
+                f"(bursts of {self.api.rate_burst})",
+                wait_s=wait,
             )
+
+
+def _too_many(slug: str, title: str, detail: str, *, wait_s: float) -> Problem:
+    """A 429 problem saying, in its detail and ``Retry-After``, when to try again."""
+    retry = max(1, math.ceil(wait_s))
+    return Problem(
+        429, slug, title, f"{detail}; retry in {retry} s", headers={"Retry-After": str(retry)}
+    )
 
 
 def _unauthenticated(slug: str, detail: str) -> Problem:

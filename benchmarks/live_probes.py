@@ -8,7 +8,9 @@ import contextlib
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -28,6 +30,7 @@ PROBES_PER_S = 5.0
 ALARM_PREFIX = "bench-alarm-"
 ALARM_MARK = f'"entity_id":"{ALARM_PREFIX}'.encode()
 ALARM_EVERY_S = 1.0
+ALARM_DATA = {"kind": "panic", "zone": "bench"}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -91,31 +94,47 @@ async def read_alerts(ws: ClientConnection, got: Deliveries) -> None:
                 got.add(got.alert_ms, now - event_ms(alert["opened_at"]))
 
 
-async def send_alarms(settings: Settings) -> None:
-    """A panic alarm of a new probe camera every ALARM_EVERY_S, event time = when made."""
+async def send_every(
+    settings: Settings,
+    domain: str,
+    interval_s: float,
+    make: Callable[[int, datetime], tuple[str, str, dict[str, Any]]],
+) -> None:
+    """Publish an event every ``interval_s``, event time = when made: ``make(n, at)``
+    gives its entity, event type and payload."""
     producer = AIOKafkaProducer(acks="all", linger_ms=0, **client_options(settings))
     await producer.start()
-    topic = raw_topic(settings, "security")
+    topic = raw_topic(settings, domain)
     try:
         n = 0
         while True:
             at = datetime.now(UTC)
-            entity = f"{ALARM_PREFIX}{n:06d}"
+            entity, event_type, data = make(n, at)
             value = encode(
-                event_type="city.security.alarm.v1",
+                event_type=event_type,
                 subject=entity,
                 time=at,
-                data={"kind": "panic", "zone": "bench"},
-                event_id=f"alarm-{uuid.uuid4().hex}",
+                data=data,
+                event_id=f"bench-{uuid.uuid4().hex}",
                 source="/bench/live",
             )
             await producer.send(
                 topic, value, key=entity.encode(), timestamp_ms=int(at.timestamp() * 1000)
             )
             n += 1
-            await asyncio.sleep(ALARM_EVERY_S)
+            await asyncio.sleep(interval_s)
     finally:
         await producer.stop()
+
+
+async def send_alarms(settings: Settings) -> None:
+    """A panic alarm of a new probe camera every ALARM_EVERY_S."""
+    await send_every(
+        settings,
+        "security",
+        ALARM_EVERY_S,
+        lambda n, _: (f"{ALARM_PREFIX}{n:06d}", "city.security.alarm.v1", ALARM_DATA),
+    )
 
 
 async def tap_state(settings: Settings, got: Deliveries) -> None:
@@ -142,34 +161,13 @@ async def tap_state(settings: Settings, got: Deliveries) -> None:
 
 
 async def send_probes(settings: Settings) -> None:
-    """A flow event of the probe entity every 1/PROBES_PER_S s, event time = when made."""
-    producer = AIOKafkaProducer(acks="all", linger_ms=0, **client_options(settings))
-    await producer.start()
-    topic = raw_topic(settings, "traffic")
-    try:
-        n = 0
-        while True:
-            at = datetime.now(UTC)
-            value = encode(
-                event_type="city.traffic.flow.v1",
-                subject=PROBE,
-                time=at,
-                data={
-                    "vehicles": n % 50,
-                    "avg_speed_kmh": 40.0,
-                    "occupancy_pct": 20.0,
-                    "interval_s": 10,
-                },
-                event_id=f"probe-{uuid.uuid4().hex}",
-                source="/bench/live",
-            )
-            await producer.send(
-                topic, value, key=PROBE.encode(), timestamp_ms=int(at.timestamp() * 1000)
-            )
-            n += 1
-            await asyncio.sleep(1 / PROBES_PER_S)
-    finally:
-        await producer.stop()
+    """A flow event of the probe entity every 1/PROBES_PER_S s."""
+
+    def flow(n: int, _: datetime) -> tuple[str, str, dict[str, Any]]:
+        data = {"vehicles": n % 50, "avg_speed_kmh": 40.0, "occupancy_pct": 20.0, "interval_s": 10}
+        return PROBE, "city.traffic.flow.v1", data
+
+    await send_every(settings, "traffic", 1 / PROBES_PER_S, flow)
 
 
 def stalled_client(base: str) -> socket.socket:

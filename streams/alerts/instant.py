@@ -178,10 +178,3 @@ def on_event(
             _transition(rule, alert, entity_id=entity_id, state="update", at_ms=time_ms, data=data)
         )
     return {"a": alert}, out
-
-
-def close(state: TrackJson | None, alert: str) -> TrackJson | None:
-    """The state once an operator has resolved ``alert`` (unchanged if it is not open)."""
-    if state and state.get("a", {}).get("id") == alert:
-        return None
-    return state
