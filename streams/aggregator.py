@@ -189,15 +189,19 @@ class Aggregator(Service):
         batches: list[Batch] = []
         for tp, messages in fetched.items():
             domain = self.domains[tp.topic]
-            batch = self.store.apply(messages, domain=domain, partition=tp.partition)
-            batches.append(batch)
+            batches.append(self.store.apply(messages, domain=domain, partition=tp.partition))
+        await self._produce(batches)
+        # Counted once Kafka has everything the batch asked for, dead letters included
+        # (_produce counts those): a scrape never sees records consumed but not yet
+        # accounted for.
+        for (tp, messages), batch in zip(fetched.items(), batches, strict=True):
+            domain = self.domains[tp.topic]
             CONSUMED.labels(domain).inc(len(messages))
             PROCESSED.labels(domain).inc(batch.outcomes["applied"])
             DUPLICATES.labels(domain).inc(batch.outcomes["duplicate"])
             for kind in ("mark", "action"):
                 if batch.outcomes[kind]:
                     CONTROL.labels(kind).inc(batch.outcomes[kind])
-        await self._produce(batches)
         watermarks = self.store.watermarks
         for tp, messages in fetched.items():
             watermark = watermarks.get((self.domains[tp.topic], tp.partition))
