@@ -25,8 +25,9 @@ from tests.integration.conftest import start_api
 from tests.utils.apikeys import KEYS
 
 CONFIG = Path(__file__).parent / "schemathesis" / "schemathesis.toml"
-#: Test cases per operation and phase; about a minute in all on this machine.
-EXAMPLES = 25
+#: Test cases per operation and phase: 45 s in all on this machine (25 took 72 s; the
+#: outside probe's run of 1,700 cases is the deeper one, docs/security.md).
+EXAMPLES = 15
 
 pytestmark = pytest.mark.timeout(420)
 

@@ -52,13 +52,13 @@ async def settle(ns: Namespace, expected_events: int, *, within_s: float = 180) 
 async def test_paced_and_full_speed_feeds_give_identical_minute_rows(
     namespace_factory: NamespaceFactory,
 ) -> None:
-    events = simulated(entities=200, minutes=30)
+    events = simulated(entities=200, minutes=20)
     assert len(events) > 10_000
     paced, burst = await namespace_factory(), await namespace_factory()
     workers = [start_worker(paced, name="paced"), start_worker(burst, name="burst")]
     try:
         await produce_events(burst, events)
-        # Paced: the 30 minutes of event time at 60x, one simulated second at a time.
+        # Paced: the 20 minutes of event time at 60x, one simulated second at a time.
         first_ms = events[0].time_ms
         began = time.monotonic()
         chunk: list[SimEvent] = []

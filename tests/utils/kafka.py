@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from ioc.settings import Settings
 from streams.kafka import client_options
@@ -67,3 +67,17 @@ async def read_all(
     finally:
         await consumer.stop()
     return out
+
+
+async def records_in(settings: Settings, topic: str) -> int:
+    """How many records a topic holds (the sum of its partitions' end offsets): what has
+    been written, without waiting for anything to arrive."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_options(settings))
+    await consumer.start()
+    try:
+        assert topic in await consumer.topics(), f"no topic {topic}"  # fetches metadata
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        await consumer.stop()
+    return sum(ends.values())
