@@ -173,6 +173,8 @@ class StreamSettings(BaseModel):
     # replay of another day takes the marks of its recording (or its simulator) instead.
     clock_marks: Literal["auto", "on", "off"] = "auto"
     clock_interval_s: float = Field(default=1.0, gt=0)
+    # Seconds between two reads of the registry's changed rows (streams.registry).
+    registry_refresh_s: float = Field(default=30.0, gt=0)
     # Alert rule files (*.json); default: the library shipped in seeds/rules/. A file that
     # does not validate stops the worker at start with the file, rule and field named.
     rules_dir: Path | None = None

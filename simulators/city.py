@@ -35,6 +35,17 @@ KIND_DOMAINS = {
     "school": "school",
     "camera": "security",
 }
+#: Seconds between two periodic reports of each kind at rate 1 (None: it reports only
+#: when something happens). The generators report at these intervals (divided by the
+#: rate), and the registry gives them to the health rules (``streams.alerts.health``).
+#: Schools report attendance only while a session runs.
+REPORT_INTERVAL_S: dict[str, int | None] = {
+    "intersection": 10,
+    "road_segment": 10,
+    "hospital": 60,
+    "school": 300,
+    "camera": None,
+}
 KM_PER_DEGREE = 111.32
 
 

@@ -47,6 +47,16 @@ class Faults:
         """Whether any fault is switched on."""
         return any((self.stuck, self.gaps, self.duplicates, self.reorder))
 
+    def silent_at(self, key: bytes, t_s: int) -> bool:
+        """Whether the sensor ``key`` sends nothing at simulated second ``t_s`` (a gap)."""
+        return bool(self.gaps) and _hashed_share(key, b"gap", t_s // GAP_EPISODE_S) < self.gaps
+
+    def stuck_at(self, key: bytes, t_s: int) -> bool:
+        """Whether the sensor ``key`` repeats its episode's first reading at ``t_s``."""
+        return (
+            bool(self.stuck) and _hashed_share(key, b"stuck", t_s // STUCK_EPISODE_S) < self.stuck
+        )
+
     @classmethod
     def parse(cls, spec: str) -> Faults:
         """Faults from ``stuck=0.01,gaps=0.02,duplicates=0.01,reorder=0.02,reorder_max_s=5``."""
@@ -81,9 +91,9 @@ class FaultStage:
         f, rng = self.faults, self.rng
         out = Batch(batch.domain, batch.due_ms)
         for key, value, time_ms in zip(batch.keys, batch.values, batch.times, strict=True):
-            if f.gaps and _hashed_share(key, b"gap", t_s // GAP_EPISODE_S) < f.gaps:
+            if f.silent_at(key, t_s):
                 continue
-            if f.stuck and _hashed_share(key, b"stuck", t_s // STUCK_EPISODE_S) < f.stuck:
+            if f.stuck_at(key, t_s):
                 value = self._stuck(key, value, t_s // STUCK_EPISODE_S)
             if f.reorder and rng.random() < f.reorder:
                 self.held.append((t_s + 1 + rng.randrange(f.reorder_max_s), key, value, time_ms))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import ClassVar
 
-from simulators.city import City, Entity
+from simulators.city import REPORT_INTERVAL_S, City, Entity
 from simulators.events import Batch, Tick
 from simulators.template import Template, cut
 
@@ -29,8 +29,11 @@ class DomainGenerator:
         self.commune_index = {c.id: i for i, c in enumerate(city.communes)}
         self.n_communes = len(city.communes)
 
-    def interval(self, base_s: int) -> int:
-        """A reporting interval of ``base_s`` seconds scaled by the rate (at least 1 s)."""
+    def interval(self, kind: str) -> int:
+        """The reporting interval of an entity kind (``REPORT_INTERVAL_S``) scaled by the
+        rate, in whole seconds (at least 1)."""
+        base_s = REPORT_INTERVAL_S[kind]
+        assert base_s is not None, f"{kind} has no periodic reports"
         return max(1, round(base_s / self.rate))
 
     def templates(self, event_type: str, code: str) -> list[Template]:

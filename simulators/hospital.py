@@ -36,7 +36,7 @@ class HospitalGenerator(DomainGenerator):
     def __init__(self, city: City, *, seed: int, rate: float) -> None:
         super().__init__(city, seed=seed, rate=rate)
         rng = self.rng
-        self.status_interval = self.interval(60)
+        self.status_interval = self.interval("hospital")
         self.status_t = self.templates(HospitalStatus.event_type, "s")
         self.admission_t = self.templates(HospitalAdmission.event_type, "a")
         probe = cut(

@@ -35,7 +35,7 @@ class SchoolGenerator(DomainGenerator):
         super().__init__(city, seed=seed, rate=rate)
         rng = self.rng
         self.calendar = SchoolCalendar(city.calendar)
-        self.interval_s = self.interval(300)
+        self.interval_s = self.interval("school")
         self.attendance_t = self.templates(SchoolAttendance.event_type, "att")
         self.safety_t = self.templates(SchoolSafety.event_type, "saf")
         self.attendance_middle = cut(

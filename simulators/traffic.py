@@ -45,7 +45,7 @@ class TrafficGenerator(DomainGenerator):
     def __init__(self, city: City, *, seed: int, rate: float) -> None:
         super().__init__(city, seed=seed, rate=rate)
         rng = self.rng
-        self.flow_interval = self.interval(10)
+        self.flow_interval = self.interval("intersection")
         levels = {c.id: c.level for c in city.communes}
         flows = self.templates(TrafficFlow.event_type, "f")
         self.incident_templates = self.templates(TrafficIncident.event_type, "i")

@@ -23,18 +23,29 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
+from ioc.db.registry import read_entities
 from ioc.settings import Settings
-from streams.alerts import InstantRule, Rule, RuleEngine
+from streams.alerts import AnyRuleModel, RuleEngine
 from streams.catalog import DOMAINS
-from streams.counters import CONSUMED, CONTROL, DEADLETTERED, DUPLICATES, OWNED, PROCESSED
+from streams.counters import (
+    CONSUMED,
+    CONTROL,
+    DEADLETTERED,
+    DUPLICATES,
+    OWNED,
+    PROCESSED,
+    REGISTERED,
+)
 from streams.deadletter import deadletter_headers
 from streams.kafka import client_options
 from streams.marks import mark_headers
@@ -76,9 +87,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class Aggregator(Service):
     """Folds the namespace's raw topics into entity state on ``ioc.state``."""
 
-    def __init__(
-        self, settings: Settings, *, rules: Sequence[Rule | InstantRule], **kwargs: Any
-    ) -> None:
+    def __init__(self, settings: Settings, *, rules: Sequence[AnyRuleModel], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.domains = {raw_topic(settings, d): d for d in DOMAINS}
@@ -101,8 +110,12 @@ class Aggregator(Service):
         self.ready = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.registry_since: datetime | None = None
 
     async def on_start(self) -> None:
+        # The registry first, so that the first batches are judged with it (a database
+        # that is down delays nothing: the refresh task tries again).
+        await self._read_registry()
         options = client_options(self.settings)
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=5, max_batch_size=1024 * 1024, **options
@@ -155,6 +168,26 @@ class Aggregator(Service):
                     await self._process(fetched)
                 if time.monotonic() - self.committed_at >= streams.commit_interval_s:
                     await self.commit()
+
+    async def _read_registry(self) -> None:
+        """Take in the registry's rows changed since the last read (all, the first time)."""
+        try:
+            entries, self.registry_since = await read_entities(
+                self.settings, since=self.registry_since
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("reading the entity registry failed (%s); trying again", exc)
+            return
+        async with self.lock:
+            self.store.registry.update(entries)
+        REGISTERED.set(len(self.store.registry))
+
+    @Service.task
+    async def _registry(self) -> None:
+        """Keep the registry in step with the database (``streams.registry``)."""
+        while not self.should_stop:
+            await self.sleep(self.settings.streams.registry_refresh_s)
+            await self._read_registry()
 
     @Service.task
     async def _clock(self) -> None:

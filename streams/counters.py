@@ -32,3 +32,8 @@ OWNED = Gauge(
     ["domain"],
     multiprocess_mode="livesum",
 )
+REGISTERED = Gauge(
+    "ioc_registry_entities",
+    "Entities of the registry the worker knows (streams.registry)",
+    multiprocess_mode="liveall",
+)

@@ -27,6 +27,7 @@ import orjson
 from streams.alerts import AlertTransition, RuleEngine, last_final_minute
 from streams.envelope import Rejection, check_clock, decode
 from streams.marks import MARK_HEADER, Action, ControlError, Mark, control_of
+from streams.registry import Registry
 from streams.windows import EntityRecord, compact_identities, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
@@ -98,8 +99,11 @@ class EntityStore:
         lateness_ms: int,
         max_ahead_ms: int = 60_000,
         clock: Callable[[], float] = time.time,
+        registry: Registry | None = None,
     ) -> None:
         self.rules = rules
+        #: What each entity is (kind, expected interval): refreshed by the aggregator.
+        self.registry = registry if registry is not None else Registry()
         self.lateness_ms = lateness_ms
         self.max_ahead_ms = max_ahead_ms
         self.clock = clock
@@ -199,6 +203,7 @@ class EntityStore:
             watermark = self.watermarks.get(owned)
             time_ms = decoded.time_ms
             envelope = decoded.envelope
+            previous_ms = entry.record["t"]
             outcome = fold(
                 entry.record,
                 offset=message.offset,
@@ -232,6 +237,20 @@ class EntityStore:
             pending[key] = entry
             self.records[key] = entry.record
             entry.changed.update(entry.record["c"])
+            if self.rules.hears(domain):
+                states = entry.record.get("a")
+                if states is None:
+                    states = entry.record["a"] = {}
+                entry.transitions += self.rules.on_report(
+                    states,
+                    entity_id=decoded.entity_id,
+                    domain=domain,
+                    registered=self.registry.get(decoded.entity_id),
+                    previous_ms=previous_ms,
+                    time_ms=time_ms,
+                    watermark_ms=watermark,
+                    lateness_ms=lateness,
+                )
             if self.rules.watches(envelope.type):
                 states = entry.record.get("a")
                 if states is None:
@@ -338,7 +357,16 @@ class EntityStore:
             judged: int | None = record.get("j")  # the last final minute its rules saw
             if judged is not None and judged >= last_final:
                 continue  # most records: written since the last minute became final
-            if self._has_final_minutes_to_judge(record, judged=judged, last_final=last_final):
+            if self._has_final_minutes_to_judge(
+                record, judged=judged, last_final=last_final
+            ) or self.rules.silence_due(
+                record.get("a"),
+                domain=owned[0],
+                registered=self.registry.get(record["e"]),
+                last_event_ms=record["t"],
+                watermark_ms=self.watermarks[owned],
+                lateness_ms=self.lateness_ms,
+            ):
                 recent = record["t"] is not None and record["t"] > self.watermarks[owned] - QUIET_MS
                 if recent and owned not in idle:
                     settled = False  # not quiet: its own next event is likely near
@@ -365,17 +393,15 @@ class EntityStore:
                 idle.add(owned)
         return idle
 
-    @staticmethod
     def _has_final_minutes_to_judge(
-        record: EntityRecord, *, judged: int | None, last_final: int
+        self, record: EntityRecord, *, judged: int | None, last_final: int
     ) -> bool:
         if any(
             int(minute) <= last_final and (judged is None or int(minute) > judged)
             for minute in record["b"]
         ):
             return True
-        tracks: dict[str, dict[str, Any]] = record.get("a") or {}
-        return any(track.keys() & {"p", "r", "k", "a"} for track in tracks.values())
+        return self.rules.unsettled(record.get("a"))
 
     def _finish(self, pending: dict[bytes, _Pending], *, partition: int, out: Batch) -> None:
         """One changelog record per touched entity, after the alert rules have judged the
@@ -396,6 +422,8 @@ class EntityStore:
                 buckets=buckets,
                 watermark_ms=watermark,
                 lateness_ms=self.lateness_ms,
+                registered=self.registry.get(record["e"]),
+                last_event_ms=record["t"],
             )
             record["j"] = last_final_minute(watermark, lateness_ms=self.lateness_ms)
             # The transitions travel in the record too ("x"): the changelog record is the

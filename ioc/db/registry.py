@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -19,7 +20,8 @@ import orjson
 
 from ioc.db.pool import connect_options
 from ioc.settings import Settings
-from simulators.city import Area, City, Point
+from simulators.city import REPORT_INTERVAL_S, Area, City, Point
+from streams.registry import Registered
 
 #: The place in the hierarchy of each administrative level of the city model.
 AREA_KINDS: Final = {
@@ -54,21 +56,25 @@ SELECT count(*) FROM changed
 UPSERT_ENTITIES: Final = """
 WITH changed AS (
     INSERT INTO entity AS e
-        (id, domain, kind, name, name_vi, commune_id, zone_id, lat, lon, landmark, attrs)
-    SELECT i, d, k, n, nv, c, z, la, lo, lm, at::jsonb
+        (id, domain, kind, name, name_vi, commune_id, zone_id, lat, lon, landmark, attrs,
+         report_interval_s)
+    SELECT i, d, k, n, nv, c, z, la, lo, lm, at::jsonb, ri
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::float8[], $9::float8[], $10::bool[], $11::text[])
-         AS r(i, d, k, n, nv, c, z, la, lo, lm, at)
+                $7::text[], $8::float8[], $9::float8[], $10::bool[], $11::text[],
+                $12::float8[])
+         AS r(i, d, k, n, nv, c, z, la, lo, lm, at, ri)
     ON CONFLICT (id) DO UPDATE SET
         domain = EXCLUDED.domain, kind = EXCLUDED.kind, name = EXCLUDED.name,
         name_vi = EXCLUDED.name_vi, commune_id = EXCLUDED.commune_id,
         zone_id = EXCLUDED.zone_id, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
-        landmark = EXCLUDED.landmark, attrs = EXCLUDED.attrs, updated_at = now()
+        landmark = EXCLUDED.landmark, attrs = EXCLUDED.attrs,
+        report_interval_s = EXCLUDED.report_interval_s, updated_at = now()
     WHERE (e.domain, e.kind, e.name, e.name_vi, e.commune_id, e.zone_id, e.lat, e.lon,
-           e.landmark, e.attrs)
+           e.landmark, e.attrs, e.report_interval_s)
           IS DISTINCT FROM (EXCLUDED.domain, EXCLUDED.kind, EXCLUDED.name, EXCLUDED.name_vi,
                             EXCLUDED.commune_id, EXCLUDED.zone_id, EXCLUDED.lat,
-                            EXCLUDED.lon, EXCLUDED.landmark, EXCLUDED.attrs)
+                            EXCLUDED.lon, EXCLUDED.landmark, EXCLUDED.attrs,
+                            EXCLUDED.report_interval_s)
     RETURNING 1
 )
 SELECT count(*) FROM changed
@@ -123,7 +129,7 @@ def area_columns(city: City) -> list[list[Any]]:
 
 def entity_columns(city: City) -> list[list[Any]]:
     """The model's entities as column arrays in ``UPSERT_ENTITIES`` order."""
-    columns: list[list[Any]] = [[] for _ in range(11)]
+    columns: list[list[Any]] = [[] for _ in range(12)]
     for e in city.entities:
         row = (
             e.id,
@@ -137,6 +143,7 @@ def entity_columns(city: City) -> list[list[Any]]:
             e.lon,
             e.landmark,
             orjson.dumps(e.attrs, option=orjson.OPT_SORT_KEYS).decode(),
+            REPORT_INTERVAL_S.get(e.kind),
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -173,3 +180,48 @@ async def load_registry(settings: Settings, city: City) -> RegistryLoad:
         areas_changed=areas_changed,
         entities_changed=entities_changed,
     )
+
+
+#: The registry as the stream worker reads it: rows changed after $1 (all: -infinity).
+READ_ENTITIES: Final = """
+SELECT id, domain, kind, commune_id, zone_id, report_interval_s, updated_at
+FROM entity WHERE updated_at > $1 ORDER BY updated_at
+"""
+
+
+#: Rows a refresh reads again before its ``since``: a load's rows carry the time its
+#: transaction began, and one that commits after a refresh must not be missed by the next.
+REREAD: Final = timedelta(minutes=5)
+
+
+async def read_entities(
+    settings: Settings, *, since: datetime | None = None
+) -> tuple[list[tuple[str, Registered]], datetime | None]:
+    """Registry entries changed after ``since - REREAD`` (all when None), and the latest
+    change among them (``since`` again when none changed): the next call's ``since``."""
+    start = datetime.min.replace(tzinfo=UTC) if since is None else since - REREAD
+    conn = await asyncpg.connect(
+        settings.dsn,
+        timeout=10,
+        server_settings={"search_path": f'"{settings.db_schema}",public'},
+        **connect_options(settings),
+    )
+    try:
+        rows = await conn.fetch(READ_ENTITIES, start)
+    finally:
+        await conn.close()
+    entries = [
+        (
+            row["id"],
+            Registered(
+                domain=row["domain"],
+                kind=row["kind"],
+                commune=row["commune_id"],
+                zone=row["zone_id"],
+                interval_s=row["report_interval_s"],
+            ),
+        )
+        for row in rows
+    ]
+    latest = rows[-1]["updated_at"] if rows else None
+    return entries, (since if latest is None or (since and since > latest) else latest)

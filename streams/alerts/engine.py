@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streams.alerts import instant
+from streams.alerts import health, instant
 from streams.alerts.conditions import (
     Values,
     clause_values,
@@ -43,9 +43,10 @@ from streams.alerts.conditions import (
     next_window_edge,
     verdict,
 )
-from streams.alerts.rules import InstantRule, Rule
+from streams.alerts.rules import AnyRuleModel, InstantRule, Rule, SilentRule, StuckRule
 from streams.alerts.track import OpenAlert, Track, TrackJson
 from streams.alerts.transitions import AlertState, AlertTransition, alert_id, event_time
+from streams.registry import Registered
 from streams.windows import BUCKET_MS, bucket_of
 
 Buckets = Mapping[str, Mapping[str, Sequence[float]]]  # minute start -> metric -> aggregate
@@ -252,16 +253,24 @@ class Evaluation:
 
 
 class RuleEngine:
-    """The rules of every domain, applied to one entity at a time: window rules when its
-    record is written (:meth:`evaluate`), instant rules on each event (:meth:`on_event`)."""
+    """The rules of every domain, applied to one entity at a time: window and stuck rules
+    when its record is written (:meth:`evaluate`), instant rules on each event
+    (:meth:`on_event`), silent rules on each event and when the record is written."""
 
-    def __init__(self, rules: Sequence[Rule | InstantRule]) -> None:
+    def __init__(self, rules: Sequence[AnyRuleModel]) -> None:
         self._by_domain: dict[str, list[Rule]] = {}
         self._instant_by_domain: dict[str, list[InstantRule]] = {}
+        self._silent_by_domain: dict[str, list[SilentRule]] = {}
+        self._stuck_by_domain: dict[str, list[StuckRule]] = {}
         #: Instant rules by the event types that can change them (match or clear).
         self._instant_by_type: dict[str, list[InstantRule]] = {}
+        self._silent_ids = {rule.id for rule in rules if isinstance(rule, SilentRule)}
         for rule in rules:
-            if isinstance(rule, InstantRule):
+            if isinstance(rule, SilentRule):
+                self._silent_by_domain.setdefault(rule.domain, []).append(rule)
+            elif isinstance(rule, StuckRule):
+                self._stuck_by_domain.setdefault(rule.domain, []).append(rule)
+            elif isinstance(rule, InstantRule):
                 self._instant_by_domain.setdefault(rule.domain, []).append(rule)
                 types = {rule.match.type} | ({rule.clear.type} if rule.clear else set())
                 for event_type in types:
@@ -269,9 +278,80 @@ class RuleEngine:
             else:
                 self._by_domain.setdefault(rule.domain, []).append(rule)
 
-    def rules_for(self, domain: str) -> list[Rule | InstantRule]:
-        """Every rule of ``domain``, window and instant."""
-        return [*self._by_domain.get(domain, []), *self._instant_by_domain.get(domain, [])]
+    def rules_for(self, domain: str) -> list[AnyRuleModel]:
+        """Every rule of ``domain``, of every kind."""
+        return [
+            *self._by_domain.get(domain, []),
+            *self._instant_by_domain.get(domain, []),
+            *self._silent_by_domain.get(domain, []),
+            *self._stuck_by_domain.get(domain, []),
+        ]
+
+    def hears(self, domain: str) -> bool:
+        """Whether some silent rule wants every applied event of ``domain``."""
+        return domain in self._silent_by_domain
+
+    def on_report(
+        self,
+        states: dict[str, TrackJson],
+        *,
+        entity_id: str,
+        domain: str,
+        registered: Registered | None,
+        previous_ms: int | None,
+        time_ms: int,
+        watermark_ms: int | None,
+        lateness_ms: int,
+    ) -> list[AlertTransition]:
+        """An applied event of the entity ends its silence, if it was silent
+        (``streams.alerts.health``); ``states`` is updated in place."""
+        out: list[AlertTransition] = []
+        for rule in self._silent_by_domain.get(domain, ()):
+            state, found = health.silent_on_event(
+                rule,
+                states.get(rule.id),
+                entity_id=entity_id,
+                registered=registered,
+                previous_ms=previous_ms,
+                time_ms=time_ms,
+                watermark_ms=watermark_ms,
+                lateness_ms=lateness_ms,
+            )
+            _keep(states, rule.id, state)
+            out.extend(found)
+        return out
+
+    def unsettled(self, states: Mapping[str, TrackJson] | None) -> bool:
+        """Whether some rule other than a silent one has minutes to walk or an open alert
+        that the next final minute may change (silent rules: :meth:`silence_due`)."""
+        return any(
+            track.keys() & {"p", "r", "k", "a"}
+            for rule_id, track in (states or {}).items()
+            if rule_id not in self._silent_ids
+        )
+
+    def silence_due(
+        self,
+        states: Mapping[str, TrackJson] | None,
+        *,
+        domain: str,
+        registered: Registered | None,
+        last_event_ms: int | None,
+        watermark_ms: int | None,
+        lateness_ms: int,
+    ) -> bool:
+        """Whether a silent rule would open an alert for this entity if it were judged now."""
+        return any(
+            health.silent_due(
+                rule,
+                (states or {}).get(rule.id),
+                registered=registered,
+                last_event_ms=last_event_ms,
+                watermark_ms=watermark_ms,
+                lateness_ms=lateness_ms,
+            )
+            for rule in self._silent_by_domain.get(domain, ())
+        )
 
     def watches(self, event_type: str) -> bool:
         """Whether some instant rule looks at events of this type."""
@@ -316,12 +396,15 @@ class RuleEngine:
         buckets: Buckets,
         watermark_ms: int | None,
         lateness_ms: int,
+        registered: Registered | None = None,
+        last_event_ms: int | None = None,
     ) -> Evaluation:
         """Evaluate every rule of ``domain`` for one entity. ``states`` is what the last
         call returned (kept in the entity record); ``buckets`` are the record's minutes,
         or only those changed since that call if it was made by this engine (its rules may
         differ from those of a process that wrote ``states`` before a restart). Instant
-        rules resolve the alerts whose quiet minutes are over."""
+        rules resolve the alerts whose quiet minutes are over; silent rules open those of
+        an entity silent since ``last_event_ms`` (its registry entry: ``registered``)."""
         last_final = last_final_minute(watermark_ms, lateness_ms=lateness_ms)
         new_states: dict[str, TrackJson] = {}
         transitions: list[AlertTransition] = []
@@ -345,16 +428,42 @@ class RuleEngine:
             )
             _keep(new_states, instant_rule.id, state)
             transitions.extend(found)
+        for stuck_rule in self._stuck_by_domain.get(domain, []):
+            state, found = health.stuck_evaluate(
+                stuck_rule,
+                (states or {}).get(stuck_rule.id),
+                entity_id=entity_id,
+                registered=registered,
+                buckets=buckets,
+                last_final_ms=last_final,
+            )
+            _keep(new_states, stuck_rule.id, state)
+            transitions.extend(found)
+        for silent_rule in self._silent_by_domain.get(domain, []):
+            state, found = health.silent_advance(
+                silent_rule,
+                (states or {}).get(silent_rule.id),
+                entity_id=entity_id,
+                registered=registered,
+                last_event_ms=last_event_ms,
+                watermark_ms=watermark_ms,
+                lateness_ms=lateness_ms,
+            )
+            _keep(new_states, silent_rule.id, state)
+            transitions.extend(found)
         transitions.sort(key=lambda t: t.updated_at)
         return Evaluation(new_states, transitions)
 
-    @staticmethod
-    def close(states: dict[str, TrackJson], alert: str) -> bool:
+    def close(self, states: dict[str, TrackJson], alert: str) -> bool:
         """Forget ``alert`` (resolved by an operator) in ``states``, in place: the rule
-        that opened it starts afresh (a window rule needs its streak again, an instant
-        rule its next match). Returns whether it was open here."""
+        that opened it starts afresh (a window or stuck rule needs its streak again, an
+        instant rule its next match, a silent rule the entity's next event and a new
+        silence). Returns whether it was open here."""
         for rule_id, state in list(states.items()):
             if state.get("a", {}).get("id") == alert:
+                if rule_id in self._silent_ids:
+                    states[rule_id] = {"c": alert}  # this silence is dealt with
+                    return True
                 rest = {k: v for k, v in state.items() if k not in ("a", "k", "r", "s")}
                 _keep(states, rule_id, rest or None)
                 return True

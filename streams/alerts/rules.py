@@ -9,6 +9,9 @@ Two kinds of rule (``kind``):
   then opens a new one (``streams.alerts.instant``).
 - ``window`` (the default): a condition over one entity's per-minute aggregates
   (``streams/windows.py``), judged minute by minute (``streams.alerts.engine``).
+- ``silent`` and ``stuck``, the health of a sensor (``streams.alerts.health``): nothing
+  received for some of its expected reporting intervals (the registry's, by entity
+  kind), or the same readings minute after minute where they normally vary.
 
 A window rule's condition is one or more clauses ``statistic(metric) comparison threshold`` combined
 with ``all`` or ``any``. A clause may give a ``clear_threshold`` on the easier side of
@@ -20,6 +23,7 @@ Asia/Ho_Chi_Minh (UTC+7, no daylight saving time).
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -258,12 +262,66 @@ class InstantRule(_Strict):
         return self.report or list(dict.fromkeys(p.field for p in self.match.where))
 
 
+EntityKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class SilentRule(_Strict):
+    """A sensor that sent nothing for ``intervals`` of its expected reporting interval
+    (at least ``min_minutes``). Only registered entities with an interval are judged."""
+
+    kind: Literal["silent"]
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
+    domain: Domain
+    title: Title
+    severity: Severity
+    #: Entity kinds (the registry's) the rule judges; empty: every kind of the domain.
+    kinds: list[EntityKind] = Field(default_factory=list, max_length=16)
+    #: Expected reporting intervals without any event that make a sensor silent.
+    intervals: float = Field(ge=2, le=10_000)
+    #: The least silence reported, whatever the interval.
+    min_minutes: float = Field(default=5, ge=1, le=1440)
+
+    def silent_after_ms(self, interval_s: float) -> int:
+        """How long a sensor reporting every ``interval_s`` seconds may say nothing."""
+        return int(max(self.intervals * interval_s, self.min_minutes * 60) * 1000)
+
+
+class StuckRule(_Strict):
+    """A sensor whose readings of every metric in ``metrics`` did not change for
+    ``minutes`` consecutive final minutes in which it reported them."""
+
+    kind: Literal["stuck"]
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
+    domain: Domain
+    title: Title
+    severity: Severity
+    kinds: list[EntityKind] = Field(default_factory=list, max_length=16)
+    #: Metrics that vary in a working sensor at every hour (a road's vehicle count alone
+    #: does not: it is zero all night); the sensor is stuck when none of them changes.
+    metrics: list[str] = Field(min_length=1, max_length=8)
+    minutes: int = Field(ge=2, le=1440)
+
+    @model_validator(mode="after")
+    def _metric_names(self) -> StuckRule:
+        bad = [m for m in self.metrics if not re.fullmatch(r"[a-z][a-z0-9_]*", m)]
+        if bad:
+            raise ValueError(f"metrics: {', '.join(map(repr, bad))} is not a metric name")
+        return self
+
+
+HealthRule = SilentRule | StuckRule
+AnyRuleModel = Rule | InstantRule | SilentRule | StuckRule
+
+
 def _kind_of(data: Any) -> str:
     return str(data.get("kind", "window")) if isinstance(data, dict) else "window"
 
 
 AnyRule = Annotated[
-    Annotated[Rule, Tag("window")] | Annotated[InstantRule, Tag("instant")],
+    Annotated[Rule, Tag("window")]
+    | Annotated[InstantRule, Tag("instant")]
+    | Annotated[SilentRule, Tag("silent")]
+    | Annotated[StuckRule, Tag("stuck")],
     Discriminator(_kind_of),
 ]
 
@@ -280,7 +338,7 @@ class RuleError(ValueError):
 
 def _where(loc: Sequence[int | str], data: object) -> str:
     """``rules[0](traffic-congestion).condition.clauses[1].threshold``: path and rule id."""
-    if len(loc) >= 3 and loc[0] == "rules" and loc[2] in ("window", "instant"):
+    if len(loc) >= 3 and loc[0] == "rules" and loc[2] in ("window", "instant", "silent", "stuck"):
         loc = [*loc[:2], *loc[3:]]  # the rule kind's tag says nothing the reader needs
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(data, dict):
@@ -292,7 +350,7 @@ def _where(loc: Sequence[int | str], data: object) -> str:
     return where or "<root>"
 
 
-def load_rule_file(path: Path) -> list[Rule | InstantRule]:
+def load_rule_file(path: Path) -> list[AnyRuleModel]:
     """Read and validate one rule file; errors name the file and each bad field."""
     try:
         data = orjson.loads(path.read_bytes())
@@ -305,14 +363,14 @@ def load_rule_file(path: Path) -> list[Rule | InstantRule]:
         raise RuleError(f"{path}: {problems}") from None
 
 
-def load_rules(directory: Path | None = None) -> list[Rule | InstantRule]:
+def load_rules(directory: Path | None = None) -> list[AnyRuleModel]:
     """All rules of ``*.json`` files in ``directory`` (default: the shipped library), in
     file-name order; ids must be unique."""
     directory = directory or RULES_DIR
     files = sorted(directory.glob("*.json"))
     if not files:
         raise RuleError(f"{directory}: no rule files (*.json)")
-    rules: list[Rule | InstantRule] = []
+    rules: list[AnyRuleModel] = []
     seen: dict[str, Path] = {}
     for path in files:
         for rule in load_rule_file(path):

@@ -1,8 +1,9 @@
 """Instant rules and quiet partitions through the whole pipeline: one alarm into a
 namespace where nothing else happens is on the live feed within seconds; the worker's
 clock marks make the partition's minutes final without any other event, so its window
-rules open and its instant alerts resolve on time; an operator's resolve reaches the
-rules, and the next alarm opens a new alert."""
+rules open, its instant alerts resolve on time and a registered sensor that stops
+reporting is found silent; an operator's resolve reaches the rules, and the next alarm
+opens a new alert."""
 
 from __future__ import annotations
 
@@ -11,20 +12,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from ioc.db.registry import load_registry
+from simulators.city import build_city
 from streams.alerts.rules import RULES_DIR
 from streams.topics import raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
-from tests.utils.events import Record, alarm_value, detection_value
+from tests.utils.events import Record, alarm_value, detection_value, flow_value
 from tests.utils.kafka import produce
 from tests.utils.live_clients import Received, WsClient, open_ws, wait_until
 from tests.utils.rules import FIRE_ALARM
@@ -43,22 +46,40 @@ def alerts(received: Received, rule: str, state: str) -> list[dict[str, Any]]:
     ]
 
 
+#: A traffic sensor of the city model (registered by the fixture, every 10 s).
+SENSOR = next(e for e in build_city(60).entities if e.kind == "intersection")
+#: The silent rule as shipped, but after one minute (six intervals) instead of five.
+QUICK_SILENCE = {
+    "kind": "silent",
+    "id": "traffic-sensor-silent",
+    "domain": "traffic",
+    "title": {"en": "Traffic sensor silent", "vi": "Cảm biến giao thông mất tín hiệu"},
+    "severity": "warning",
+    "intervals": 6,
+    "min_minutes": 1,
+}
+
+
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped security rules, with the panic alarm quiet after one minute."""
+    """The shipped security rules, with the panic alarm quiet after one minute, and a
+    traffic sensor silent after one minute."""
     shipped = json.loads((RULES_DIR / "security.json").read_text())
     for rule in shipped["rules"]:
         if rule["id"] == "security-alarm-panic":
             rule["clear_minutes"] = 1
     folder = tmp_path_factory.mktemp("rules")
     (folder / "security.json").write_text(json.dumps(shipped))
+    (folder / "traffic.json").write_text(json.dumps({"rules": [QUICK_SILENCE]}))
     return folder
 
 
 @pytest.fixture(scope="module")
-def pipeline(module_namespace: Namespace, rules_dir: Path) -> Iterator[str]:
+async def pipeline(module_namespace: Namespace, rules_dir: Path) -> AsyncIterator[str]:
     """A worker that marks its quiet partitions (a sandbox: marks are switched on), with
-    five seconds of allowed lateness, and an API; yields the API's base URL."""
+    five seconds of allowed lateness, and an API, over a registry of 60 entities; yields
+    the API's base URL."""
+    await load_registry(module_namespace.settings, build_city(60))
     env = {
         "IOC_STREAMS__CLOCK_MARKS": "on",
         "IOC_STREAMS__ALLOWED_LATENESS_S": str(LATENESS_S),
@@ -91,6 +112,9 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
         await wait_until(
             ws.received, lambda r: bool(r.of("snapshot")), within_s=20, what="a snapshot"
         )
+        # A registered traffic sensor reports, then stops: nothing else reaches traffic.
+        last_report = datetime.now(UTC).replace(microsecond=0)
+        await produce(settings, raw_topic(settings, "traffic"), [_flow(last_report)])
         sent = time.monotonic()
         now = datetime.now(UTC)
         await produce(
@@ -141,8 +165,37 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
         assert resolved["alert_id"] == opened["alert_id"]
         quiet_end = datetime.fromisoformat(opened["opened_at"]).timestamp() + 60
         assert datetime.fromisoformat(resolved["resolved_at"]).timestamp() == quiet_end
+
+        # The sensor's silence is certain one minute after its report, plus the lateness.
+        await wait_until(
+            ws.received,
+            lambda r: bool(alerts(r, "traffic-sensor-silent", "open")),
+            within_s=60 + LATENESS_S + 20,
+            what="the silent sensor's alert",
+        )
+        [silent] = alerts(ws.received, "traffic-sensor-silent", "open")
+        assert silent["entity_id"] == SENSOR.id
+        assert datetime.fromisoformat(silent["since"]) == last_report
+        assert datetime.fromisoformat(silent["opened_at"]) == last_report + timedelta(minutes=1)
+        assert silent["values"] == {"silent_s": 60.0, "interval_s": 10.0}
+        # It reports again: the alert resolves at that report's time.
+        back = datetime.now(UTC).replace(microsecond=0)
+        await produce(settings, raw_topic(settings, "traffic"), [_flow(back)])
+        await wait_until(
+            ws.received,
+            lambda r: bool(alerts(r, "traffic-sensor-silent", "resolve")),
+            within_s=10,
+            what="the silence to end",
+        )
+        [ended] = alerts(ws.received, "traffic-sensor-silent", "resolve")
+        assert ended["alert_id"] == silent["alert_id"]
+        assert datetime.fromisoformat(ended["resolved_at"]) == back
     finally:
         await ws.close()
+
+
+def _flow(at: datetime) -> Record:
+    return Record(SENSOR.id.encode(), flow_value(SENSOR.id, at), int(at.timestamp() * 1000))
 
 
 async def test_an_operators_resolve_reaches_the_rules(
