@@ -64,21 +64,23 @@ WHERE s.version <= EXCLUDED.version
 
 UPSERT_ALERTS = """
 INSERT INTO alert AS a (alert_id, rule_id, entity_id, domain, severity, state, opened_at, since,
-                       updated_at, resolved_at, "values", title_en, title_vi)
+                       updated_at, resolved_at, "values", title_en, title_vi, provisional)
 SELECT id::uuid, r, e, d, sv, st, o::timestamptz, s::timestamptz, u::timestamptz,
-       rs::timestamptz, v::jsonb, te, tv
+       rs::timestamptz, v::jsonb, te, tv, pv
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-            $13::text[])
-     AS x(id, r, e, d, sv, st, o, s, u, rs, v, te, tv)
+            $13::text[], $14::bool[])
+     AS x(id, r, e, d, sv, st, o, s, u, rs, v, te, tv, pv)
 ORDER BY u::timestamptz
 ON CONFLICT (alert_id) DO UPDATE SET
-    state = CASE WHEN EXCLUDED.state = 'resolved' THEN 'resolved'
+    state = CASE WHEN EXCLUDED.state IN ('resolved', 'retracted') THEN EXCLUDED.state
                  WHEN a.state = 'acknowledged' THEN 'acknowledged'
                  ELSE 'open' END,
+    provisional = a.provisional AND EXCLUDED.provisional,
     updated_at = EXCLUDED.updated_at, resolved_at = EXCLUDED.resolved_at,
-    "values" = EXCLUDED."values", written_at = now()
-WHERE a.state <> 'resolved' AND a.updated_at <= EXCLUDED.updated_at
+    "values" = CASE WHEN EXCLUDED.state = 'retracted' THEN a."values" ELSE EXCLUDED."values" END,
+    written_at = now()
+WHERE a.state NOT IN ('resolved', 'retracted') AND a.updated_at <= EXCLUDED.updated_at
 """
 
 INSERT_RAW = """
@@ -107,7 +109,16 @@ def raw_rows(records: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
-DB_STATE = {"open": "open", "update": "open", "resolve": "resolved"}
+DB_STATE = {
+    "provisional": "open",
+    "open": "open",
+    "update": "open",
+    "resolve": "resolved",
+    "retract": "retracted",
+}
+#: Which of two transitions of one alert with the same time is the later: a provisional
+#: alert is confirmed by an open at its own time, and a resolve or retract ends it.
+STEP = {"provisional": 0, "open": 1, "update": 1, "resolve": 2, "retract": 2}
 
 HOUR_MS = 3_600_000
 
@@ -144,9 +155,9 @@ def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]
     newest: dict[str, dict[str, Any]] = {}
     for t in transitions:
         seen = newest.get(t["alert_id"])
-        if seen is None or (t["updated_at"], t["state"] == "resolve") >= (
+        if seen is None or (t["updated_at"], STEP[t["state"]]) >= (
             seen["updated_at"],
-            seen["state"] == "resolve",
+            STEP[seen["state"]],
         ):
             newest[t["alert_id"]] = t
     return [
@@ -164,6 +175,7 @@ def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]
             orjson.dumps(t["values"]).decode(),
             t["title_en"],
             t["title_vi"],
+            t["state"] in ("provisional", "retract"),
         )
         for t in newest.values()
     ]

@@ -83,7 +83,7 @@ class Hub:
         alert_id = transition["alert_id"]
         previous = self._open_alerts.get(alert_id) or self._resolved.get(alert_id)
         if previous is not None and (
-            previous.payload["state"] == "resolve"
+            previous.payload["state"] in ("resolve", "retract")
             or (previous.payload["state"], previous.payload["updated_at"])
             == (transition["state"], transition["updated_at"])
         ):
@@ -95,7 +95,7 @@ class Hub:
             entity_id=transition["entity_id"],
             severity=transition["severity"],
         )
-        if transition["state"] == "resolve":
+        if transition["state"] in ("resolve", "retract"):
             self._open_alerts.pop(alert_id, None)
             self._resolved[alert_id] = message
             while len(self._resolved) > RESOLVED_REMEMBERED:

@@ -32,9 +32,9 @@ ORDER BY entity_id
 OPEN_ALERTS = """
 SELECT alert_id::text, rule_id, entity_id, domain, severity, state, opened_at, since,
        updated_at, resolved_at, "values"::text AS "values", title_en, title_vi,
-       acknowledged_by, acknowledged_at
+       acknowledged_by, acknowledged_at, provisional
 FROM alert
-WHERE state <> 'resolved'
+WHERE state IN ('open', 'acknowledged')
   AND ($1::text[] IS NULL OR domain = ANY($1))
   AND ($2::text[] IS NULL OR entity_id = ANY($2))
   AND ($3::text[] IS NULL
@@ -105,7 +105,8 @@ async def resolved_among(
     if not alert_ids:
         return set()
     rows = await conn.fetch(
-        "SELECT alert_id::text FROM alert WHERE state = 'resolved' AND alert_id = ANY($1::uuid[])",
+        "SELECT alert_id::text FROM alert"
+        " WHERE state IN ('resolved', 'retracted') AND alert_id = ANY($1::uuid[])",
         sorted(set(alert_ids)),
     )
     return {row["alert_id"] for row in rows}
@@ -130,7 +131,7 @@ def merge(
         row = by_alert.get(t["alert_id"])
         if t["alert_id"] in closed:
             continue
-        if t["state"] == "resolve":
+        if t["state"] in ("resolve", "retract"):
             by_alert.pop(t["alert_id"], None)
         elif t["state"] == "acknowledge":  # an operator's, pushed by the API
             by_alert[t["alert_id"]] = {
@@ -145,9 +146,12 @@ def merge(
                 "state": "open",
                 "acknowledged_by": None,
                 "acknowledged_at": None,
+                "provisional": t["state"] == "provisional",
             }
         elif _ms(t["updated_at"]) >= _ms(row["updated_at"]):
             row.update(updated_at=t["updated_at"], values=t["values"])
+            if t["state"] != "provisional":
+                row["provisional"] = False  # confirmed
     open_alerts = [
         a
         for a in by_alert.values()

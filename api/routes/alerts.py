@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
-State = Literal["open", "acknowledged", "resolved"]
+State = Literal["open", "acknowledged", "resolved", "retracted"]
+#: The states of an alert operators still have to deal with.
+LIVE_STATES = "('open', 'acknowledged')"
 Severity = Literal["info", "warning", "critical"]
 
 ALERT_COLUMNS = (
     "alert_id, rule_id, entity_id, domain, severity, state, opened_at, since, updated_at, "
-    'resolved_at, "values", title_en, title_vi, acknowledged_by, acknowledged_at, resolved_by'
+    'resolved_at, "values", title_en, title_vi, acknowledged_by, acknowledged_at, resolved_by, '
+    "provisional"
 )
 
 
@@ -54,6 +57,10 @@ class AlertPublic(BaseModel):
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None = Field(description="The key that resolved it by hand, if one did")
+    provisional: bool = Field(
+        description="Foreseen by a window rule from minutes not final yet: the final minutes "
+        "confirm it (it stays, provisional false) or retract it (state retracted)"
+    )
 
 
 class AlertPage(BaseModel):
@@ -120,7 +127,7 @@ RETURNING {ALERT_COLUMNS}
 
 RESOLVE = f"""
 UPDATE alert SET state = 'resolved', resolved_by = $2, resolved_at = now()
-WHERE alert_id = $1 AND state <> 'resolved'
+WHERE alert_id = $1 AND state IN {LIVE_STATES}
 RETURNING {ALERT_COLUMNS}
 """
 

@@ -69,7 +69,7 @@ FROM area AS a
 LEFT JOIN (
     SELECT ae.area_id, count(*) AS alerts
     FROM alert AS al JOIN area_entity AS ae ON ae.entity_id = al.entity_id
-    WHERE al.state <> 'resolved'
+    WHERE al.state IN ('open', 'acknowledged')
     GROUP BY ae.area_id
 ) AS n ON n.area_id = a.id
 WHERE $1::text IS NULL OR a.kind = $1
@@ -88,7 +88,7 @@ GROUP BY e.domain
 ALERTS = """
 SELECT a.domain, count(*) AS n
 FROM alert AS a JOIN area_entity AS ae ON ae.entity_id = a.entity_id
-WHERE ae.area_id = $1 AND a.state <> 'resolved'
+WHERE ae.area_id = $1 AND a.state IN ('open', 'acknowledged')
 GROUP BY a.domain
 """
 

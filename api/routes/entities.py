@@ -167,7 +167,8 @@ async def get_entity(
                     last=m["last"],
                 )
         alerts = await conn.fetch(
-            f"SELECT {ALERT_COLUMNS} FROM alert WHERE entity_id = $1 AND state <> 'resolved'"
+            f"SELECT {ALERT_COLUMNS} FROM alert"
+            " WHERE entity_id = $1 AND state IN ('open', 'acknowledged')"
             " ORDER BY opened_at DESC LIMIT 50",
             entity_id,
         )

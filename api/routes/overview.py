@@ -69,7 +69,7 @@ async def overview(caller: ViewCaller, pool: PoolDep) -> Overview:
         alerts: dict[str, dict[str, int]] = {}
         for r in await conn.fetch(
             "SELECT domain, severity, count(*) AS n FROM alert"
-            " WHERE state <> 'resolved' GROUP BY domain, severity"
+            " WHERE state IN ('open', 'acknowledged') GROUP BY domain, severity"
         ):
             alerts.setdefault(r["domain"], {})[r["severity"]] = r["n"]
         tiles = []

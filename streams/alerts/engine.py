@@ -220,7 +220,8 @@ def evaluate_rule(
 ) -> tuple[TrackJson | None, list[AlertTransition]]:
     """Fold an entity's minute aggregates (any versions, any order) into one rule's state,
     then walk the minutes final up to ``last_final_ms``; return the new state (None when
-    there is nothing to remember) and the transitions, oldest first.
+    there is nothing to remember) and the transitions, oldest first: the final ones, and
+    a ``provisional`` or ``retract`` (:func:`_look_ahead`, :func:`_settle_provisional`).
 
     A minute whose latest version the state has already taken in need not be given again:
     callers that know which minutes changed since the last call pass only those."""
@@ -233,15 +234,88 @@ def evaluate_rule(
         values = clause_values(rule, metrics)
         if values is not None:
             seen[minute] = values
-    if not _walk_due(state, seen, walked=walked, last_final_ms=last_final_ms):
-        # No final minute left to walk: at most new values of open minutes to remember.
+    due = _walk_due(state, seen, walked=walked, last_final_ms=last_final_ms)
+    if not due and not _may_provision(rule, state, seen):
+        # No final minute left to walk, nothing to foresee: at most new values of open
+        # minutes to remember (most writes).
         return (_with_pending(state, seen) if seen else state or None), []
     track = Track.from_json(state)
     track.pending.update(seen)
     transitions: list[AlertTransition] = []
-    if last_final_ms is not None:
+    if due and last_final_ms is not None:
         transitions = _walk(rule, track, entity_id=entity_id, last_final=last_final_ms)
+    transitions += _settle_provisional(rule, track, entity_id=entity_id, final=transitions)
+    transitions += _look_ahead(rule, track, entity_id=entity_id)
     return (None if track.is_empty() else track.to_json()), transitions
+
+
+def _may_provision(rule: Rule, state: TrackJson | None, seen: Mapping[int, Values]) -> bool:
+    """Whether an open minute just seen holds the condition while no alert is open: only
+    then can a look ahead foresee an alert (cheap; most entities are calm)."""
+    if state and "a" in state:
+        return False
+    return any(verdict(rule, values, minute_ms=m, clearing=False) for m, values in seen.items())
+
+
+def _look_ahead(rule: Rule, track: Track, *, entity_id: str) -> list[AlertTransition]:
+    """Walk a copy of the track through the minutes seen but not final, as if they were:
+    if that opens an alert not announced yet, announce it as ``provisional`` (same id as
+    the ``open`` that would confirm it). Judged on the data so far, partial minutes too."""
+    if track.alert is not None:
+        return []
+    ahead = [m for m in track.pending if track.final_ms is None or m > track.final_ms]
+    if not any(verdict(rule, track.pending[m], minute_ms=m, clearing=False) for m in ahead):
+        return []
+    trial = replace(track, pending=dict(track.pending))
+    found = _walk(rule, trial, entity_id=entity_id, last_final=max(ahead))
+    opened = next((t for t in found if t.state == "open"), None)
+    if opened is None or (track.provisional and track.provisional[0] == opened.alert_id):
+        return []
+    out = _settle_provisional(rule, track, entity_id=entity_id, final=[], replaced=True)
+    minute = int(opened.opened_at.timestamp() * 1000) - BUCKET_MS
+    track.provisional = (opened.alert_id, minute, int(opened.since.timestamp() * 1000))
+    return [*out, opened.model_copy(update={"state": "provisional"})]
+
+
+def _settle_provisional(
+    rule: Rule,
+    track: Track,
+    *,
+    entity_id: str,
+    final: Sequence[AlertTransition],
+    replaced: bool = False,
+) -> list[AlertTransition]:
+    """Confirm or retract the provisional alert: an ``open`` with its id confirms it
+    (nothing more to say); once its minute is final without that, or another alert of the
+    rule is open, or a new forecast ``replaced`` it, it is retracted."""
+    if track.provisional is None:
+        return []
+    alert, minute, since = track.provisional
+    if any(t.state == "open" and t.alert_id == alert for t in final):
+        track.provisional = None
+        return []
+    final_past = track.final_ms is not None and track.final_ms >= minute
+    if not (replaced or final_past or track.alert is not None):
+        return []
+    track.provisional = None
+    at = event_time(max(minute, track.final_ms or minute) + BUCKET_MS)
+    return [
+        AlertTransition(
+            alert_id=alert,
+            rule_id=rule.id,
+            entity_id=entity_id,
+            domain=rule.domain,
+            severity=rule.severity,
+            state="retract",
+            opened_at=event_time(minute + BUCKET_MS),
+            since=event_time(since),
+            updated_at=at,
+            resolved_at=at,
+            values={},
+            title_en=rule.title.en,
+            title_vi=rule.title.vi,
+        )
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +534,11 @@ class RuleEngine:
         instant rule its next match, a silent rule the entity's next event and a new
         silence). Returns whether it was open here."""
         for rule_id, state in list(states.items()):
+            if state.get("q", [None])[0] == alert:
+                # A provisional alert: its streak starts again, nothing will confirm it.
+                rest = {k: v for k, v in state.items() if k not in ("q", "r", "s")}
+                _keep(states, rule_id, rest or None)
+                return True
             if state.get("a", {}).get("id") == alert:
                 if rule_id in self._silent_ids:
                     states[rule_id] = {"c": alert}  # this silence is dealt with

@@ -13,6 +13,7 @@ on costs ``{"f": <minute>}`` per rule.
 | ``k`` | length of the current clearing streak (while an alert is open) |
 | ``u`` | consecutive minutes without a verdict (capped at ``max_gap_minutes + 1``) |
 | ``a`` | the open alert: id, opening minute, streak start, minute of last open/update |
+| ``q`` | a provisional alert: ``[id, the minute expected to open it, streak start]`` |
 """
 
 from __future__ import annotations
@@ -46,13 +47,21 @@ class Track:
     clear: int = 0
     gap: int = 0
     alert: OpenAlert | None = None
+    #: The provisional alert announced: its id, the minute expected to open it, and the
+    #: first minute of its streak.
+    provisional: tuple[str, int, int] | None = None
 
     def snapshot(self) -> tuple[object, ...]:
         """Everything a step can change except ``final_ms`` and ``pending``."""
         return (self.run, self.since_ms, self.clear, self.gap, self.alert)
 
     def is_empty(self) -> bool:
-        return self.final_ms is None and not self.pending and self.alert is None
+        return (
+            self.final_ms is None
+            and not self.pending
+            and self.alert is None
+            and self.provisional is None
+        )
 
     def to_json(self) -> TrackJson:
         out: TrackJson = {}
@@ -69,6 +78,8 @@ class Track:
         if self.alert is not None:
             a = self.alert
             out["a"] = {"id": a.id, "o": a.opened_ms, "s": a.since_ms, "l": a.last_ms}
+        if self.provisional is not None:
+            out["q"] = list(self.provisional)
         return out
 
     @classmethod
@@ -94,4 +105,5 @@ class Track:
             clear=data.get("k", 0),
             gap=data.get("u", 0),
             alert=alert,
+            provisional=(data["q"][0], data["q"][1], data["q"][2]) if "q" in data else None,
         )

@@ -1,8 +1,12 @@
 """Alert lifecycle transitions as published on ``ioc.alerts``.
 
-The engine emits ``open``, ``update`` and ``resolve``; acknowledgement is an operator's
-action and belongs to the API. Every time is event time (the end of the minute that
-caused the transition), never the wall clock, so a replay emits identical messages.
+The engine emits ``open``, ``update`` and ``resolve`` (the final transitions: a replay
+emits identical ones), and for window rules ``provisional`` and ``retract``: an alert
+the minutes seen so far say will open, before they are final, and its withdrawal when
+the final minutes do not bear it out (an ``open`` with the same id confirms it). Those
+two depend on how the data arrived and may differ between runs. Acknowledgement is an
+operator's action and belongs to the API. Every time is event time (the end of the
+minute that caused the transition), never the wall clock.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from streams.alerts.rules import Domain, Severity
 #: Namespace of alert ids: uuid5 of ``<rule>/<entity>/<opening minute ms>``.
 ALERT_NAMESPACE = uuid.UUID("6f0f3c52-8a4e-4b8e-9d0e-2c1a7f4b9e10")
 
-AlertState = Literal["open", "update", "resolve"]
+AlertState = Literal["open", "update", "resolve", "provisional", "retract"]
+#: The transitions a replay reproduces exactly.
+FINAL_STATES = frozenset({"open", "update", "resolve"})
 
 
 def alert_id(*, rule_id: str, entity_id: str, opened_minute_ms: int) -> str:

@@ -147,25 +147,35 @@ async def test_intrusion_alert_appears_and_is_acknowledged_then_resolved(
     await open_live(page, dashboard)
     camera = dashboard.entity("security", "camera")
     start = dashboard.clock.minutes(5)
-    # An intrusion at >= 0.8 confidence, then a quiet reading four minutes on: the
-    # intrusion's minute is final (one minute plus two of lateness) and the rule opens.
+    # An intrusion at >= 0.8 confidence: the rule foresees an alert from the minute seen so
+    # far, before it is final. It is listed as provisional, not marked, not read out.
     await produce(
         dashboard.settings,
         raw_topic(dashboard.settings, "security"),
-        [
-            detection(camera, start + timedelta(seconds=5), kind="intrusion", confidence=0.93),
-            detection(camera, start + timedelta(minutes=4), kind="crowd", confidence=0.3),
-        ],
+        [detection(camera, start + timedelta(seconds=5), kind="intrusion", confidence=0.93)],
     )
     item = page.locator(f"#alert-list [data-entity='{camera}']")
     await expect(item).to_have_count(1, timeout=30_000)
+    await expect(item).to_have_attribute("data-provisional", "true")
+    await expect(item.locator(".badge.provisional")).to_have_text("Dự báo")
+    marker = page.locator(f"#map .marker[data-entity='{camera}']")
+    announce = page.locator("#announce")
+    assert await marker.get_attribute("data-state") != "critical"
+    assert "Phát hiện xâm nhập trái phép" not in (await announce.text_content() or "")
+    # A quiet reading four minutes on makes the intrusion's minute final (one minute plus
+    # two of lateness): the rule opens the alert it foresaw, and the page confirms it.
+    await produce(
+        dashboard.settings,
+        raw_topic(dashboard.settings, "security"),
+        [detection(camera, start + timedelta(minutes=4), kind="crowd", confidence=0.3)],
+    )
+    await expect(item).to_have_attribute("data-provisional", "false", timeout=30_000)
+    await expect(item).to_have_count(1)
     await expect(item).to_have_attribute("data-state", "open")
     await expect(item).to_have_attribute("data-severity", "critical")
     await expect(item.locator(".alert-title")).to_have_text("Phát hiện xâm nhập trái phép")
-    marker = page.locator(f"#map .marker[data-entity='{camera}']")
     await expect(marker).to_have_attribute("data-state", "critical")
     # A critical alert is read out to screen readers; a warning is listed, not read out.
-    announce = page.locator("#announce")
     await expect(announce).to_contain_text("Phát hiện xâm nhập trái phép")
     other = dashboard.entity("security", "camera")
     await produce(

@@ -7,13 +7,16 @@ import time
 from datetime import timedelta
 
 import asyncpg
+import httpx
 import orjson
 
 from streams.topics import ALERTS_TOPIC, raw_topic
 from tests.conftest import Namespace
+from tests.integration.conftest import start_api
+from tests.utils.apikeys import auth
 from tests.utils.events import T0, Record, flow_value
 from tests.utils.kafka import produce, read_all
-from tests.utils.services import Process
+from tests.utils.services import Process, wait_for
 
 BAD = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
 GOOD = {"avg_speed_kmh": 48.0, "occupancy_pct": 25.0}
@@ -73,3 +76,105 @@ async def test_congestion_opens_after_three_bad_minutes_not_two_and_resolves_onc
     assert [(r["entity_id"], r["state"], r["rule_id"]) for r in rows] == [
         ("t-ix-jam", "resolved", "traffic-congestion")
     ]
+
+
+def readings(entity: str, minute: int, seconds: range, data: dict[str, float]) -> list[Record]:
+    return [
+        Record(
+            entity.encode(),
+            flow_value(entity, T0 + timedelta(minutes=minute, seconds=s), vehicles=20, **data),
+            0,
+        )
+        for s in seconds
+    ]
+
+
+async def test_a_foreseen_alert_is_stored_provisional_then_confirmed_or_retracted(
+    namespace: Namespace, worker: Process
+) -> None:
+    """Congestion needs three bad final minutes. Two bad minutes that are final and half of
+    a third one that is not are enough to foresee it: a provisional alert, stored and
+    acknowledged like any other. The third minute's final average confirms it (same id) or,
+    when the rest of the minute runs freely, retracts it."""
+    settings = namespace.settings
+    topic = raw_topic(settings, "traffic")
+    api, base = start_api(namespace)
+    try:
+        first_half = range(0, 30, 10)
+        ahead = []  # two bad minutes, half a bad one; a reading at 08:04 makes 08:00-08:01 final
+        for entity in ("t-ix-soon", "t-ix-maybe"):
+            ahead += readings(entity, 0, range(0, 60, 10), BAD)
+            ahead += readings(entity, 1, range(0, 60, 10), BAD)
+            ahead += readings(entity, 2, first_half, BAD)
+            ahead += readings(entity, 4, range(0, 1), GOOD)
+        await produce(settings, topic, ahead)
+
+        def stored(entity: str, **query: str) -> list[dict[str, object]]:
+            answer = httpx.get(
+                f"{base}/v1/alerts", params={"entity": entity, **query}, headers=auth("view")
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()["items"]
+
+        for entity in ("t-ix-soon", "t-ix-maybe"):
+            wait_for(lambda e=entity: stored(e), timeout=30, what=f"{entity}'s provisional alert")
+            [alert] = stored(entity)
+            assert (alert["state"], alert["provisional"]) == ("open", True)
+            assert alert["opened_at"].startswith(minute_text(3))
+
+        def acknowledge(alert_id: object) -> dict[str, object]:
+            answer = httpx.post(f"{base}/v1/alerts/{alert_id}/ack", headers=auth("view"))
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        # Operators may acknowledge a provisional alert.
+        [soon] = stored("t-ix-soon")
+        acked = acknowledge(soon["alert_id"])
+        assert (acked["state"], acked["provisional"]) == ("acknowledged", True)
+
+        # The rest of 08:02: still congested at t-ix-soon, flowing at t-ix-maybe; then a
+        # reading at 08:06 makes 08:02 final (one minute plus two of lateness after it).
+        rest = range(30, 60, 10)
+        await produce(
+            settings,
+            topic,
+            [
+                *readings("t-ix-soon", 2, rest, BAD),
+                *readings("t-ix-maybe", 2, range(30, 60, 5), GOOD),
+            ],
+        )
+        await produce(
+            settings,
+            topic,
+            [
+                *readings("t-ix-soon", 6, range(0, 1), GOOD),
+                *readings("t-ix-maybe", 6, range(0, 1), GOOD),
+            ],
+        )
+        wait_for(
+            lambda: not stored("t-ix-soon")[0]["provisional"],
+            timeout=30,
+            what="the provisional alert to be confirmed",
+        )
+        [confirmed] = stored("t-ix-soon")
+        assert confirmed["alert_id"] == soon["alert_id"]
+        assert confirmed["state"] == "acknowledged"  # what the operator did stays
+        wait_for(
+            lambda: stored("t-ix-maybe")[0]["state"] == "retracted",
+            timeout=30,
+            what="the unfounded provisional alert to be retracted",
+        )
+        [retracted] = stored("t-ix-maybe", state="retracted")
+        assert retracted["provisional"] is True
+        # Retracted is not open: it is out of the operators' list and of the live snapshot.
+        assert stored("t-ix-maybe", state="open") == []
+    finally:
+        api.stop()
+
+    messages = await read_all(settings, settings.topic(ALERTS_TOPIC), expect=5, timeout_s=30)
+    states = [(t["entity_id"], t["state"]) for t in map(orjson.loads, (m.value for m in messages))]
+    assert states.count(("t-ix-soon", "provisional")) == 1
+    assert states.count(("t-ix-soon", "open")) == 1
+    assert states.count(("t-ix-maybe", "provisional")) == 1
+    assert states.count(("t-ix-maybe", "retract")) == 1
+    assert ("t-ix-maybe", "open") not in states

@@ -141,19 +141,43 @@ def test_minutes_without_data_neither_clear_nor_reopen() -> None:
     assert [t.state for t in transitions] == ["open"]
 
 
-def test_a_minute_not_final_yet_is_not_judged() -> None:
+def test_a_minute_not_final_yet_is_not_judged_but_foreseen() -> None:
     rule = congestion()
     buckets = {str(T0 + i * BUCKET_MS): _bucket(*BAD, T0 + i * BUCKET_MS) for i in range(3)}
     state, found = evaluate_rule(
         rule, None, entity_id="ix-1", buckets=buckets, last_final_ms=T0 + BUCKET_MS
     )
-    assert found == []
+    # Not judged: the third bad minute is not final. Foreseen: a provisional alert.
+    assert [t.state for t in found] == ["provisional"]
+    [provisional] = found
     assert state is not None
     assert sorted(state["p"]) == [str(T0 + 2 * BUCKET_MS)]  # remembered, not judged
     state, found = evaluate_rule(
         rule, state, entity_id="ix-1", buckets={}, last_final_ms=T0 + 2 * BUCKET_MS
     )
     assert [t.state for t in found] == ["open"]
+    # The open confirms the provisional alert: same id, same opening time.
+    assert (found[0].alert_id, found[0].opened_at) == (provisional.alert_id, provisional.opened_at)
+    assert state is not None
+    assert "q" not in state
+
+
+def test_a_provisional_alert_whose_minute_turns_calm_is_retracted() -> None:
+    rule = congestion()
+    first = {str(T0 + i * BUCKET_MS): _bucket(*BAD, T0 + i * BUCKET_MS) for i in range(3)}
+    state, found = evaluate_rule(
+        rule, None, entity_id="ix-1", buckets=first, last_final_ms=T0 + BUCKET_MS
+    )
+    assert [t.state for t in found] == ["provisional"]
+    # The rest of the third minute is calm: its final average is not congested.
+    calmer = {str(T0 + 2 * BUCKET_MS): _bucket(*GOOD, T0 + 2 * BUCKET_MS)}
+    state, found = evaluate_rule(
+        rule, state, entity_id="ix-1", buckets=calmer, last_final_ms=T0 + 2 * BUCKET_MS
+    )
+    assert [t.state for t in found] == ["retract"]
+    assert found[0].updated_at == found[0].opened_at  # known when that minute was final
+    assert state is not None
+    assert "q" not in state
 
 
 def test_minutes_already_walked_are_ignored_when_seen_again() -> None:

@@ -1,6 +1,8 @@
 // The live alert list: open and acknowledged alerts from the feed's snapshot, kept up to
 // date by its transitions (by alert id, newer `updated_at` wins), with acknowledge and
-// resolve buttons that call the API and apply its answer.
+// resolve buttons that call the API and apply its answer. Provisional alerts (a window
+// rule foreseeing an alert before its minutes are final) are listed apart, after the
+// confirmed ones, until the rules confirm (`open`) or retract them.
 
 import { formatTime, t } from "./i18n.js";
 
@@ -38,12 +40,12 @@ export class AlertBoard {
     this.render();
   }
 
-  /** Apply one transition from the feed (`open`, `update` or `resolve` from the rules;
-   * `acknowledge` or `resolve` from an operator on any screen). */
+  /** Apply one transition from the feed (`provisional`, `open`, `update`, `retract` or
+   * `resolve` from the rules; `acknowledge` or `resolve` from an operator on any screen). */
   apply(transition) {
     const known = this.alerts.get(transition.alert_id);
     if (known && Date.parse(transition.updated_at) < Date.parse(known.updated_at)) return;
-    if (transition.state === "resolve") {
+    if (transition.state === "resolve" || transition.state === "retract") {
       this.alerts.delete(transition.alert_id);
     } else if (transition.state === "acknowledge") {
       const { by, ...rest } = transition;
@@ -54,25 +56,28 @@ export class AlertBoard {
         acknowledged_at: transition.updated_at,
       });
     } else if (known) {
-      // An update keeps what operators did (acknowledged stays acknowledged).
+      // An update keeps what operators did (acknowledged stays acknowledged); an open
+      // confirms a provisional alert.
+      const confirmed = known.provisional && transition.state !== "provisional";
       Object.assign(known, { updated_at: transition.updated_at, values: transition.values });
-    } else {
-      this.alerts.set(transition.alert_id, {
-        ...transition,
-        state: "open",
-        acknowledged_by: null,
-        acknowledged_at: null,
-      });
-      // Read out at once only what needs action at once: in a storm the instant rules open
-      // dozens of warnings a minute, which would drown the critical ones.
-      if (transition.severity === "critical") {
-        this.announce.textContent = t("newAlert", {
-          title: this.title(transition),
-          entity: this.entityName(transition.entity_id),
-        });
+      if (confirmed) {
+        known.provisional = false;
+        this.tell(known);
       }
+    } else {
+      const provisional = transition.state === "provisional";
+      const alert = { ...transition, state: "open", provisional, acknowledged_by: null, acknowledged_at: null };
+      this.alerts.set(transition.alert_id, alert);
+      if (!provisional) this.tell(alert);
     }
     this.render();
+  }
+
+  /** Read out at once only what needs action at once: a confirmed critical alert. In a
+   * storm the instant rules open dozens of warnings a minute, which would drown them. */
+  tell(alert) {
+    if (alert.severity !== "critical") return;
+    this.announce.textContent = t("newAlert", { title: this.title(alert), entity: this.entityName(alert.entity_id) });
   }
 
   /** The API's answer to an action (`AlertPublic`). */
@@ -98,6 +103,7 @@ export class AlertBoard {
     return [...this.alerts.values()].sort(
       (a, b) =>
         (a.state === "acknowledged") - (b.state === "acknowledged") ||
+        Boolean(a.provisional) - Boolean(b.provisional) ||
         (RANK[a.severity] ?? 3) - (RANK[b.severity] ?? 3) ||
         Date.parse(b.opened_at) - Date.parse(a.opened_at),
     );
@@ -145,12 +151,14 @@ export class AlertBoard {
     item.dataset.state = alert.state;
     item.dataset.severity = alert.severity;
     item.dataset.entity = alert.entity_id;
+    item.dataset.provisional = alert.provisional ? "true" : "false";
     const head = node("p", "alert-head");
     head.append(
       node("span", `badge sev-${alert.severity}`, t(`severity.${alert.severity}`)),
       node("span", "alert-state", t(`state.${alert.state}`)),
-      node("span", "muted", t("openedAt", { time: formatTime(alert.opened_at, { seconds: true }) })),
     );
+    if (alert.provisional) head.append(node("span", "badge provisional", t("provisional")));
+    head.append(node("span", "muted", t("openedAt", { time: formatTime(alert.opened_at, { seconds: true }) })));
     const title = node("p", "alert-title", this.title(alert));
     const where = node("button", "link", this.entityName(alert.entity_id));
     where.type = "button";

@@ -149,7 +149,8 @@ function fillEntityOptions() {
 
 function markerState(entityId) {
   const alerts = board.forEntity(entityId);
-  const open = alerts.filter((a) => a.state === "open");
+  // Provisional alerts are not marked: the map shows what the final minutes bear out.
+  const open = alerts.filter((a) => a.state === "open" && !a.provisional);
   if (open.some((a) => a.severity === "critical")) return "critical";
   if (open.length) return "warning";
   if (alerts.length) return "acknowledged";

@@ -60,6 +60,7 @@ const LABELS = {
     domains: { traffic: "Giao thông", hospital: "Y tế", school: "Giáo dục", security: "An ninh" },
     severity: { critical: "Nghiêm trọng", warning: "Cảnh báo", info: "Thông tin" },
     state: { open: "Mới", acknowledged: "Đã xác nhận", resolved: "Đã xử lý" },
+    provisional: "Dự báo",
     kinds: {
       intersection: "Nút giao", road_segment: "Đoạn đường", camera: "Camera",
       school: "Trường học", hospital: "Bệnh viện",
@@ -144,6 +145,7 @@ const LABELS = {
     domains: { traffic: "Traffic", hospital: "Hospitals", school: "Schools", security: "Security" },
     severity: { critical: "Critical", warning: "Warning", info: "Info" },
     state: { open: "Open", acknowledged: "Acknowledged", resolved: "Resolved" },
+    provisional: "Provisional",
     kinds: {
       intersection: "Intersection", road_segment: "Road segment", camera: "Camera",
       school: "School", hospital: "Hospital",
