@@ -19,7 +19,11 @@ it runs on this machine). The same load runs through two phases of ``--seconds``
 Alerts: once a second this process also publishes a panic alarm of a camera of its own
 (event time = now); a client of the alert transitions only (``kind=alert``, what the
 dashboard's alert list reads) times each alarm's ``open`` transition of the instant rule
-``security-alarm-panic`` against the alarm's event time.
+``security-alarm-panic`` against the alarm's event time. Every five seconds it publishes
+an intrusion seen by a camera of its own, which the window rule ``security-intrusion``
+foresees (``provisional``) and opens once its minute is final: the same client times the
+provisional alert against the detection and against the end of the minute in which the
+rule's condition held (the target: within 10 s of it), and the final ``open`` against it.
 
 Where the time goes: a plain consumer of ``ioc.state`` in this process sees the probe's
 state records too; their Kafka timestamp is when the worker produced them. So each
@@ -48,6 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.live_probes import (
     ALARM_EVERY_S,
+    INTRUSION_EVERY_S,
     PROBE,
     PROBES_PER_S,
     Deliveries,
@@ -55,6 +60,7 @@ from benchmarks.live_probes import (
     read_alerts,
     read_client,
     send_alarms,
+    send_intrusions,
     send_probes,
     stalled_client,
     tap_state,
@@ -168,6 +174,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
         load.start()
         tasks += [asyncio.create_task(send_probes(settings))]
         tasks += [asyncio.create_task(send_alarms(settings))]
+        tasks += [asyncio.create_task(send_intrusions(settings, got))]
         await asyncio.sleep(warmup)
         pids = {"worker": worker, "api": api, "simulate": load}
         cpu: dict[str, dict[str, float]] = {}
@@ -276,6 +283,29 @@ def report(
         print(
             f"| {label} | {len(ms):,} | {percentile(ms, 0.5):.0f} | {percentile(ms, 0.99):.0f} "
             f"| {max(ms, default=float('nan')):.0f} |"
+        )
+    print(
+        "\nintrusion -> window rule security-intrusion on /v1/live (one intrusion every "
+        f"{INTRUSION_EVERY_S:g} s): the provisional alert after the detection, and after the "
+        "end of the minute the condition held in (negative: before it); the final open "
+        "after that end (ms, p50 / p99 / max):\n"
+    )
+    print(
+        "| phase | provisional | detection -> provisional | minute end -> provisional "
+        "| confirmed | minute end -> open |"
+    )
+    print("|---|---:|---|---|---:|---|")
+
+    def spread(ms: list[float]) -> str:
+        top = max(ms, default=float("nan"))
+        return f"{percentile(ms, 0.5):,.0f} / {percentile(ms, 0.99):,.0f} / {top:,.0f}"
+
+    for phase, label, _ in phases:
+        early, ahead = got.foreseen_ms.get(phase, []), got.foreseen_end_ms.get(phase, [])
+        final = got.confirmed_end_ms.get(phase, [])
+        print(
+            f"| {label} | {len(ahead):,} | {spread(early)} | {spread(ahead)} "
+            f"| {len(final):,} | {spread(final)} |"
         )
 
 

@@ -31,6 +31,13 @@ ALARM_PREFIX = "bench-alarm-"
 ALARM_MARK = f'"entity_id":"{ALARM_PREFIX}'.encode()
 ALARM_EVERY_S = 1.0
 ALARM_DATA = {"kind": "panic", "zone": "bench"}
+#: Window-rule probes: an intrusion seen by a camera of their own every INTRUSION_EVERY_S,
+#: which the window rule security-intrusion foresees (provisional) and, once its minute is
+#: final, opens.
+INTRUSION_PREFIX = "bench-intrusion-"
+INTRUSION_MARK = f'"entity_id":"{INTRUSION_PREFIX}'.encode()
+INTRUSION_EVERY_S = 5.0
+INTRUSION_DATA = {"kind": "intrusion", "confidence": 0.95, "count": 1}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -51,6 +58,13 @@ class Deliveries:
         self.state_ms: dict[str, list[float]] = {}  # event time -> state record consumed
         self.frames: dict[str, int] = {}  # every message the clients received
         self.alert_ms: dict[str, list[float]] = {}  # alarm's event time -> its alert arrives
+        # Intrusions: event time -> the provisional alert arrives; the end of the minute in
+        # which the condition held -> the provisional alert (negative: before that end) and
+        # -> the final open.
+        self.foreseen_ms: dict[str, list[float]] = {}
+        self.foreseen_end_ms: dict[str, list[float]] = {}
+        self.confirmed_end_ms: dict[str, list[float]] = {}
+        self.intrusions: dict[str, float] = {}  # probe camera -> its detection's event time
         # (event time, ms to the worker's produce, phase) of every probe in a phase: when
         # the slow ones were
         self.timeline: list[tuple[float, float, str]] = []
@@ -85,13 +99,28 @@ async def read_alerts(ws: ClientConnection, got: Deliveries) -> None:
     with contextlib.suppress(Exception):
         while True:
             data = await ws.recv(decode=False)
-            if ALARM_MARK not in data:
-                continue
-            now = time.time() * 1000
-            message = orjson.loads(data)
-            alert = message.get("alert") or {}
-            if message.get("type") == "alert" and alert.get("state") == "open":
-                got.add(got.alert_ms, now - event_ms(alert["opened_at"]))
+            if ALARM_MARK in data:
+                now = time.time() * 1000
+                message = orjson.loads(data)
+                alert = message.get("alert") or {}
+                if message.get("type") == "alert" and alert.get("state") == "open":
+                    got.add(got.alert_ms, now - event_ms(alert["opened_at"]))
+            elif INTRUSION_MARK in data:
+                _time_intrusion(got, orjson.loads(data), now=time.time() * 1000)
+
+
+def _time_intrusion(got: Deliveries, message: dict[str, Any], *, now: float) -> None:
+    alert = message.get("alert") or {}
+    if message.get("type") != "alert" or alert.get("rule_id") != "security-intrusion":
+        return
+    minute_end = event_ms(alert["opened_at"])
+    if alert["state"] == "provisional":
+        detected = got.intrusions.get(alert["entity_id"])
+        if detected is not None:
+            got.add(got.foreseen_ms, now - detected)
+        got.add(got.foreseen_end_ms, now - minute_end)
+    elif alert["state"] == "open":
+        got.add(got.confirmed_end_ms, now - minute_end)
 
 
 async def send_every(
@@ -135,6 +164,17 @@ async def send_alarms(settings: Settings) -> None:
         ALARM_EVERY_S,
         lambda n, _: (f"{ALARM_PREFIX}{n:06d}", "city.security.alarm.v1", ALARM_DATA),
     )
+
+
+async def send_intrusions(settings: Settings, got: Deliveries) -> None:
+    """An intrusion seen by a new probe camera every INTRUSION_EVERY_S."""
+
+    def make(n: int, at: datetime) -> tuple[str, str, dict[str, Any]]:
+        camera = f"{INTRUSION_PREFIX}{n:06d}"
+        got.intrusions[camera] = at.timestamp() * 1000
+        return camera, "city.security.detection.v1", INTRUSION_DATA
+
+    await send_every(settings, "security", INTRUSION_EVERY_S, make)
 
 
 async def tap_state(settings: Settings, got: Deliveries) -> None:
