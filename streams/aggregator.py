@@ -222,7 +222,13 @@ class Aggregator(Service):
         batches: list[Batch] = []
         for tp, messages in fetched.items():
             domain = self.domains[tp.topic]
-            batches.append(self.store.apply(messages, domain=domain, partition=tp.partition))
+            # The topic's partition count, from the metadata the consumer fetches with.
+            partitions = len(self.consumer.partitions_for_topic(tp.topic) or ()) or None
+            batches.append(
+                self.store.apply(
+                    messages, domain=domain, partition=tp.partition, partitions=partitions
+                )
+            )
         await self._produce(batches)
         # Counted once Kafka has everything the batch asked for, dead letters included
         # (_produce counts those): a scrape never sees records consumed but not yet

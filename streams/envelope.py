@@ -36,6 +36,7 @@ REASONS: Mapping[str, str] = {
     "unknown_type": "the event type is not in the catalogue",
     "wrong_topic": "the event type belongs to another domain's topic",
     "key_mismatch": "the Kafka key differs from the event's subject",
+    "wrong_partition": "the record is not on the partition its key maps to (murmur2)",
     "late": "the event's minute was already final when it arrived",
 }
 

@@ -27,6 +27,7 @@ import orjson
 from streams.alerts import AlertTransition, RuleEngine, last_final_minute
 from streams.envelope import Rejection, check_clock, decode
 from streams.marks import MARK_HEADER, Action, ControlError, Mark, control_of
+from streams.partitions import home_partition, wrong_partition
 from streams.registry import Registry
 from streams.windows import EntityRecord, compact_identities, event_hash, fold, new_record
 
@@ -160,8 +161,17 @@ class EntityStore:
             self.watermarks.pop(item, None)
             self.moved.pop(item, None)
 
-    def apply(self, messages: Sequence[RawRecord], *, domain: str, partition: int) -> Batch:
-        """Fold one raw-topic partition's records, in order, into the store."""
+    def apply(
+        self,
+        messages: Sequence[RawRecord],
+        *,
+        domain: str,
+        partition: int,
+        partitions: int | None = None,
+    ) -> Batch:
+        """Fold one raw-topic partition's records, in order, into the store. With the
+        topic's number of ``partitions``, a record not on its key's home partition is
+        dead-lettered (``streams.partitions``); tests of the fold alone leave it out."""
         out = Batch()
         pending: dict[bytes, _Pending] = {}
         owned = (domain, partition)
@@ -196,7 +206,17 @@ class EntityStore:
             key = decoded.entity_id.encode()  # the record's key: decode() checked they match
             entry = pending.get(key)
             if entry is None:
-                record = self.records.get(key) or new_record(
+                known = self.records.get(key)
+                if partitions is not None:
+                    # An entity's record lives on its home partition: known, its "p" says
+                    # which (no hashing on the hot path); else the key's murmur2 does.
+                    home = known["p"] if known is not None else home_partition(key, partitions)
+                    if home != partition:
+                        elsewhere = wrong_partition(key, home=home, partition=partition)
+                        out.deadletters.append((message, elsewhere))
+                        out.outcomes[elsewhere.reason] += 1
+                        continue
+                record = known or new_record(
                     entity_id=decoded.entity_id, domain=domain, partition=partition
                 )
                 entry = _Pending(record)

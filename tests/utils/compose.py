@@ -5,45 +5,18 @@ does for the server."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
+from ioc.infra.debian import ensure_command
 from tests.utils.services import ROOT
-
-
-class ComposeUnavailable(RuntimeError):
-    """docker-compose is missing and cannot be installed here."""
 
 
 def install_docker_compose() -> str:
     """Path of ``docker-compose``, installing Debian's package (as root) when missing."""
-    found = shutil.which("docker-compose")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ComposeUnavailable(
-            "docker-compose is not installed and this is not root on Debian: "
-            "apt-get install docker-compose"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # Another apt-get may hold the lock for a while on a shared machine: wait for it.
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    for command in (
-        ["apt-get", *lock, "update", "-q"],
-        ["apt-get", *lock, "install", "-y", "-q", "--no-install-recommends", "docker-compose"],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        if result.returncode != 0:
-            raise ComposeUnavailable(
-                f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr}"
-            )
-    found = shutil.which("docker-compose")
-    if found is None:
-        raise ComposeUnavailable("the docker-compose package installed no docker-compose")
-    return found
+    return str(ensure_command("docker-compose", ["docker-compose"]))
 
 
 def compose_config(
