@@ -23,6 +23,7 @@ processes are served together on ``IOC_STREAMS__WEB_HOST``:``IOC_STREAMS__WEB_PO
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import multiprocessing
 import os
@@ -51,6 +52,37 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+class MetricsEndpoint(Service):
+    """``/metrics`` of both processes on the configured port or, when another process holds
+    it (a second worker on one host: a sandbox's beside the demo's), on a free one, which
+    it logs. A service, so that it logs once mode has set logging up."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.port: int | None = None
+
+    async def on_start(self) -> None:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        host, port = self.settings.streams.web_host, self.settings.streams.web_port
+        try:
+            server, _ = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            server, _ = start_http_server(0, addr=host, registry=registry)
+            log.warning(
+                "port %d is taken (another worker on this host?): metrics on http://%s:%d/metrics",
+                port,
+                host,
+                server.server_port,
+            )
+        self.port = int(server.server_port)
+
+
 def run_worker(
     settings: Settings, *, rules: Sequence[AnyRuleModel], loglevel: str = "info"
 ) -> None:
@@ -63,17 +95,11 @@ def run_worker(
     metrics_dir = tempfile.mkdtemp(prefix="ioc-metrics-")
     os.environ[METRICS_DIR] = metrics_dir
     try:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
-
         from streams.aggregator import Aggregator
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(
-            settings.streams.web_port, addr=settings.streams.web_host, registry=registry
-        )
         # mode looks levels up by their upper-case names; "info" would mean NOTSET.
         worker = _Worker(
+            MetricsEndpoint(settings),
             Aggregator(settings, rules=rules),
             SinkProcess(loglevel=loglevel),
             Collector(),
