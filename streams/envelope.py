@@ -37,6 +37,7 @@ REASONS: Mapping[str, str] = {
     "wrong_topic": "the event type belongs to another domain's topic",
     "key_mismatch": "the Kafka key differs from the event's subject",
     "wrong_partition": "the record is not on the partition its key maps to (murmur2)",
+    "wrong_domain": "the entity belongs to another domain (its registry entry or first event)",
     "late": "the event's minute was already final when it arrived",
 }
 

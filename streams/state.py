@@ -216,6 +216,11 @@ class EntityStore:
                         out.deadletters.append((message, elsewhere))
                         out.outcomes[elsewhere.reason] += 1
                         continue
+                other = self._other_domain(decoded.entity_id, known, domain=domain)
+                if other is not None:
+                    out.deadletters.append((message, other))
+                    out.outcomes[other.reason] += 1
+                    continue
                 record = known or new_record(
                     entity_id=decoded.entity_id, domain=domain, partition=partition
                 )
@@ -298,6 +303,27 @@ class EntityStore:
             out.outcomes["applied"] += 1
         self._finish(pending, partition=partition, out=out)
         return out
+
+    def _other_domain(
+        self, entity_id: str, known: EntityRecord | None, *, domain: str
+    ) -> Rejection | None:
+        """Why an event of ``domain`` may not touch this entity: it is registered in another
+        domain, or (unregistered) its state was made by another domain's first event."""
+        registered = self.registry.get(entity_id)
+        if registered is not None:
+            bound, by = registered.domain, "the registry"
+        elif known is not None:
+            bound, by = known["d"], "its first event"
+        else:
+            return None
+        if bound == domain:
+            return None
+        return Rejection(
+            "wrong_domain",
+            f"{entity_id!r} is a {bound} entity ({by} says so); a {domain} event cannot "
+            "change it: publish it under the entity id of the thing it is about",
+            field="subject",
+        )
 
     def _control(
         self,

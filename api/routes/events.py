@@ -7,15 +7,17 @@ Kafka timestamp. A key may publish the domains of its ``publish:<domain>`` scope
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Caller, PublishCaller
-from api.deps import PublisherDep, SettingsDep
+from api.deps import OwnPoolDep, PublisherDep, SettingsDep
 from api.problems import Problem, malformed_json, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from api.routes.metrics import PUBLISHED
@@ -25,6 +27,8 @@ from streams.catalog import PAYLOAD_MODELS
 from streams.envelope import REASONS, Rejection, check_clock, decode, event_object
 from streams.topics import raw_topic
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/v1", tags=["publish"])
 
 MEDIA_TYPES = (
@@ -33,7 +37,7 @@ MEDIA_TYPES = (
     "application/cloudevents-batch+json",
 )
 #: Reasons an item is refused here on top of the stream contract's.
-HTTP_REASONS = {"forbidden": "the key may not publish this event's domain"}
+HTTP_REASONS = {"forbidden": "the key may not publish this event's domain or source"}
 RETRY_AFTER_S = 5
 
 EXAMPLE_EVENT = {
@@ -97,6 +101,24 @@ def _parse(body: bytes) -> list[Any]:
     )
 
 
+def _in_its_domain(
+    index: int, item: dict[str, Any], record: OutRecord, bound: dict[str, tuple[str, str]]
+) -> OutRecord | RejectedEvent:
+    """The record, unless its entity is bound to another domain than the event's."""
+    entity = record.key.decode()
+    domain = str(item["type"]).split(".")[1]
+    if entity not in bound or bound[entity][0] == domain:
+        return record
+    other, by = bound[entity]
+    return RejectedEvent(
+        index=index,
+        id=str(item["id"]),
+        reason="wrong_domain",
+        detail=f"{entity!r} is a {other} entity ({by} says so); a {domain} event cannot change it",
+        field="subject",
+    )
+
+
 def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutRecord | RejectedEvent:
     """The record for one item, or why it is refused."""
     item_id = item.get("id") if isinstance(item, dict) else None
@@ -116,6 +138,14 @@ def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutReco
             reason="forbidden",
             detail=f"{caller.name!r} lacks the 'publish:{event.domain}' scope",
             field="type",
+        )
+    if not caller.may_publish_source(event.envelope.source):
+        return RejectedEvent(
+            index=index,
+            id=item_id,
+            reason="forbidden",
+            detail=f"{caller.name!r} may publish only the sources {', '.join(caller.sources)}",
+            field="source",
         )
     # The worker refuses these too (a future event would hold up its partition); Kafka
     # itself refuses timestamps an hour ahead. Say so here, with the reason.
@@ -137,15 +167,46 @@ def _check(index: int, item: Any, caller: Caller, settings: Settings) -> OutReco
     )
 
 
+#: The domain each entity is bound to: the registry's, else that of its state (its first
+#: applied event's). The worker refuses the same events (``wrong_domain``).
+BOUND_DOMAINS = """
+SELECT id AS entity_id, domain, 'the registry' AS by FROM entity WHERE id = ANY($1::text[])
+UNION ALL
+SELECT entity_id, domain, 'its first event' FROM entity_state
+WHERE entity_id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM entity WHERE id = entity_id)
+"""
+
+
+async def _bound_domains(pool: asyncpg.Pool, entities: set[str]) -> dict[str, tuple[str, str]]:
+    """Entity -> (domain, who says so) for the entities already bound to a domain. When
+    the database cannot answer, nothing is refused here: the worker still refuses them."""
+    if not entities:
+        return {}
+    try:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(BOUND_DOMAINS, sorted(entities))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("the domains of published entities could not be read (%s)", exc)
+        return {}
+    return {r["entity_id"]: (r["domain"], r["by"]) for r in rows}
+
+
 async def _publish(
-    items: list[Any], caller: Caller, settings: Settings, publisher: Publisher
+    items: list[Any], caller: Caller, settings: Settings, publisher: Publisher, pool: asyncpg.Pool
 ) -> PublishResult:
     accepted: list[AcceptedEvent] = []
     rejected: list[RejectedEvent] = []
     to_send: list[OutRecord] = []
     sending: set[tuple[str, str]] = set()
-    for index, item in enumerate(items):
-        outcome = _check(index, item, caller, settings)
+    checked = [
+        (index, item, _check(index, item, caller, settings)) for index, item in enumerate(items)
+    ]
+    bound = await _bound_domains(
+        pool, {o.key.decode() for _, _, o in checked if isinstance(o, OutRecord)}
+    )
+    for index, item, outcome in checked:
+        if isinstance(outcome, OutRecord):
+            outcome = _in_its_domain(index, item, outcome, bound)
         if isinstance(outcome, RejectedEvent):
             rejected.append(outcome)
             continue
@@ -208,7 +269,11 @@ async def _publish(
     },
 )
 async def publish_events(
-    caller: PublishCaller, request: Request, settings: SettingsDep, publisher: PublisherDep
+    caller: PublishCaller,
+    request: Request,
+    settings: SettingsDep,
+    publisher: PublisherDep,
+    pool: OwnPoolDep,
 ) -> PublishResult:
     """Publish one CloudEvent or a JSON array of them to their domains' raw topics.
 
@@ -233,7 +298,7 @@ async def publish_events(
             "Batch too large",
             f"{len(items)} events; at most {settings.api.max_batch_events} per request",
         )
-    result = await _publish(items, caller, settings, publisher)
+    result = await _publish(items, caller, settings, publisher, pool)
     if not result.accepted:
         forbidden = all(r.reason == "forbidden" for r in result.rejected)
         first = result.rejected[0]

@@ -1,0 +1,123 @@
+"""One domain per entity: an event of another domain than the entity's (its registry
+entry's, or that of its first applied event) is refused with its own reason, by the API
+(422) and by the worker (dead letter), and never touches the entity's state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from ioc.db.registry import load_registry
+from simulators.city import build_city
+from streams.envelope import encode
+from streams.topics import DEADLETTER_TOPIC, raw_topic
+from tests.conftest import Namespace
+from tests.integration.conftest import start_api, start_worker
+from tests.utils.apikeys import auth
+from tests.utils.events import T0, Record, alarm_value, flow_value
+from tests.utils.kafka import produce, read_all
+from tests.utils.services import wait_for
+
+JUNCTION = next(e for e in build_city(60).entities if e.kind == "intersection").id
+
+
+def status_value(entity: str) -> bytes:
+    return encode(
+        event_type="city.hospital.status.v1",
+        subject=entity,
+        time=T0,
+        data={
+            "beds_total": 100,
+            "beds_occupied": 50,
+            "icu_total": 10,
+            "icu_occupied": 5,
+            "er_waiting": 3,
+            "ambulances_available": 2,
+        },
+        event_id=f"{entity}-status",
+        source="/tests/hospital",
+    )
+
+
+def publish(base: str, value: bytes) -> httpx.Response:
+    return httpx.post(
+        f"{base}/v1/events",
+        content=value,
+        headers={**auth("admin"), "Content-Type": "application/cloudevents+json"},
+    )
+
+
+async def domain_of(ns: Namespace, entity: str) -> str | None:
+    conn = await asyncpg.connect(ns.settings.dsn)
+    try:
+        return await conn.fetchval(
+            f'SELECT domain FROM "{ns.settings.db_schema}".entity_state WHERE entity_id = $1',
+            entity,
+        )
+    finally:
+        await conn.close()
+
+
+async def test_an_entity_keeps_one_domain_at_the_api_and_in_the_worker(
+    namespace: Namespace,
+) -> None:
+    settings = namespace.settings
+    await load_registry(settings, build_city(60))
+    worker = start_worker(namespace)  # reads the registry at start
+    api, base = start_api(namespace)
+    try:
+        # A registered junction: a hospital status about it is refused at once.
+        refused = publish(base, status_value(JUNCTION))
+        assert refused.status_code == 422, refused.text
+        [item] = refused.json()["rejected"]
+        assert item["reason"] == "wrong_domain"
+        assert "is a traffic entity (the registry says so)" in item["detail"]
+        # An unregistered entity becomes traffic with its first event...
+        await produce(
+            settings,
+            raw_topic(settings, "traffic"),
+            [Record(b"t-free-1", flow_value("t-free-1", T0), 0)],
+        )
+        for _ in range(100):
+            if await domain_of(namespace, "t-free-1") == "traffic":
+                break
+            await asyncio.sleep(0.2)
+        assert await domain_of(namespace, "t-free-1") == "traffic"
+        # ...and stays so, at the API and straight on Kafka.
+        later = publish(base, alarm_value("t-free-1", T0, kind="fire"))
+        assert later.status_code == 422, later.text
+        assert "traffic entity (its first event says so)" in later.json()["rejected"][0]["detail"]
+        await produce(
+            settings,
+            raw_topic(settings, "hospital"),
+            [Record(JUNCTION.encode(), status_value(JUNCTION), 0)],
+        )
+        await produce(
+            settings,
+            raw_topic(settings, "security"),
+            [Record(b"t-free-1", alarm_value("t-free-1", T0, kind="fire"), 0)],
+        )
+        letters = await read_all(settings, settings.topic(DEADLETTER_TOPIC), expect=2)
+        reasons: list[dict[str, Any]] = [
+            {"key": r.key, "reason": dict(r.headers)["ioc_reason"]} for r in letters
+        ]
+        assert sorted(reasons, key=lambda r: r["key"]) == [
+            {"key": JUNCTION.encode(), "reason": b"wrong_domain"},
+            {"key": b"t-free-1", "reason": b"wrong_domain"},
+        ]
+        wait_for(
+            lambda: worker.total("ioc_events_deadlettered_total") >= 2,
+            timeout=10,
+            what="the refusals counted",
+        )
+        # Nothing of the refused events reached a state.
+        assert await domain_of(namespace, JUNCTION) is None
+        assert await domain_of(namespace, "t-free-1") == "traffic"
+        assert orjson.loads(letters[0].value)["subject"] in (JUNCTION, "t-free-1")
+    finally:
+        api.stop()
+        worker.stop()
