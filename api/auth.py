@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal, TypeVar
 
 import jwt
@@ -67,6 +68,8 @@ class Caller:
     name: str
     scopes: frozenset[str]
     via: Literal["key", "jwt"] = "key"
+    #: CloudEvent source patterns the caller may publish; empty: any.
+    sources: tuple[str, ...] = ()
 
     def can(self, scope: str) -> bool:
         """True when the caller holds ``scope``; ``admin`` holds every scope,
@@ -77,6 +80,10 @@ class Caller:
         if scope == "publish":
             return any(s.startswith("publish:") for s in self.scopes)
         return False
+
+    def may_publish_source(self, source: str) -> bool:
+        """Whether events of this CloudEvent ``source`` may be published by the caller."""
+        return not self.sources or any(fnmatchcase(source, p) for p in self.sources)
 
 
 class _ApiKeyHeader(SecurityBase):
@@ -156,7 +163,7 @@ class Authenticator:
                 holder = self.keys.holder(credential)
                 if holder is None:
                     raise _unauthenticated("invalid-credentials", "the API key is not valid")
-                return Caller(holder.name, holder.scopes)
+                return Caller(holder.name, holder.scopes, sources=holder.sources)
             return self._from_jwt(credential)
         except Problem:
             for bucket in buckets:

@@ -78,13 +78,20 @@ def write_keys_file(path: Path, keys: list[StoredKey]) -> None:
     tmp.replace(path)
 
 
-def create_key(path: Path, *, name: str, scopes: list[str], replace: bool = False) -> str:
+def create_key(
+    path: Path,
+    *,
+    name: str,
+    scopes: list[str],
+    sources: list[str] | None = None,
+    replace: bool = False,
+) -> str:
     """Make a key, store its hash under ``name`` and return the key (shown only now).
 
     Raise ``ValueError`` when ``name`` is taken, unless ``replace``.
     """
     key = new_key()
-    entry = StoredKey(name=name, hash=hash_key(key), scopes=scopes)
+    entry = StoredKey(name=name, hash=hash_key(key), scopes=scopes, sources=sources or [])
     keys = read_keys_file(path)
     if any(k.name == name for k in keys) and not replace:
         raise ValueError(f"a key named {name!r} exists; revoke it first or pick another name")
@@ -108,6 +115,7 @@ class KeyHolder:
 
     name: str
     scopes: frozenset[str]
+    sources: tuple[str, ...] = ()
 
 
 class KeyStore:
@@ -132,7 +140,9 @@ class KeyStore:
     def _reload(self) -> None:
         self._stamp = self._file_stamp()
         entries: list[ApiKeySettings] = [*self._configured, *read_keys_file(self._path)]
-        self._by_hash = {e.hash: KeyHolder(e.name, frozenset(e.scopes)) for e in entries}
+        self._by_hash = {
+            e.hash: KeyHolder(e.name, frozenset(e.scopes), tuple(e.sources)) for e in entries
+        }
 
     def holder(self, key: str) -> KeyHolder | None:
         """The holder of ``key``, or None when no such key is configured."""

@@ -94,6 +94,11 @@ def keys_create(
     scope: list[str] = typer.Option(
         ..., help="view, replay, admin or publish:<domain>; repeat for more"
     ),
+    source: list[str] = typer.Option(
+        [],
+        help="CloudEvent source pattern the key may publish (/vendors/acme/*); repeat for "
+        "more; none: any source",
+    ),
     replace: bool = typer.Option(False, help="Replace an existing key of that name"),
 ) -> None:
     """Make an API key, print it once and store only its hash in the keys file."""
@@ -103,11 +108,14 @@ def keys_create(
     settings = get_settings()
     path = keys_path(settings)
     try:
-        ApiKeySettings(name=name, hash="sha256:" + "0" * 64, scopes=scope)
-        key = create_key(path, name=name, scopes=scope, replace=replace)
+        ApiKeySettings(name=name, hash="sha256:" + "0" * 64, scopes=scope, sources=source)
+        key = create_key(path, name=name, scopes=scope, sources=source, replace=replace)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"key {name!r} ({', '.join(scope)}) stored as a hash in {path}; copy it now:")
+    bound = f"; sources {', '.join(source)}" if source else ""
+    console.print(
+        f"key {name!r} ({', '.join(scope)}{bound}) stored as a hash in {path}; copy it now:"
+    )
     print(key)
 
 
@@ -118,9 +126,14 @@ def keys_list() -> None:
 
     settings = get_settings()
     for entry in settings.api.keys:
-        console.print(f"{entry.name:20} {' '.join(entry.scopes):40} (settings)")
+        sources = " ".join(entry.sources) or "any source"
+        console.print(f"{entry.name:20} {' '.join(entry.scopes):40} {sources:30} (settings)")
     for stored in read_keys_file(keys_path(settings)):
-        console.print(f"{stored.name:20} {' '.join(stored.scopes):40} {stored.created_at:%Y-%m-%d}")
+        sources = " ".join(stored.sources) or "any source"
+        console.print(
+            f"{stored.name:20} {' '.join(stored.scopes):40} {sources:30} "
+            f"{stored.created_at:%Y-%m-%d}"
+        )
 
 
 @keys_app.command("revoke")

@@ -193,6 +193,10 @@ class ApiKeySettings(BaseModel):
     name: str = Field(pattern=API_KEY_NAME_PATTERN)
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     scopes: list[str] = Field(min_length=1)
+    #: CloudEvent ``source`` patterns the key may publish (``*`` matches any run of
+    #: characters, ``/vendors/acme/*``); empty: any source. One vendor's key then cannot
+    #: claim another's (source, id), which the API and the worker take as a repeat.
+    sources: list[str] = Field(default_factory=list, max_length=32)
 
     @field_validator("scopes")
     @classmethod
@@ -200,6 +204,17 @@ class ApiKeySettings(BaseModel):
         for scope in value:
             if not re.fullmatch(API_SCOPE_PATTERN, scope):
                 raise ValueError(f"scope {scope!r}: use view, replay, admin or publish:<domain>")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not 1 <= len(pattern) <= 256 or pattern.strip() != pattern or "?" in pattern:
+                raise ValueError(
+                    f"source pattern {pattern!r}: 1 to 256 characters, no spaces at the ends; "
+                    "* is the only wildcard"
+                )
         return value
 
 

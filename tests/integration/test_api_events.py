@@ -258,3 +258,24 @@ def test_the_rate_limit_is_per_key_and_answers_429(module_namespace: Namespace) 
             assert c.get(path, headers=auth("admin")).status_code == 404
     finally:
         process.stop()
+
+
+async def test_a_key_bound_to_its_sources_cannot_claim_another_vendors_events(
+    module_namespace: Namespace, client: httpx.AsyncClient
+) -> None:
+    """An event is a repeat when its (source, id) was seen: a vendor who could publish under
+    another's source could make that vendor's genuine event dropped as a repeat."""
+    theirs = {**event("b-000042", subject="qn-ix-vendor-b"), "source": "/vendors/b"}
+    forged = await client.post("/v1/events", json=theirs, headers=auth("acme"))
+    assert forged.status_code == 403, forged.text
+    [refused] = forged.json()["rejected"]
+    assert (refused["reason"], refused["field"]) == ("forbidden", "source")
+    assert "/vendors/acme/*" in refused["detail"]
+    # The genuine event is not taken for a repeat of the forged one.
+    genuine = await client.post("/v1/events", json=theirs, headers=auth("admin"))
+    assert genuine.status_code == 202, genuine.text
+    assert genuine.json()["accepted"][0]["duplicate"] is False
+    # Under its own sources the bound key publishes as any other.
+    own = {**event("acme-1", subject="qn-ix-vendor-a"), "source": "/vendors/acme/cam-7"}
+    mine = await client.post("/v1/events", json=own, headers=auth("acme"))
+    assert mine.status_code == 202, mine.text
