@@ -109,7 +109,7 @@ class FeedConsumer:
             if topic == self.state_topic:
                 self.hub.publish_state(data)
             else:
-                self.hub.publish_alert(data)
+                self.hub.publish_alert(data["data"])  # a CloudEvent: the transition
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             self.errors += 1
             log.warning("live feed: skipped a record of %s: %r", topic, exc)

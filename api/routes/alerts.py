@@ -18,6 +18,7 @@ from api.namespaces import NAMESPACE_PROBLEMS, NamespaceDep
 from api.problems import Problem, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from ioc.settings import Settings
+from streams.alerts.transitions import OPERATORS_SOURCE, alert_event
 from streams.catalog import DOMAINS
 from streams.marks import action_headers
 from streams.topics import ALERTS_TOPIC, raw_topic
@@ -208,7 +209,7 @@ async def _tell_live_feeds(
     record = OutRecord(
         topic=settings.topic(ALERTS_TOPIC),
         key=alert.entity_id.encode(),
-        value=orjson.dumps(message),
+        value=alert_event(message, source=OPERATORS_SOURCE),
         timestamp_ms=int(now.timestamp() * 1000),
     )
     records = [record]

@@ -1,14 +1,22 @@
-"""The published contract: a JSON Schema per event type, made from the pydantic models."""
+"""The published contract: a JSON Schema per event type, made from the pydantic models:
+the events integrators publish (``direction: in``) and those the platform publishes on
+``ioc.alerts`` (``direction: out``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import AnyCaller
 from api.problems import Problem, problem_responses
+from streams.alerts.transitions import (
+    ALERT_EVENT_TYPES,
+    OPERATORS_SOURCE,
+    RULES_SOURCE,
+    AlertTransition,
+)
 from streams.catalog import PAYLOAD_MODELS
 from streams.envelope import CloudEvent
 
@@ -21,7 +29,46 @@ class SchemaRef(BaseModel):
     kind: str
     version: int
     kept_raw: bool
+    direction: Literal["in", "out"] = Field(
+        description="in: integrators publish it to a raw topic; out: the platform publishes "
+        "it (ioc.alerts)"
+    )
     url: str
+
+
+#: The state (``data.state``) each outbound alert event type carries.
+ALERT_STATES = {event_type: state for state, event_type in ALERT_EVENT_TYPES.items()}
+
+
+def alert_event_schema(event_type: str) -> dict[str, Any]:
+    """JSON Schema of an outbound alert CloudEvent (``streams.alerts.transitions``)."""
+    state = ALERT_STATES[event_type]
+    data = AlertTransition.model_json_schema()
+    data["properties"]["state"] = {"const": state, "title": "State", "type": "string"}
+    if state in ("acknowledge", "resolve"):
+        data["properties"]["by"] = {
+            "type": "string",
+            "description": "The operator's key, when an operator did it (source /ioc/operators)",
+        }
+    sources = [OPERATORS_SOURCE] if state == "acknowledge" else [RULES_SOURCE, OPERATORS_SOURCE]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"/v1/schemas/{event_type}",
+        "title": f"{event_type} CloudEvent",
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "subject", "time", "data"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {"type": "string", "description": "The same for a repeat or a replay"},
+            "source": {"enum": sources},
+            "type": {"const": event_type},
+            "subject": {"type": "string", "description": "The entity id"},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "dataschema": {"type": "string"},
+            "data": data,
+        },
+    }
 
 
 def event_schema(event_type: str) -> dict[str, Any]:
@@ -43,7 +90,7 @@ def event_schema(event_type: str) -> dict[str, Any]:
 
 @router.get("", responses=problem_responses())
 async def list_schemas(caller: AnyCaller) -> list[SchemaRef]:
-    """Every event type the platform accepts, with the URL of its JSON Schema."""
+    """Every event type the platform accepts or publishes, with the URL of its JSON Schema."""
     refs = []
     for event_type, model in sorted(PAYLOAD_MODELS.items()):
         _, domain, kind, version = event_type.split(".")
@@ -54,6 +101,20 @@ async def list_schemas(caller: AnyCaller) -> list[SchemaRef]:
                 kind=kind,
                 version=int(version.removeprefix("v")),
                 kept_raw=model.keep_raw,
+                direction="in",
+                url=f"/v1/schemas/{event_type}",
+            )
+        )
+    for event_type in sorted(ALERT_STATES):
+        _, domain, kind, version = event_type.split(".")
+        refs.append(
+            SchemaRef(
+                type=event_type,
+                domain=domain,
+                kind=kind,
+                version=int(version.removeprefix("v")),
+                kept_raw=False,
+                direction="out",
                 url=f"/v1/schemas/{event_type}",
             )
         )
@@ -66,6 +127,8 @@ async def get_schema(
     event_type: Annotated[str, Path(max_length=128, examples=["city.traffic.flow.v1"])],
 ) -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of one event type's CloudEvent."""
+    if event_type in ALERT_STATES:
+        return alert_event_schema(event_type)
     if event_type not in PAYLOAD_MODELS:
         raise Problem(
             404,

@@ -12,8 +12,9 @@ minute that caused the transition), never the wall clock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -69,5 +70,42 @@ class AlertTransition(BaseModel):
         return f"{self.rule_id}/{self.entity_id}"
 
     def to_json(self) -> bytes:
-        """The message value for ``ioc.alerts`` (times in RFC 3339, UTC)."""
-        return orjson.dumps(self.model_dump())
+        """The message value for ``ioc.alerts``: a CloudEvent (:func:`alert_event`)."""
+        return alert_event(orjson.loads(orjson.dumps(self.model_dump())), source=RULES_SOURCE)
+
+
+#: CloudEvent types of what ``ioc.alerts`` carries, by transition state (the rules') or
+#: operator's action (the API's ``acknowledge``; an operator's ``resolve`` is a resolve).
+ALERT_EVENT_TYPES: Mapping[str, str] = {
+    "provisional": "city.alert.provisional.v1",
+    "open": "city.alert.opened.v1",
+    "update": "city.alert.updated.v1",
+    "resolve": "city.alert.resolved.v1",
+    "retract": "city.alert.retracted.v1",
+    "acknowledge": "city.alert.acknowledged.v1",
+}
+#: Who made the event: the rules in the stream worker, or an operator through the API.
+RULES_SOURCE = "/ioc/rules"
+OPERATORS_SOURCE = "/ioc/operators"
+
+
+def alert_event(data: Mapping[str, Any], *, source: str) -> bytes:
+    """An alert transition (or an operator's action on an alert) as a CloudEvent 1.0 in
+    structured JSON mode: its type says what happened, ``subject`` is the entity, ``time``
+    the transition's ``updated_at`` and ``data`` the transition. The id is a function of
+    the alert, the state and the time, so a repeat or a replay carries the same id."""
+    state, updated = str(data["state"]), str(data["updated_at"])
+    event_type = ALERT_EVENT_TYPES[state]
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid5(ALERT_NAMESPACE, f"{data['alert_id']}/{state}/{updated}")),
+            "source": source,
+            "type": event_type,
+            "subject": data["entity_id"],
+            "time": updated,
+            "datacontenttype": "application/json",
+            "dataschema": f"/v1/schemas/{event_type}",
+            "data": data,
+        }
+    )

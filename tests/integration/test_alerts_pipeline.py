@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema
 import orjson
+from cloudevents.core.formats.json import JSONFormat
 
 from streams.topics import ALERTS_TOPIC, raw_topic
 from tests.conftest import Namespace
@@ -48,7 +51,7 @@ async def test_congestion_opens_after_three_bad_minutes_not_two_and_resolves_onc
     await produce(settings, raw_topic(settings, "traffic"), [*congested, *two_only])
 
     messages = await read_all(settings, settings.topic(ALERTS_TOPIC), expect=2, timeout_s=60)
-    transitions = [orjson.loads(m.value) for m in messages]
+    transitions = [orjson.loads(m.value)["data"] for m in messages]
     assert {t["entity_id"] for t in transitions} == {"t-ix-jam"}
     assert [t["state"] for t in transitions if t["state"] != "update"] == ["open", "resolve"]
     assert len({t["alert_id"] for t in transitions}) == 1
@@ -168,11 +171,28 @@ async def test_a_foreseen_alert_is_stored_provisional_then_confirmed_or_retracte
         assert retracted["provisional"] is True
         # Retracted is not open: it is out of the operators' list and of the live snapshot.
         assert stored("t-ix-maybe", state="open") == []
+        # ioc.alerts carries CloudEvents: the SDK reads each, the served schema of its type
+        # accepts it, and its id is the same for a repeat.
+        messages = await read_all(settings, settings.topic(ALERTS_TOPIC), expect=5, timeout_s=30)
+        schemas: dict[str, Any] = {}
+
+        def schema(kind: str) -> Any:
+            if kind not in schemas:
+                schemas[kind] = httpx.get(f"{base}/v1/schemas/{kind}", headers=auth("view")).json()
+            return schemas[kind]
+
+        for message in messages:
+            event = JSONFormat().read(None, message.value)
+            assert event.get_source() in ("/ioc/rules", "/ioc/operators")
+            assert event.get_subject() == message.key.decode()
+            jsonschema.validate(orjson.loads(message.value), schema(event.get_type()))
+        assert "city.alert.acknowledged.v1" in schemas  # the operator's, from the API
     finally:
         api.stop()
 
-    messages = await read_all(settings, settings.topic(ALERTS_TOPIC), expect=5, timeout_s=30)
-    states = [(t["entity_id"], t["state"]) for t in map(orjson.loads, (m.value for m in messages))]
+    states = [
+        (t["entity_id"], t["state"]) for t in (orjson.loads(m.value)["data"] for m in messages)
+    ]
     assert states.count(("t-ix-soon", "provisional")) == 1
     assert states.count(("t-ix-soon", "open")) == 1
     assert states.count(("t-ix-maybe", "provisional")) == 1

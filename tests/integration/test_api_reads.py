@@ -395,7 +395,11 @@ def test_acknowledge_and_resolve_record_who_and_refuse_conflicts(world: World) -
 
 def test_schemas_are_json_schemas_an_event_validates_against(world: World) -> None:
     listed = world.get("/v1/schemas", "publish:traffic").json()
-    assert len(listed) == 8
+    assert len([s for s in listed if s["direction"] == "in"]) == 8
+    assert {s["type"] for s in listed if s["direction"] == "out"} == {
+        f"city.alert.{kind}.v1"
+        for kind in ("provisional", "opened", "updated", "resolved", "retracted", "acknowledged")
+    }
     flow = next(s for s in listed if s["type"] == "city.traffic.flow.v1")
     schema = world.get(flow["url"], "publish:traffic").json()
     jsonschema.Draft202012Validator.check_schema(schema)

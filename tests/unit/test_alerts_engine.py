@@ -208,9 +208,18 @@ def test_the_last_final_minute_agrees_with_the_windows_module() -> None:
     assert last_final_minute(None, lateness_ms=lateness) is None
 
 
-def test_a_transition_serialises_with_orjson_for_the_alerts_topic() -> None:
+def test_a_transition_serialises_as_a_cloudevent_for_the_alerts_topic() -> None:
     [opened], _ = feed([BAD] * 3)
-    message = orjson.loads(opened.to_json())
+    event = orjson.loads(opened.to_json())
+    assert (event["specversion"], event["type"], event["source"], event["subject"]) == (
+        "1.0",
+        "city.alert.opened.v1",
+        "/ioc/rules",
+        "ix-1",
+    )
+    assert event["time"] == "2024-09-07T08:03:00+00:00"
+    assert orjson.loads(opened.to_json())["id"] == event["id"]  # the same for a repeat
+    message = event["data"]
     assert message["state"] == "open"
     assert message["opened_at"] == "2024-09-07T08:03:00+00:00"
     assert message["resolved_at"] is None
