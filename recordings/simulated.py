@@ -5,6 +5,13 @@ same keys, values and timestamps, each in the partition Kafka's default partitio
 gives its key (murmur2, as the simulators' producer computes it), with offsets counted
 per partition from 0. Nothing depends on the wall clock, so the same arguments give the
 same file, byte for byte.
+
+The simulator's clock marks (one every simulated minute on every partition) are recorded
+with the events, and a recording of bounded duration ends with one more, at the end of
+its window, which the simulated clock has reached: without it each partition's watermark
+stops at its own last event, somewhere in the last minute, and what a sandbox worker
+judges last (an instant alert whose quiet minutes end there) depends on when its sweep
+ran, that is on the replay's pace.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ def record_simulation(
         )
         runtime.due(start_s - 1)  # injections before the window are not part of it
         simulation.scenario = runtime
+    anchor = scenario_start or config.start
     live = Settings(namespace="live")
     topics = {d: raw_topic(live, d) for d in config.domains}
     writer = PartWriter(
@@ -59,6 +67,7 @@ def record_simulation(
             "namespace": "live",
             "source": "simulation",
             "scenario": config.scenario.name if config.scenario else "",
+            "scenario_start": anchor.isoformat() if config.scenario else "",
             "start": config.start.isoformat(),
             "seed": str(config.seed),
             "entities": str(config.entities),
@@ -72,20 +81,21 @@ def record_simulation(
         for d, topic in topics.items()
     }
     offsets: Counter[tuple[str, int]] = Counter()
+
+    def mark(topic: str, channel: int, time_ms: int) -> None:
+        headers = tuple(mark_headers(time_ms))
+        for number in range(partitions):
+            offset = offsets[(topic, number)]
+            offsets[(topic, number)] = offset + 1
+            writer.write(channel, KafkaRecord(topic, number, offset, time_ms, None, b"", headers))
+
     partition_of: dict[bytes, int] = {}
     counts: Counter[str] = Counter()
     try:
         for batch in simulation.batches():
             topic, channel = topics[batch.domain], channels[batch.domain]
             if batch.mark:
-                for number in range(partitions):
-                    offset = offsets[(topic, number)]
-                    offsets[(topic, number)] = offset + 1
-                    headers = tuple(mark_headers(batch.due_ms))
-                    writer.write(
-                        channel,
-                        KafkaRecord(topic, number, offset, batch.due_ms, None, b"", headers),
-                    )
+                mark(topic, channel, batch.due_ms)
                 continue
             for key, value, time_ms in zip(batch.keys, batch.values, batch.times, strict=True):
                 partition = partition_of.get(key)
@@ -95,6 +105,10 @@ def record_simulation(
                 offsets[(topic, partition)] = offset + 1
                 writer.write(channel, KafkaRecord(topic, partition, offset, time_ms, key, value))
                 counts[topic] += 1
+        if config.duration_s is not None:
+            end_ms = (start_s + int(config.duration_s)) * 1000
+            for domain, topic in topics.items():
+                mark(topic, channels[domain], end_ms)
     finally:
         writer.close()
     return counts
