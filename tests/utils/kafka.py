@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from ioc.settings import Settings
@@ -72,12 +73,18 @@ async def read_all(
 async def records_in(settings: Settings, topic: str) -> int:
     """How many records a topic holds (the sum of its partitions' end offsets): what has
     been written, without waiting for anything to arrive."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert described.get("error_code", 0) == 0, f"no topic {topic}: {described}"
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_options(settings))
     await consumer.start()
     try:
-        assert topic in await consumer.topics(), f"no topic {topic}"  # fetches metadata
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        ends = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
     return sum(ends.values())
