@@ -121,6 +121,10 @@ class EntityStore:
         self.settled: dict[Owned, int] | None = None
         # Each partition's watermark as the sweep last saw it, and when it last moved.
         self.moved: dict[Owned, tuple[int, float]] = {}
+        # The earliest watermark at which a record of the partition has an instant or a
+        # silent rule to judge (RuleEngine.due_at), or lower: the sweep walks again once a
+        # watermark reaches it, whether or not a minute has become final.
+        self.next_due: dict[Owned, int] = {}
 
     def restore(self, key: bytes, record: EntityRecord | None) -> None:
         """Take one record read back from the changelog (None: the entity was deleted)."""
@@ -390,28 +394,29 @@ class EntityStore:
             last_final = last_final_minute(watermark, lateness_ms=self.lateness_ms)
             if last_final is not None and self.rules.rules_for(owned[0]):
                 last_finals[owned] = last_final
-        if last_finals == self.settled:
+        reached = any(
+            self.watermarks.get(owned, due - 1) >= due for owned, due in self.next_due.items()
+        )
+        if last_finals == self.settled and not reached:
             return out
         idle = self._idle_partitions()
         settled = True
         taken = 0
+        next_due: dict[Owned, int] = {}
         for key, record in self.records.items():
             owned = (record["d"], record["p"])
             last_final = last_finals.get(owned)
             if last_final is None:
                 continue
+            at = self._due_at(record)
+            by_time = at is not None and at <= self.watermarks[owned]
+            if at is not None and not by_time:
+                next_due[owned] = min(next_due.get(owned, at), at)
             judged: int | None = record.get("j")  # the last final minute its rules saw
-            if judged is not None and judged >= last_final:
+            if judged is not None and judged >= last_final and not by_time:
                 continue  # most records: written since the last minute became final
-            if self._has_final_minutes_to_judge(
+            if by_time or self._has_final_minutes_to_judge(
                 record, judged=judged, last_final=last_final
-            ) or self.rules.silence_due(
-                record.get("a"),
-                domain=owned[0],
-                registered=self.registry.get(record["e"]),
-                last_event_ms=record["t"],
-                watermark_ms=self.watermarks[owned],
-                lateness_ms=self.lateness_ms,
             ):
                 recent = record["t"] is not None and record["t"] > self.watermarks[owned] - QUIET_MS
                 if recent and owned not in idle:
@@ -423,9 +428,19 @@ class EntityStore:
                     settled = False
                     break
         self.settled = last_finals if settled else None
+        self.next_due = next_due
         for partition, pending in due.items():
             self._finish(pending, partition=partition, out=out)
         return out
+
+    def _due_at(self, record: EntityRecord) -> int | None:
+        return self.rules.due_at(
+            record.get("a"),
+            domain=record["d"],
+            registered=self.registry.get(record["e"]),
+            last_event_ms=record["t"],
+            lateness_ms=self.lateness_ms,
+        )
 
     def _idle_partitions(self) -> set[Owned]:
         """Partitions whose watermark has not moved for :data:`IDLE_S` of wall time."""
@@ -480,6 +495,10 @@ class EntityStore:
             )
             record["c"] = sorted(entry.changed)
             record["a"] = evaluation.states
+            at = self._due_at(record)
+            if at is not None:
+                owned = (record["d"], partition)
+                self.next_due[owned] = min(self.next_due.get(owned, at), at)
             record["x"] = [t.model_dump(mode="json") for t in transitions]
             # Events of the types kept one by one (Payload.keep_raw), for raw_event.
             record["r"] = entry.raw

@@ -397,35 +397,38 @@ class RuleEngine:
 
     def unsettled(self, states: Mapping[str, TrackJson] | None) -> bool:
         """Whether some rule other than a silent one has minutes to walk or an open alert
-        that the next final minute may change (silent rules: :meth:`silence_due`)."""
+        that the next final minute may change (instant and silent rules by time:
+        :meth:`due_at`)."""
         return any(
             track.keys() & {"p", "r", "k", "a"}
             for rule_id, track in (states or {}).items()
             if rule_id not in self._silent_ids
         )
 
-    def silence_due(
+    def due_at(
         self,
         states: Mapping[str, TrackJson] | None,
         *,
         domain: str,
         registered: Registered | None,
         last_event_ms: int | None,
-        watermark_ms: int | None,
         lateness_ms: int,
-    ) -> bool:
-        """Whether a silent rule would open an alert for this entity if it were judged now."""
-        return any(
-            health.silent_due(
-                rule,
-                (states or {}).get(rule.id),
-                registered=registered,
-                last_event_ms=last_event_ms,
-                watermark_ms=watermark_ms,
-                lateness_ms=lateness_ms,
-            )
-            for rule in self._silent_by_domain.get(domain, ())
-        )
+    ) -> int | None:
+        """The watermark at which an instant or silent rule of this entity has something to
+        judge (an open alert's quiet minutes over, a silence certain), or None. Times to
+        the millisecond: unlike window rules, these do not wait for a minute's end."""
+        states = states or {}
+        times: list[int] = []
+        for rule in self._instant_by_domain.get(domain, ()):
+            alert = states.get(rule.id, {}).get("a")
+            if alert is not None:
+                times.append(instant.quiet_end(rule, alert) + lateness_ms)
+        if last_event_ms is not None and registered is not None:
+            for silent in self._silent_by_domain.get(domain, ()):
+                if not states.get(silent.id) and health.judges(silent, registered):
+                    deadline = health.silence_deadline(silent, registered, last_event_ms)
+                    times.append(deadline + lateness_ms)
+        return min(times, default=None)
 
     def watches(self, event_type: str) -> bool:
         """Whether some instant rule looks at events of this type."""

@@ -97,7 +97,8 @@ def _transition(
     )
 
 
-def _quiet_end(rule: InstantRule, alert: Mapping[str, Any]) -> int:
+def quiet_end(rule: InstantRule, alert: Mapping[str, Any]) -> int:
+    """When the open alert's quiet minutes end: its latest match + ``clear_minutes``."""
     return int(alert["l"]) + rule.clear_minutes * BUCKET_MS
 
 
@@ -113,7 +114,7 @@ def advance(
     alert = (state or {}).get("a")
     if alert is None or watermark_ms is None:
         return state, []
-    end = _quiet_end(rule, alert)
+    end = quiet_end(rule, alert)
     if watermark_ms - lateness_ms < end:
         return state, []
     resolve = _transition(rule, alert, entity_id=entity_id, state="resolve", at_ms=end, data=None)
@@ -145,7 +146,7 @@ def on_event(
         return None, out
     if not matches(rule.match, event_type, data):
         return state, out
-    if alert is not None and time_ms >= _quiet_end(rule, alert):
+    if alert is not None and time_ms >= quiet_end(rule, alert):
         # The quiet minutes had passed in event time: that alert ended with them.
         out.append(
             _transition(
@@ -153,7 +154,7 @@ def on_event(
                 alert,
                 entity_id=entity_id,
                 state="resolve",
-                at_ms=_quiet_end(rule, alert),
+                at_ms=quiet_end(rule, alert),
                 data=None,
             )
         )

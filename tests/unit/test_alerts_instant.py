@@ -39,11 +39,11 @@ class Feed:
             )
             self.offset += 1
         batch = self.store.apply(records, domain="security", partition=0)
-        return self._take([orjson.loads(v) for _, _, v in batch.alerts])
+        return self._take([orjson.loads(v)["data"] for _, _, v in batch.alerts])
 
     def sweep(self) -> list[dict[str, Any]]:
         batch = self.store.sweep()
-        return self._take([orjson.loads(v) for _, _, v in batch.alerts])
+        return self._take([orjson.loads(v)["data"] for _, _, v in batch.alerts])
 
     def _take(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
         self.transitions += found
@@ -176,3 +176,21 @@ def test_instant_states_survive_a_window_evaluation() -> None:
     assert evaluation.states == states_
     assert evaluation.transitions == []
     assert isinstance(rules()[0], InstantRule)
+
+
+def test_quiet_minutes_ending_inside_a_minute_resolve_with_no_minute_becoming_final() -> None:
+    """The sweep used to walk again only when a minute became final: a stream that stopped
+    after the quiet minutes' end but before the next minute's end left the alert open,
+    while a faster feed resolved it (seen replaying the typhoon at x40 and full speed)."""
+    feed = Feed()
+    # The fire alarm's alert opens at 08:00:30 and goes quiet (10 minutes) at 08:10:30.
+    feed.send((b"cam-1", alarm("cam-1", T0 + timedelta(seconds=30))))
+    # Another camera moves the watermark to 08:12:10: minute 08:09 is final; 08:10:10 less
+    # the lateness is not past the quiet end yet.
+    feed.send((b"cam-2", smoke("cam-2", T0 + timedelta(minutes=12, seconds=10), 0.1)))
+    assert feed.sweep() == []
+    # 08:12:40: the quiet end is past with the lateness, and no other minute is final.
+    feed.send((b"cam-2", smoke("cam-2", T0 + timedelta(minutes=12, seconds=40), 0.1)))
+    [resolved] = feed.sweep()
+    assert (resolved["rule_id"], resolved["state"]) == ("alarm-fire", "resolve")
+    assert resolved["resolved_at"].startswith("2024-09-07T08:10:30")
