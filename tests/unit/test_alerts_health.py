@@ -253,7 +253,7 @@ def run_city(faults: Faults, *, hours: float, entities: int = 300) -> tuple[list
         applied = store.apply(records, domain=batch.domain, partition=0)
         assert not applied.deadletters
         swept = store.sweep()
-        out += [orjson.loads(value) for _, _, value in (*applied.alerts, *swept.alerts)]
+        out += [orjson.loads(value)["data"] for _, _, value in (*applied.alerts, *swept.alerts)]
     return out, simulation.city
 
 

@@ -190,7 +190,7 @@ def test_a_quiet_camera_alert_opens_and_resolves_on_time_through_the_sweep() -> 
         swept = store.sweep()
         for _, key, value in swept.alerts:
             assert key == b"cam-1"
-            states.append(orjson.loads(value)["state"])
+            states.append(orjson.loads(value)["data"]["state"])
         if step == 6 * 4:
             # Minute 0 is final at 3 min (1 min + 2 min lateness): the alert is open.
             assert states == ["open"]
@@ -355,7 +355,7 @@ def test_the_sweep_leaves_entities_that_are_still_reporting_to_their_own_next_ev
     feed("cam-other", T0 + timedelta(minutes=3, seconds=6))
     swept = store.sweep()
     assert [key for _, key, _ in swept.changelog] == [b"cam-busy"]
-    assert [orjson.loads(v)["state"] for _, _, v in swept.alerts] == ["open"]
+    assert [orjson.loads(v)["data"]["state"] for _, _, v in swept.alerts] == ["open"]
 
 
 class _CountedWalks(dict[bytes, Any]):
