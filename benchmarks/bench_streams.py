@@ -13,6 +13,13 @@ the same run:
   produced): from process start, and in steady state (from 20 % to 80 % of the events).
 
 Prints one Markdown table row for ``benchmarks/RESULTS.md``, with the worker's peak RSS.
+
+    .venv/bin/python -m benchmarks.bench_streams --misplaced 0,0.1,1
+
+instead times one worker over the same backlog with that share of its records produced
+to a partition other than their key's (as a librdkafka client with its default
+partitioner would): records accounted for per second (applied or dead-lettered as
+``wrong_partition``), from the worker's own counters, one row per share, in one run.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -40,6 +48,7 @@ from ioc.settings import Settings
 from streams.admin import ensure_topics
 from streams.envelope import decode, encode
 from streams.kafka import client_options
+from streams.partitions import home_partition
 from streams.topics import raw_topic
 from tests.utils.namespaces import drop_namespace
 
@@ -71,20 +80,31 @@ def backlog(events: int, entities: int) -> list[tuple[bytes, int, bytes]]:
     return out
 
 
-async def produce(settings: Settings, records: list[tuple[bytes, int, bytes]]) -> None:
+async def produce(
+    settings: Settings, records: list[tuple[bytes, int, bytes]], *, misplaced: float = 0.0
+) -> int:
+    """Produce the backlog; a ``misplaced`` share of the records (every tenth for 0.1)
+    goes to the partition after its key's. Returns how many went to their key's."""
     producer = AIOKafkaProducer(
         acks="all", linger_ms=20, max_batch_size=512 * 1024, **client_options(settings)
     )
     await producer.start()
+    partitions = settings.kafka.partitions
+    at_home = 0
     try:
         topic = raw_topic(settings, "traffic")
-        futures = [
-            await producer.send(topic, value, key=key, timestamp_ms=ts)
-            for key, ts, value in records
-        ]
+        futures = []
+        for n, (key, ts, value) in enumerate(records):
+            away = misplaced >= 1 or (misplaced > 0 and n % round(1 / misplaced) == 0)
+            partition = (home_partition(key, partitions) + 1) % partitions if away else None
+            at_home += not away
+            futures.append(
+                await producer.send(topic, value, key=key, timestamp_ms=ts, partition=partition)
+            )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+    return at_home
 
 
 async def baseline(settings: Settings, expect: int, *, validate: bool = False) -> float:
@@ -192,6 +212,65 @@ async def run_workers(
             await proc.wait()
 
 
+def counted(port: int) -> tuple[float, float]:
+    """(records consumed, records dead-lettered) by the worker serving /metrics on ``port``."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    consumed = dead = 0.0
+    for line in text.splitlines():
+        if line.startswith("ioc_events_consumed_total"):
+            consumed += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("ioc_events_deadlettered_total"):
+            dead += float(line.rsplit(" ", 1)[1])
+    return consumed, dead
+
+
+async def misplaced_run(settings: Settings, expect: int, logs: Path) -> tuple[float, float, float]:
+    """One worker over the backlog until its counters account for every record; return
+    (records/s from process start, records/s from 20 % to 80 %, records dead-lettered)."""
+    port = 16066
+    env = {
+        **os.environ,
+        "IOC_NAMESPACE": settings.namespace,
+        "IOC_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        "IOC_STREAMS__WEB_PORT": str(port),
+    }
+    with (logs / "worker.log").open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ioc.cli",
+            "worker",
+            "--loglevel",
+            "warning",
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        started = time.perf_counter()
+        marks: list[tuple[float, float]] = []
+        dead = 0.0
+        while time.perf_counter() - started < 900:
+            await asyncio.sleep(0.1)
+            try:
+                consumed, dead = await asyncio.to_thread(counted, port)
+            except httpx.HTTPError:
+                continue  # not serving yet
+            marks.append((time.perf_counter(), consumed))
+            if consumed >= expect:
+                break
+        if not marks or marks[-1][1] < expect:
+            raise RuntimeError(f"the worker did not finish; see {logs}")
+        low = next(m for m in marks if m[1] >= 0.2 * expect)
+        high = next(m for m in marks if m[1] >= 0.8 * expect)
+        return expect / (marks[-1][0] - started), (high[1] - low[1]) / (high[0] - low[0]), dead
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
@@ -202,6 +281,11 @@ async def main() -> None:
         help="worker processes; a comma-separated list runs one measurement per count",
     )
     parser.add_argument("--partitions", type=int, default=None)
+    parser.add_argument(
+        "--misplaced",
+        default=None,
+        help="shares of records on a wrong partition (0,0.1,1): one worker, one row each",
+    )
     args = parser.parse_args()
     base = Settings(state_dir=ROOT / ".ioc")
     KafkaBroker(base).up()
@@ -212,6 +296,23 @@ async def main() -> None:
         )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     records = backlog(args.events, args.entities)
+    if args.misplaced is not None:
+        for share in (float(x) for x in args.misplaced.split(",")):
+            settings = base.model_copy(update={"namespace": f"bench_{uuid.uuid4().hex[:8]}"})
+            await migrate(settings)
+            await ensure_topics(settings)
+            at_home = await produce(settings, records, misplaced=share)
+            rate, sustained, dead = await misplaced_run(
+                settings, args.events, Path(tempfile.mkdtemp())
+            )
+            await drop_namespace(settings)
+            assert dead == args.events - at_home, (dead, at_home)
+            print(
+                f"| {commit_id()} | {machine} | {share:.0%} | {args.events:,} "
+                f"| {at_home:,} | {dead:,.0f} | {rate:,.0f} | {sustained:,.0f} |",
+                flush=True,
+            )
+        return
     for workers in (int(n) for n in args.workers.split(",")):
         # A namespace of its own per measurement: same backlog, fresh groups and tables.
         settings = base.model_copy(update={"namespace": f"bench_{uuid.uuid4().hex[:8]}"})
