@@ -1,6 +1,7 @@
 """The AsyncAPI 3 document of the namespace's topics: what integrators publish and what
 they may subscribe to, with keys, headers, partitioner and message schemas made from the
-contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``).
+contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``). The
+worker's changelog (``ioc.state``) is listed as internal, with no operation.
 
 Served at ``GET /v1/asyncapi``; ``tests/integration/test_asyncapi.py`` checks it with the
 AsyncAPI project's own parser (npm ``@asyncapi/parser``).
@@ -47,6 +48,23 @@ def _message_id(event_type: str) -> str:
     return event_type.replace(".", "_")
 
 
+def _channel(
+    address: str, title: str, messages: list[str], partitions: int, description: str = ""
+) -> dict[str, Any]:
+    """A channel of one topic carrying the named messages of ``components``."""
+    channel: dict[str, Any] = {
+        "address": address,
+        "title": title,
+        "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in messages},
+        "bindings": {
+            "kafka": {"topic": address, "partitions": partitions, "bindingVersion": KAFKA_BINDING}
+        },
+    }
+    if description:
+        channel["description"] = description
+    return channel
+
+
 def asyncapi_document(settings: Settings) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of ``settings``' namespace."""
     partitions = settings.kafka.partitions
@@ -64,26 +82,15 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
     for domain in DOMAINS:
         name = f"{domain}Events"
         types = [t for t in sorted(PAYLOAD_MODELS) if t.split(".")[1] == domain]
-        channels[name] = {
-            "address": raw_topic(settings, domain),
-            "title": f"Raw {domain} events",
-            "description": (
-                f"CloudEvents of the {domain} domain, keyed by entity id, Kafka timestamp = "
-                "event time. Partitioner: Kafka's default, murmur2 of the key; "
-                f"{CLIENT_SETTING}. A record on another partition is dead-lettered "
-                "(wrong_partition)."
-            ),
-            "messages": {
-                _message_id(t): {"$ref": f"#/components/messages/{_message_id(t)}"} for t in types
-            },
-            "bindings": {
-                "kafka": {
-                    "topic": raw_topic(settings, domain),
-                    "partitions": partitions,
-                    "bindingVersion": KAFKA_BINDING,
-                }
-            },
-        }
+        channels[name] = _channel(
+            raw_topic(settings, domain),
+            f"Raw {domain} events",
+            [_message_id(t) for t in types],
+            partitions,
+            f"CloudEvents of the {domain} domain, keyed by entity id, Kafka timestamp = event "
+            f"time. Partitioner: Kafka's default, murmur2 of the key; {CLIENT_SETTING}. A "
+            "record on another partition is dead-lettered (wrong_partition).",
+        )
         operations[f"publish{domain.capitalize()}"] = {
             "action": "send",
             "title": f"Publish {domain} events",
@@ -98,25 +105,14 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
             "payload": _payload(alert_event_schema(event_type)),
             "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
         }
-    channels["alerts"] = {
-        "address": settings.topic(ALERTS_TOPIC),
-        "title": "Alert transitions",
-        "description": (
-            "CloudEvents of the rules (source /ioc/rules) and of operators (/ioc/operators), "
-            "keyed by entity id. Delivery is at-least-once: drop repeats by (source, id)."
-        ),
-        "messages": {
-            _message_id(t): {"$ref": f"#/components/messages/{_message_id(t)}"}
-            for t in sorted(ALERT_STATES)
-        },
-        "bindings": {
-            "kafka": {
-                "topic": settings.topic(ALERTS_TOPIC),
-                "partitions": partitions,
-                "bindingVersion": KAFKA_BINDING,
-            }
-        },
-    }
+    channels["alerts"] = _channel(
+        settings.topic(ALERTS_TOPIC),
+        "Alert transitions",
+        [_message_id(t) for t in sorted(ALERT_STATES)],
+        partitions,
+        "CloudEvents of the rules (source /ioc/rules) and of operators (/ioc/operators), "
+        "keyed by entity id. Delivery is at-least-once: drop repeats by (source, id).",
+    )
     operations["receiveAlerts"] = {
         "action": "receive",
         "title": "Subscribe to alerts",
@@ -141,18 +137,9 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
         "payload": {"description": "The refused record's value, byte for byte"},
         "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
     }
-    channels["deadLetters"] = {
-        "address": settings.topic(DEADLETTER_TOPIC),
-        "title": "Dead letters",
-        "messages": {"deadLetter": {"$ref": "#/components/messages/deadLetter"}},
-        "bindings": {
-            "kafka": {
-                "topic": settings.topic(DEADLETTER_TOPIC),
-                "partitions": partitions,
-                "bindingVersion": KAFKA_BINDING,
-            }
-        },
-    }
+    channels["deadLetters"] = _channel(
+        settings.topic(DEADLETTER_TOPIC), "Dead letters", ["deadLetter"], partitions
+    )
     operations["receiveDeadLetters"] = {
         "action": "receive",
         "title": "Subscribe to dead letters",
@@ -162,38 +149,28 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
         "name": "entity record",
         "title": "The latest state of one entity",
         "description": (
-            "The worker's changelog (compacted, keyed by entity id): the entity's last "
-            "event, its open minutes and its rules' state. For the live views; its fields "
-            "are the worker's and may change between versions."
+            "Internal: the worker's changelog (compacted, keyed by entity id), read by the "
+            "database sink and the API's live views. Its fields are the worker's and change "
+            "between versions: it is not a subscriber contract, so no operation offers it. "
+            "Subscribers use ioc.alerts, the API's live feeds (/v1/live) or its reads."
         ),
         "payload": {"type": "object"},
         "bindings": {"kafka": {"key": ENTITY_KEY, "bindingVersion": KAFKA_BINDING}},
     }
-    channels["entityState"] = {
-        "address": settings.topic(STATE_TOPIC),
-        "title": "Entity state (derived)",
-        "messages": {"entityRecord": {"$ref": "#/components/messages/entityRecord"}},
-        "bindings": {
-            "kafka": {
-                "topic": settings.topic(STATE_TOPIC),
-                "partitions": partitions,
-                "bindingVersion": KAFKA_BINDING,
-            }
-        },
-    }
-    operations["receiveEntityState"] = {
-        "action": "receive",
-        "title": "Subscribe to entity state",
-        "channel": {"$ref": "#/channels/entityState"},
-    }
+    channels["entityState"] = _channel(
+        settings.topic(STATE_TOPIC),
+        "Entity state (internal changelog)",
+        ["entityRecord"],
+        partitions,
+    )
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Smart-city IOC topics",
             "version": "1.0.0",
             "description": (
-                f"Kafka topics of the namespace {settings.namespace!r}: raw events in, "
-                "alerts, dead letters and entity state out."
+                f"Kafka topics of the namespace {settings.namespace!r}: raw events in; "
+                "alerts and dead letters out; the worker's internal changelog."
             ),
         },
         "defaultContentType": "application/json",

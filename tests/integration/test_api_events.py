@@ -15,19 +15,12 @@ from streams.topics import raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api
 from tests.utils.apikeys import auth
-from tests.utils.events import T0
+from tests.utils.events import HOSPITAL_STATUS, T0
 from tests.utils.kafka import read_all
 from tests.utils.services import free_port
 
 FLOW = {"vehicles": 12, "avg_speed_kmh": 40.0, "occupancy_pct": 20.0, "interval_s": 60}
-STATUS = {
-    "beds_total": 100,
-    "beds_occupied": 50,
-    "icu_total": 10,
-    "icu_occupied": 5,
-    "er_waiting": 3,
-    "ambulances_available": 2,
-}
+STATUS = HOSPITAL_STATUS
 
 
 def event(

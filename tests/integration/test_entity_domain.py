@@ -13,34 +13,15 @@ import orjson
 
 from ioc.db.registry import load_registry
 from simulators.city import build_city
-from streams.envelope import encode
 from streams.topics import DEADLETTER_TOPIC, raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
-from tests.utils.events import T0, Record, alarm_value, flow_value
+from tests.utils.events import T0, Record, alarm_value, flow_value, status_value
 from tests.utils.kafka import produce, read_all
 from tests.utils.services import wait_for
 
 JUNCTION = next(e for e in build_city(60).entities if e.kind == "intersection").id
-
-
-def status_value(entity: str) -> bytes:
-    return encode(
-        event_type="city.hospital.status.v1",
-        subject=entity,
-        time=T0,
-        data={
-            "beds_total": 100,
-            "beds_occupied": 50,
-            "icu_total": 10,
-            "icu_occupied": 5,
-            "er_waiting": 3,
-            "ambulances_available": 2,
-        },
-        event_id=f"{entity}-status",
-        source="/tests/hospital",
-    )
 
 
 def publish(base: str, value: bytes) -> httpx.Response:
@@ -71,7 +52,7 @@ async def test_an_entity_keeps_one_domain_at_the_api_and_in_the_worker(
     api, base = start_api(namespace)
     try:
         # A registered junction: a hospital status about it is refused at once.
-        refused = publish(base, status_value(JUNCTION))
+        refused = publish(base, status_value(JUNCTION, T0))
         assert refused.status_code == 422, refused.text
         [item] = refused.json()["rejected"]
         assert item["reason"] == "wrong_domain"
@@ -94,7 +75,7 @@ async def test_an_entity_keeps_one_domain_at_the_api_and_in_the_worker(
         await produce(
             settings,
             raw_topic(settings, "hospital"),
-            [Record(JUNCTION.encode(), status_value(JUNCTION), 0)],
+            [Record(JUNCTION.encode(), status_value(JUNCTION, T0), 0)],
         )
         await produce(
             settings,

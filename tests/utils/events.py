@@ -102,6 +102,29 @@ def detection_value(
     )
 
 
+#: A hospital's status report, ordinary figures.
+HOSPITAL_STATUS = {
+    "beds_total": 100,
+    "beds_occupied": 50,
+    "icu_total": 10,
+    "icu_occupied": 5,
+    "er_waiting": 3,
+    "ambulances_available": 2,
+}
+
+
+def status_value(hospital: str, at: datetime) -> bytes:
+    """One hospital status CloudEvent (:data:`HOSPITAL_STATUS`)."""
+    return encode(
+        event_type="city.hospital.status.v1",
+        subject=hospital,
+        time=at,
+        data=HOSPITAL_STATUS,
+        event_id=f"{hospital}-{at.timestamp()}-status",
+        source="/tests/hospitals",
+    )
+
+
 def smoke_value(camera: str, at: datetime, confidence: float) -> bytes:
     """One camera's smoke detection."""
     return detection_value(camera, at, kind="smoke", confidence=confidence)
