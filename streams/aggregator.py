@@ -179,7 +179,7 @@ class Aggregator(Service):
             log.warning("reading the entity registry failed (%s); trying again", exc)
             return
         async with self.lock:
-            self.store.registry.update(entries)
+            self.store.register(entries)
         REGISTERED.set(len(self.store.registry))
 
     @Service.task

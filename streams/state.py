@@ -28,7 +28,7 @@ from streams.alerts import AlertTransition, RuleEngine, last_final_minute
 from streams.envelope import Rejection, check_clock, decode
 from streams.marks import MARK_HEADER, Action, ControlError, Mark, control_of
 from streams.partitions import home_partition, wrong_partition
-from streams.registry import Registry
+from streams.registry import Registered, Registry
 from streams.windows import EntityRecord, compact_identities, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
@@ -121,9 +121,11 @@ class EntityStore:
         self.settled: dict[Owned, int] | None = None
         # Each partition's watermark as the sweep last saw it, and when it last moved.
         self.moved: dict[Owned, tuple[int, float]] = {}
-        # The earliest watermark at which a record of the partition has an instant or a
-        # silent rule to judge (RuleEngine.due_at), or lower: the sweep walks again once a
-        # watermark reaches it, whether or not a minute has become final.
+        # The watermark at which each record has an instant or a silent rule to judge
+        # (RuleEngine.due_at), as of its last write; and per partition the earliest of
+        # them, or lower: the sweep walks again once a watermark reaches it, whether or not
+        # a minute has become final.
+        self.due: dict[bytes, int] = {}
         self.next_due: dict[Owned, int] = {}
 
     def restore(self, key: bytes, record: EntityRecord | None) -> None:
@@ -131,10 +133,22 @@ class EntityStore:
         if record is None:
             self.records.pop(key, None)
             self.restored.discard(key)
+            self.due.pop(key, None)
             return
         self.records[key] = compact_identities(record)
         self.restored.add(key)
+        self._note_due(key, record)
         self.settled = None
+
+    def register(self, entries: Sequence[tuple[str, Registered]]) -> None:
+        """Take registry entries read from the database: an entity that became registered
+        (or changed interval) may be due for a silence it is already in."""
+        self.registry.update(entries)
+        for entity_id, _ in entries:
+            key = entity_id.encode()
+            record = self.records.get(key)
+            if record is not None:
+                self._note_due(key, record)
 
     def resume(self, owned: Owned, watermark_ms: int | None) -> None:
         """Set a partition's watermark as it was at its committed offset.
@@ -161,9 +175,11 @@ class EntityStore:
             if (record["d"], record["p"]) not in gone
         }
         self.restored &= self.records.keys()
+        self.due = {key: at for key, at in self.due.items() if key in self.records}
         for item in gone:
             self.watermarks.pop(item, None)
             self.moved.pop(item, None)
+            self.next_due.pop(item, None)
 
     def apply(
         self,
@@ -408,7 +424,7 @@ class EntityStore:
             last_final = last_finals.get(owned)
             if last_final is None:
                 continue
-            at = self._due_at(record)
+            at = self.due.get(key)
             by_time = at is not None and at <= self.watermarks[owned]
             if at is not None and not by_time:
                 next_due[owned] = min(next_due.get(owned, at), at)
@@ -433,14 +449,21 @@ class EntityStore:
             self._finish(pending, partition=partition, out=out)
         return out
 
-    def _due_at(self, record: EntityRecord) -> int | None:
-        return self.rules.due_at(
+    def _note_due(self, key: bytes, record: EntityRecord) -> None:
+        """Remember when the record next has an instant or silent rule to judge."""
+        at = self.rules.due_at(
             record.get("a"),
             domain=record["d"],
             registered=self.registry.get(record["e"]),
             last_event_ms=record["t"],
             lateness_ms=self.lateness_ms,
         )
+        if at is None:
+            self.due.pop(key, None)
+            return
+        self.due[key] = at
+        owned = (record["d"], record["p"])
+        self.next_due[owned] = min(self.next_due.get(owned, at), at)
 
     def _idle_partitions(self) -> set[Owned]:
         """Partitions whose watermark has not moved for :data:`IDLE_S` of wall time."""
@@ -495,10 +518,7 @@ class EntityStore:
             )
             record["c"] = sorted(entry.changed)
             record["a"] = evaluation.states
-            at = self._due_at(record)
-            if at is not None:
-                owned = (record["d"], partition)
-                self.next_due[owned] = min(self.next_due.get(owned, at), at)
+            self._note_due(key, record)
             record["x"] = [t.model_dump(mode="json") for t in transitions]
             # Events of the types kept one by one (Payload.keep_raw), for raw_event.
             record["r"] = entry.raw

@@ -252,16 +252,17 @@ def evaluate_rule(
 def _may_provision(rule: Rule, state: TrackJson | None, seen: Mapping[int, Values]) -> bool:
     """Whether an open minute just seen holds the condition while no alert is open: only
     then can a look ahead foresee an alert (cheap; most entities are calm)."""
-    if state and "a" in state:
-        return False
+    if state and ("a" in state or "q" in state):
+        return False  # an alert open, or one foreseen already (it stands until settled)
     return any(verdict(rule, values, minute_ms=m, clearing=False) for m, values in seen.items())
 
 
 def _look_ahead(rule: Rule, track: Track, *, entity_id: str) -> list[AlertTransition]:
     """Walk a copy of the track through the minutes seen but not final, as if they were:
-    if that opens an alert not announced yet, announce it as ``provisional`` (same id as
-    the ``open`` that would confirm it). Judged on the data so far, partial minutes too."""
-    if track.alert is not None:
+    if that opens an alert, announce it as ``provisional`` (same id as the ``open`` that
+    would confirm it). Judged on the data so far, partial minutes too; once one is
+    announced, none other is until the final minutes have settled it."""
+    if track.alert is not None or track.provisional is not None:
         return []
     ahead = [m for m in track.pending if track.final_ms is None or m > track.final_ms]
     if not any(verdict(rule, track.pending[m], minute_ms=m, clearing=False) for m in ahead):
@@ -269,12 +270,11 @@ def _look_ahead(rule: Rule, track: Track, *, entity_id: str) -> list[AlertTransi
     trial = replace(track, pending=dict(track.pending))
     found = _walk(rule, trial, entity_id=entity_id, last_final=max(ahead))
     opened = next((t for t in found if t.state == "open"), None)
-    if opened is None or (track.provisional and track.provisional[0] == opened.alert_id):
+    if opened is None:
         return []
-    out = _settle_provisional(rule, track, entity_id=entity_id, final=[], replaced=True)
     minute = int(opened.opened_at.timestamp() * 1000) - BUCKET_MS
     track.provisional = (opened.alert_id, minute, int(opened.since.timestamp() * 1000))
-    return [*out, opened.model_copy(update={"state": "provisional"})]
+    return [opened.model_copy(update={"state": "provisional"})]
 
 
 def _settle_provisional(
@@ -283,11 +283,10 @@ def _settle_provisional(
     *,
     entity_id: str,
     final: Sequence[AlertTransition],
-    replaced: bool = False,
 ) -> list[AlertTransition]:
     """Confirm or retract the provisional alert: an ``open`` with its id confirms it
     (nothing more to say); once its minute is final without that, or another alert of the
-    rule is open, or a new forecast ``replaced`` it, it is retracted."""
+    rule is open, it is retracted. Until then it stands: no other is foreseen."""
     if track.provisional is None:
         return []
     alert, minute, since = track.provisional
@@ -295,7 +294,7 @@ def _settle_provisional(
         track.provisional = None
         return []
     final_past = track.final_ms is not None and track.final_ms >= minute
-    if not (replaced or final_past or track.alert is not None):
+    if not (final_past or track.alert is not None):
         return []
     track.provisional = None
     at = event_time(max(minute, track.final_ms or minute) + BUCKET_MS)
@@ -339,6 +338,7 @@ class RuleEngine:
         #: Instant rules by the event types that can change them (match or clear).
         self._instant_by_type: dict[str, list[InstantRule]] = {}
         self._silent_ids = {rule.id for rule in rules if isinstance(rule, SilentRule)}
+        self._instant_by_id = {rule.id: rule for rule in rules if isinstance(rule, InstantRule)}
         for rule in rules:
             if isinstance(rule, SilentRule):
                 self._silent_by_domain.setdefault(rule.domain, []).append(rule)
@@ -417,15 +417,16 @@ class RuleEngine:
         """The watermark at which an instant or silent rule of this entity has something to
         judge (an open alert's quiet minutes over, a silence certain), or None. Times to
         the millisecond: unlike window rules, these do not wait for a minute's end."""
-        states = states or {}
+        # Called for every record the sweep walks and every record written: only the
+        # record's own states are looked at, most of them window rules'.
         times: list[int] = []
-        for rule in self._instant_by_domain.get(domain, ()):
-            alert = states.get(rule.id, {}).get("a")
-            if alert is not None:
-                times.append(instant.quiet_end(rule, alert) + lateness_ms)
-        if last_event_ms is not None and registered is not None:
+        for rule_id, state in (states or {}).items():
+            rule = self._instant_by_id.get(rule_id)
+            if rule is not None and "a" in state:
+                times.append(instant.quiet_end(rule, state["a"]) + lateness_ms)
+        if last_event_ms is not None and registered is not None and registered.interval_s:
             for silent in self._silent_by_domain.get(domain, ()):
-                if not states.get(silent.id) and health.judges(silent, registered):
+                if not (states and states.get(silent.id)) and health.judges(silent, registered):
                     deadline = health.silence_deadline(silent, registered, last_event_ms)
                     times.append(deadline + lateness_ms)
         return min(times, default=None)

@@ -18,7 +18,7 @@ from streams.alerts.health import silent_advance, silent_on_event, stuck_evaluat
 from streams.registry import Registered, Registry
 from streams.state import EntityStore
 from streams.windows import BUCKET_MS
-from tests.utils.events import T0
+from tests.utils.events import T0, flow_value
 
 LATENESS_MS = 120_000
 MINUTE = BUCKET_MS
@@ -298,3 +298,22 @@ def test_gaps_and_stuck_sensors_are_reported_and_only_they() -> None:
             t["opened_at"]
         ) < end - timedelta(minutes=25):
             assert t["alert_id"] in resolved, t
+
+
+def test_an_entity_registered_after_it_went_quiet_is_found_silent() -> None:
+    """The registry may be read after an entity's last event (the database was down when
+    the worker started): its silence is judged once the entry comes."""
+    store = EntityStore(rules=RuleEngine([SILENT]), lateness_ms=LATENESS_MS)
+
+    def record(entity: str, minutes: float, offset: int) -> ConsumerRecord:
+        at = T0 + timedelta(minutes=minutes)
+        value = flow_value(entity, at, event_id=f"{entity}-{offset}")
+        return ConsumerRecord("t", 0, offset, 0, 0, entity.encode(), value, None, 0, 0, [])
+
+    store.apply([record("ix-quiet", 0, 0)], domain="traffic", partition=0)
+    # Another sensor of the partition moves the watermark far past ix-quiet's deadline.
+    store.apply([record("ix-busy", 20, 1)], domain="traffic", partition=0)
+    assert store.sweep().alerts == []  # unknown to the registry: not judged
+    store.register([("ix-quiet", SENSOR)])
+    [opened] = [orjson.loads(v)["data"] for _, _, v in store.sweep().alerts]
+    assert (opened["entity_id"], opened["state"]) == ("ix-quiet", "open")
