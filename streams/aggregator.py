@@ -55,16 +55,31 @@ from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topi
 log = logging.getLogger(__name__)
 
 
-def watermark_metadata(watermark_ms: int | None) -> str:
-    """The commit metadata that carries a partition's watermark at that offset."""
-    return "" if watermark_ms is None else orjson.dumps({"watermark": watermark_ms}).decode()
+def watermark_metadata(watermark_ms: int | None, observed_ms: int | None = None) -> str:
+    """The commit metadata that carries a partition's watermark at that offset, and since
+    when it has been observed without a gap (``EntityStore.observed``)."""
+    if watermark_ms is None:
+        return ""
+    carried = {"watermark": watermark_ms}
+    if observed_ms is not None:
+        carried["observed"] = observed_ms
+    return orjson.dumps(carried).decode()
 
 
 def watermark_of(metadata: str) -> int | None:
     """The watermark a commit carries (None: no event folded before that offset)."""
+    return _carried(metadata, "watermark")
+
+
+def observed_of(metadata: str) -> int | None:
+    """Since when the partition had been observed, as the commit carries it."""
+    return _carried(metadata, "observed")
+
+
+def _carried(metadata: str, name: str) -> int | None:
     if not metadata:
         return None
-    value = orjson.loads(metadata).get("watermark")
+    value = orjson.loads(metadata).get(name)
     return int(value) if value is not None else None
 
 
@@ -241,10 +256,11 @@ class Aggregator(Service):
             for kind in ("mark", "action"):
                 if batch.outcomes[kind]:
                     CONTROL.labels(kind).inc(batch.outcomes[kind])
-        watermarks = self.store.watermarks
+        watermarks, observed = self.store.watermarks, self.store.observed
         for tp, messages in fetched.items():
-            watermark = watermarks.get((self.domains[tp.topic], tp.partition))
-            self.uncommitted[tp] = (messages[-1].offset + 1, watermark_metadata(watermark))
+            owned = (self.domains[tp.topic], tp.partition)
+            metadata = watermark_metadata(watermarks.get(owned), observed.get(owned))
+            self.uncommitted[tp] = (messages[-1].offset + 1, metadata)
 
     async def commit(self) -> None:
         """Commit the offsets of every batch produced so far, with their watermarks.
@@ -349,10 +365,11 @@ class Aggregator(Service):
             await admin.close()
         for tp in tps:
             commit = committed.get(tp)
-            watermark = None
+            watermark = observed = None
             if commit is not None and commit.offset >= 0:
                 watermark = watermark_of(commit.metadata)
-            self.store.resume((self.domains[tp.topic], tp.partition), watermark)
+                observed = observed_of(commit.metadata)
+            self.store.resume((self.domains[tp.topic], tp.partition), watermark, observed)
 
     async def _recover(self, new: set[Owned]) -> None:
         """Read the entities of newly owned partitions back from ``ioc.state``."""

@@ -43,6 +43,10 @@ QUIET_MS = 10_000
 #: event is near, and everything due is judged now (what it would have judged; only the
 #: moment depends on the wall clock).
 IDLE_S = 5.0
+#: A partition whose event time jumps further than this in one step was not observed in
+#: between (the platform or the whole feed was down, or a replay starts): nobody's
+#: silence can be judged over such a gap, so silences count from the jump.
+CONTINUITY_GAP_MS = 5 * 60_000
 
 
 class RawRecord(Protocol):
@@ -127,6 +131,10 @@ class EntityStore:
         # a minute has become final.
         self.due: dict[bytes, int] = {}
         self.next_due: dict[Owned, int] = {}
+        # Per partition, the event time since which it has been observed without a gap of
+        # CONTINUITY_GAP_MS: an entity's silence counts from its last event or from this,
+        # whichever is later. Committed with the watermark.
+        self.observed: dict[Owned, int] = {}
 
     def restore(self, key: bytes, record: EntityRecord | None) -> None:
         """Take one record read back from the changelog (None: the entity was deleted)."""
@@ -150,7 +158,9 @@ class EntityStore:
             if record is not None:
                 self._note_due(key, record)
 
-    def resume(self, owned: Owned, watermark_ms: int | None) -> None:
+    def resume(
+        self, owned: Owned, watermark_ms: int | None, observed_ms: int | None = None
+    ) -> None:
         """Set a partition's watermark as it was at its committed offset.
 
         It cannot be rebuilt from the restored records: a worker killed while producing a
@@ -163,6 +173,25 @@ class EntityStore:
             self.watermarks.pop(owned, None)
         else:
             self.watermarks[owned] = watermark_ms
+        if observed_ms is None:
+            self.observed.pop(owned, None)
+        else:
+            self.observed[owned] = observed_ms
+
+    def _observe(self, owned: Owned, time_ms: int) -> None:
+        """A valid record's event time: a partition seen for the first time, or again after
+        a gap longer than :data:`CONTINUITY_GAP_MS`, is observed from now on."""
+        watermark = self.watermarks.get(owned)
+        if watermark is None or time_ms - watermark > CONTINUITY_GAP_MS:
+            self.observed[owned] = time_ms
+
+    def heard(self, owned: Owned, last_event_ms: int | None) -> int | None:
+        """From when an entity's silence counts: its last event, or the start of the
+        partition's continuous observation if that is later."""
+        observed = self.observed.get(owned)
+        if last_event_ms is None or observed is None:
+            return last_event_ms
+        return max(last_event_ms, observed)
 
     def drop(self, owned: Iterable[Owned]) -> None:
         """Forget the records of partitions this worker no longer owns."""
@@ -180,6 +209,7 @@ class EntityStore:
             self.watermarks.pop(item, None)
             self.moved.pop(item, None)
             self.next_due.pop(item, None)
+            self.observed.pop(item, None)
 
     def apply(
         self,
@@ -265,6 +295,7 @@ class EntityStore:
                 # Its time still moves the watermark: the watermark is the greatest event
                 # time of the partition's valid records, whoever folds them and however
                 # many of them a restart finds already applied.
+                self._observe(owned, time_ms)
                 if watermark is None or time_ms > watermark:
                     self.watermarks[owned] = time_ms
                 out.outcomes["duplicate"] += 1
@@ -282,6 +313,7 @@ class EntityStore:
             pending[key] = entry
             self.records[key] = entry.record
             entry.changed.update(entry.record["c"])
+            self._observe(owned, time_ms)
             if self.rules.hears(domain):
                 states = entry.record.get("a")
                 if states is None:
@@ -291,7 +323,7 @@ class EntityStore:
                     entity_id=decoded.entity_id,
                     domain=domain,
                     registered=self.registry.get(decoded.entity_id),
-                    previous_ms=previous_ms,
+                    previous_ms=self.heard(owned, previous_ms),
                     time_ms=time_ms,
                     watermark_ms=watermark,
                     lateness_ms=lateness,
@@ -369,6 +401,7 @@ class EntityStore:
                 out.deadletters.append((message, late))
                 out.outcomes[late.reason] += 1
                 return
+            self._observe(owned, control.time_ms)
             watermark = self.watermarks.get(owned)
             if watermark is None or control.time_ms > watermark:
                 self.watermarks[owned] = control.time_ms
@@ -455,7 +488,7 @@ class EntityStore:
             record.get("a"),
             domain=record["d"],
             registered=self.registry.get(record["e"]),
-            last_event_ms=record["t"],
+            last_event_ms=self.heard((record["d"], record["p"]), record["t"]),
             lateness_ms=self.lateness_ms,
         )
         if at is None:
@@ -507,7 +540,7 @@ class EntityStore:
                 watermark_ms=watermark,
                 lateness_ms=self.lateness_ms,
                 registered=self.registry.get(record["e"]),
-                last_event_ms=record["t"],
+                last_event_ms=self.heard((record["d"], partition), record["t"]),
             )
             record["j"] = last_final_minute(watermark, lateness_ms=self.lateness_ms)
             # The transitions travel in the record too ("x"): the changelog record is the

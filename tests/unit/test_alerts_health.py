@@ -311,9 +311,37 @@ def test_an_entity_registered_after_it_went_quiet_is_found_silent() -> None:
         return ConsumerRecord("t", 0, offset, 0, 0, entity.encode(), value, None, 0, 0, [])
 
     store.apply([record("ix-quiet", 0, 0)], domain="traffic", partition=0)
-    # Another sensor of the partition moves the watermark far past ix-quiet's deadline.
-    store.apply([record("ix-busy", 20, 1)], domain="traffic", partition=0)
+    # Another sensor of the partition reports every minute, past ix-quiet's deadline.
+    busy = [record("ix-busy", minute, minute) for minute in range(1, 21)]
+    store.apply(busy, domain="traffic", partition=0)
     assert store.sweep().alerts == []  # unknown to the registry: not judged
     store.register([("ix-quiet", SENSOR)])
     [opened] = [orjson.loads(v)["data"] for _, _, v in store.sweep().alerts]
     assert (opened["entity_id"], opened["state"]) == ("ix-quiet", "open")
+
+
+def test_a_partition_that_was_not_observed_makes_nobody_silent() -> None:
+    """The whole partition quiet for an hour (the platform down): when it comes back, its
+    sensors' silences count from then, not from their last event an hour ago."""
+    registry = Registry([("ix-a", SENSOR), ("ix-b", SENSOR)])
+    store = EntityStore(rules=RuleEngine([SILENT]), lateness_ms=LATENESS_MS, registry=registry)
+    offset = 0
+
+    def send(entity: str, minutes: float) -> list[dict]:
+        nonlocal offset
+        at = T0 + timedelta(minutes=minutes)
+        value = flow_value(entity, at, event_id=f"{entity}-{offset}")
+        record = ConsumerRecord("t", 0, offset, 0, 0, entity.encode(), value, None, 0, 0, [])
+        offset += 1
+        batch = store.apply([record], domain="traffic", partition=0)
+        swept = store.sweep()
+        return [orjson.loads(v)["data"] for _, _, v in (*batch.alerts, *swept.alerts)]
+
+    assert send("ix-a", 0) + send("ix-b", 0) == []
+    # An hour later the partition comes back: ix-a reports, ix-b not yet.
+    assert send("ix-a", 60) == []
+    assert send("ix-b", 60.5) == []  # no silence over the hour nobody observed
+    # ix-a goes on; ix-b stops: its silence counts from its report at 60.5 minutes.
+    found = [t for m in range(61, 70) for t in send("ix-a", m)]
+    assert [(t["entity_id"], t["state"]) for t in found] == [("ix-b", "open")]
+    assert found[0]["since"].startswith("2024-09-07T09:00:30")
