@@ -325,10 +325,13 @@ async def test_an_engineer_switches_to_a_sandbox_and_watches_it_live(
         await produce(settings, topic, [flow(e, at, 7) for e in traffic[:2]])
         async with httpx.AsyncClient(base_url=dashboard.base, headers=auth("engineer")) as client:
             wait_until = time.monotonic() + 30
-            while time.monotonic() < wait_until:
+            while True:
                 body = (await client.get("/v1/overview", params={"namespace": name})).json()
-                if {t["domain"]: t for t in body["tiles"]}["traffic"]["reporting"] == 2:
+                reporting = {t["domain"]: t for t in body["tiles"]}["traffic"]["reporting"]
+                if reporting == 2:
                     break
+                # It used to give up here silently and let the page checks below fail.
+                assert time.monotonic() < wait_until, f"the sandbox shows {reporting} of 2"
                 await asyncio.sleep(0.3)
         own = await get(dashboard, "/v1/overview")
         own_reporting = {t["domain"]: t for t in own["tiles"]}["traffic"]["reporting"]
