@@ -91,8 +91,10 @@ def event_schema(event_type: str) -> dict[str, Any]:
 @router.get("", responses=problem_responses())
 async def list_schemas(caller: AnyCaller) -> list[SchemaRef]:
     """Every event type the platform accepts or publishes, with the URL of its JSON Schema."""
+    inbound = [(t, model.keep_raw, "in") for t, model in sorted(PAYLOAD_MODELS.items())]
+    outbound = [(t, False, "out") for t in sorted(ALERT_STATES)]
     refs = []
-    for event_type, model in sorted(PAYLOAD_MODELS.items()):
+    for event_type, kept_raw, direction in [*inbound, *outbound]:
         _, domain, kind, version = event_type.split(".")
         refs.append(
             SchemaRef(
@@ -100,21 +102,8 @@ async def list_schemas(caller: AnyCaller) -> list[SchemaRef]:
                 domain=domain,
                 kind=kind,
                 version=int(version.removeprefix("v")),
-                kept_raw=model.keep_raw,
-                direction="in",
-                url=f"/v1/schemas/{event_type}",
-            )
-        )
-    for event_type in sorted(ALERT_STATES):
-        _, domain, kind, version = event_type.split(".")
-        refs.append(
-            SchemaRef(
-                type=event_type,
-                domain=domain,
-                kind=kind,
-                version=int(version.removeprefix("v")),
-                kept_raw=False,
-                direction="out",
+                kept_raw=kept_raw,
+                direction=direction,
                 url=f"/v1/schemas/{event_type}",
             )
         )

@@ -45,7 +45,12 @@ from streams.alerts.conditions import (
 )
 from streams.alerts.rules import AnyRuleModel, InstantRule, Rule, SilentRule, StuckRule
 from streams.alerts.track import OpenAlert, Track, TrackJson
-from streams.alerts.transitions import AlertState, AlertTransition, alert_id, event_time
+from streams.alerts.transitions import (
+    AlertState,
+    AlertTransition,
+    alert_id,
+    transition,
+)
 from streams.registry import Registered
 from streams.windows import BUCKET_MS, bucket_of
 
@@ -62,21 +67,15 @@ def last_final_minute(watermark_ms: int | None, *, lateness_ms: int) -> int | No
 def _transition(
     rule: Rule, alert: OpenAlert, *, entity_id: str, state: AlertState, minute: int, values: Values
 ) -> AlertTransition:
-    at = event_time(minute + BUCKET_MS)
-    return AlertTransition(
+    return transition(
+        rule,
         alert_id=alert.id,
-        rule_id=rule.id,
         entity_id=entity_id,
-        domain=rule.domain,
-        severity=rule.severity,
         state=state,
-        opened_at=event_time(alert.opened_ms + BUCKET_MS),
-        since=event_time(alert.since_ms),
-        updated_at=at,
-        resolved_at=at if state == "resolve" else None,
+        opened_ms=alert.opened_ms + BUCKET_MS,
+        since_ms=alert.since_ms,
+        at_ms=minute + BUCKET_MS,
         values=labelled(rule, values),
-        title_en=rule.title.en,
-        title_vi=rule.title.vi,
     )
 
 
@@ -297,22 +296,16 @@ def _settle_provisional(
     if not (final_past or track.alert is not None):
         return []
     track.provisional = None
-    at = event_time(max(minute, track.final_ms or minute) + BUCKET_MS)
     return [
-        AlertTransition(
+        transition(
+            rule,
             alert_id=alert,
-            rule_id=rule.id,
             entity_id=entity_id,
-            domain=rule.domain,
-            severity=rule.severity,
             state="retract",
-            opened_at=event_time(minute + BUCKET_MS),
-            since=event_time(since),
-            updated_at=at,
-            resolved_at=at,
+            opened_ms=minute + BUCKET_MS,
+            since_ms=since,
+            at_ms=max(minute, track.final_ms or minute) + BUCKET_MS,
             values={},
-            title_en=rule.title.en,
-            title_vi=rule.title.vi,
         )
     ]
 

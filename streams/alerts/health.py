@@ -48,7 +48,7 @@ from typing import Any
 
 from streams.alerts.rules import SilentRule, StuckRule
 from streams.alerts.track import TrackJson
-from streams.alerts.transitions import AlertState, AlertTransition, alert_id, event_time
+from streams.alerts.transitions import AlertState, AlertTransition, alert_id, transition
 from streams.registry import Registered
 from streams.windows import BUCKET_MS
 
@@ -74,21 +74,15 @@ def _transition(
     since_ms: int,
     values: dict[str, float | str | None],
 ) -> AlertTransition:
-    at = event_time(at_ms)
-    return AlertTransition(
+    return transition(
+        rule,
         alert_id=alert["id"],
-        rule_id=rule.id,
         entity_id=entity_id,
-        domain=rule.domain,
-        severity=rule.severity,
         state=state,
-        opened_at=event_time(alert["o"]),
-        since=event_time(since_ms),
-        updated_at=at,
-        resolved_at=at if state == "resolve" else None,
+        opened_ms=int(alert["o"]),
+        since_ms=since_ms,
+        at_ms=at_ms,
         values=values,
-        title_en=rule.title.en,
-        title_vi=rule.title.vi,
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from streams.alerts.rules import InstantRule, Match, Predicate
 from streams.alerts.track import TrackJson
-from streams.alerts.transitions import AlertState, AlertTransition, alert_id, event_time
+from streams.alerts.transitions import AlertState, AlertTransition, alert_id, transition
 from streams.windows import BUCKET_MS
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -79,21 +79,16 @@ def _transition(
     if data is not None:
         values = {name: data.get(name) for name in rule.reported}
     values["matches"] = alert["n"]
-    at = event_time(at_ms)
-    return AlertTransition(
+    opened = int(alert["o"])
+    return transition(
+        rule,
         alert_id=alert["id"],
-        rule_id=rule.id,
         entity_id=entity_id,
-        domain=rule.domain,
-        severity=rule.severity,
         state=state,
-        opened_at=event_time(alert["o"]),
-        since=event_time(alert["o"]),
-        updated_at=at,
-        resolved_at=at if state == "resolve" else None,
+        opened_ms=opened,
+        since_ms=opened,
+        at_ms=at_ms,
         values=values,
-        title_en=rule.title.en,
-        title_vi=rule.title.vi,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -37,6 +37,50 @@ def alert_id(*, rule_id: str, entity_id: str, opened_minute_ms: int) -> str:
 def event_time(time_ms: int) -> datetime:
     """An event time in milliseconds as an aware UTC datetime."""
     return datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+
+
+class _Titled(Protocol):
+    """What every kind of rule has that a transition names."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def domain(self) -> Domain: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def title(self) -> Any: ...
+
+
+def transition(
+    rule: _Titled,
+    *,
+    alert_id: str,
+    entity_id: str,
+    state: AlertState,
+    opened_ms: int,
+    since_ms: int,
+    at_ms: int,
+    values: Mapping[str, float | str | None],
+) -> AlertTransition:
+    """A transition of ``rule``'s alert at event time ``at_ms`` (the resolve time too, for
+    a ``resolve`` or ``retract``)."""
+    at = event_time(at_ms)
+    return AlertTransition(
+        alert_id=alert_id,
+        rule_id=rule.id,
+        entity_id=entity_id,
+        domain=rule.domain,
+        severity=rule.severity,
+        state=state,
+        opened_at=event_time(opened_ms),
+        since=event_time(since_ms),
+        updated_at=at,
+        resolved_at=at if state in ("resolve", "retract") else None,
+        values=dict(values),
+        title_en=rule.title.en,
+        title_vi=rule.title.vi,
+    )
 
 
 class AlertTransition(BaseModel):
