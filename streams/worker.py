@@ -130,6 +130,7 @@ SINK_NICENESS = 5
 
 def run_sink(loglevel: str, parent: int) -> None:
     """The child process: the sink, until told to stop or orphaned."""
+    from streams.incidents.store import IncidentSink
     from streams.sink import StateSink
 
     os.nice(SINK_NICENESS)
@@ -137,6 +138,7 @@ def run_sink(loglevel: str, parent: int) -> None:
 
     worker = _Worker(
         StateSink(get_settings()),
+        IncidentSink(get_settings()),
         Orphaned(parent),
         Collector(),
         loglevel=loglevel.upper(),
