@@ -209,6 +209,27 @@ def worker(loglevel: str = typer.Option("info", help="log level")) -> None:
 
 
 @app.command()
+def incidents(loglevel: str = typer.Option("info", help="log level")) -> None:
+    """Run the incident tier: Faust agents correlating alerts by place into incidents."""
+    from streams.admin import ensure_topics
+    from streams.incidents.app import run_incidents
+    from streams.incidents.rules import CorrelationError, load_correlation_rules
+    from streams.incidents.sops import SopError, load_sops
+
+    settings = get_settings()
+    try:
+        rules = load_correlation_rules(settings.streams.correlation_dir)
+        sops = load_sops()
+    except (CorrelationError, SopError) as exc:
+        raise _fail(f"incidents: {exc}") from None
+    unknown = sorted({f"{r.id} -> {r.sop}" for r in rules if r.sop not in sops})
+    if unknown:
+        raise _fail(f"incidents: correlation rules name SOPs that do not exist: {unknown}")
+    asyncio.run(ensure_topics(settings))
+    run_incidents(settings, rules, loglevel)
+
+
+@app.command()
 def api(
     host: str = typer.Option(None, help="Interface (default from settings: 127.0.0.1)"),
     port: int = typer.Option(None, help="Port (default from settings: 8000)"),
@@ -320,6 +341,7 @@ def run(
     base = [sys.executable, "-m", "ioc.cli"]
     roles = {
         "worker": [*base, "worker"],
+        "incidents": [*base, "incidents"],
         "api": [*base, "api"],
         "simulate": [
             *base,

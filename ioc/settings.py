@@ -178,6 +178,8 @@ class StreamSettings(BaseModel):
     # Alert rule files (*.json); default: the library shipped in seeds/rules/. A file that
     # does not validate stops the worker at start with the file, rule and field named.
     rules_dir: Path | None = None
+    # Correlation rule files of the incident tier (*.json); default: seeds/correlation/.
+    correlation_dir: Path | None = None
 
 
 API_KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -482,6 +482,14 @@ class EntityStore:
             self._finish(pending, partition=partition, out=out)
         return out
 
+    def _placed(self, entity_id: str, transitions: list[AlertTransition]) -> list[AlertTransition]:
+        """The transitions with the entity's commune and zone from the registry."""
+        registered = self.registry.get(entity_id)
+        if registered is None:
+            return transitions
+        place = {"commune_id": registered.commune, "zone_id": registered.zone}
+        return [t.model_copy(update=place) for t in transitions]
+
     def _note_due(self, key: bytes, record: EntityRecord) -> None:
         """Remember when the record next has an instant or silent rule to judge."""
         at = self.rules.due_at(
@@ -549,6 +557,8 @@ class EntityStore:
             transitions = sorted(
                 [*entry.transitions, *evaluation.transitions], key=lambda t: t.updated_at
             )
+            if transitions:
+                transitions = self._placed(record["e"], transitions)
             record["c"] = sorted(entry.changed)
             record["a"] = evaluation.states
             self._note_due(key, record)

@@ -1,4 +1,5 @@
-"""Every topic of the platform, named once. Agents and the sink import them from here."""
+"""Every topic of the platform, named once. The worker, the incident tier, the sink and the
+API import them from here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ RAW_TOPIC = "ioc.{domain}.events"
 STATE_TOPIC = "ioc.state"
 DEADLETTER_TOPIC = "ioc.deadletter"
 ALERTS_TOPIC = "ioc.alerts"
+#: Incident transitions (``streams.incidents``), keyed by area id.
+INCIDENTS_TOPIC = "ioc.incidents"
 
 
 @dataclass(frozen=True)
@@ -49,4 +52,5 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
     )
     specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), n, by_size))
     specs.append(TopicSpec(settings.topic(ALERTS_TOPIC), n, by_size))
+    specs.append(TopicSpec(settings.topic(INCIDENTS_TOPIC), n, by_size))
     return specs

@@ -107,6 +107,10 @@ class AlertTransition(BaseModel):
     values: dict[str, float | str | None]
     title_en: str
     title_vi: str
+    #: Where the entity is, from the registry when the transition was made (None for an
+    #: entity the registry does not know): the incident tier correlates alerts by place.
+    commune_id: str | None = None
+    zone_id: str | None = None
 
     @property
     def dedup_key(self) -> str:

@@ -1,0 +1,219 @@
+"""The incident tier: a Faust app (``ioc incidents``) correlating alerts by place.
+
+Data flow, per level (commune and zone)::
+
+    ioc.alerts --filter (placed, final)--> group_by(area) --> ioc.incidents.<level>s
+        (Faust forwards each alert transition, re-keyed by its area)
+    ioc.incidents.<level>s --agent--> table <level>s (area -> Place, changelog) --> ioc.incidents
+
+Faust is used here for what it is made for: re-keying by a new key (``group_by`` with
+the repartition topic named explicitly), tables with changelogs and their recovery, and
+agents, at the volume of alerts (tens to hundreds a minute in a storm). The raw event
+path stays on the project's own aggregator (docs/architecture.md says why).
+
+Guarantees. Faust processes at least once: after a crash or a rebalance some records are
+processed again. The table holds absolute facts keyed by alert id and the incidents are
+derived from them (``streams.incidents.correlate``), so a record seen twice changes
+nothing. Incident transitions are published, and their delivery awaited, *before* the
+table records them as published: a crash between the two publishes them again, with the
+same CloudEvent ids (the sink keeps one), never loses them.
+
+Clock. Quiet places close their incidents in event time: a timer sends each place with
+an open incident a tick carrying the worker's clock (the latest event time of every
+place it holds; in the live namespace at least the wall clock less the allowed
+lateness) through the same repartition topic, so that the tick is handled by the agent
+that owns the place's table partition.
+
+Faust traps avoided (measured on this machine): the web server is off (``web_enabled``
+is honoured because the worker is started here, not by the ``faust`` command, which
+would bind 0.0.0.0:6066); the spinner, which sets the root logger to DEBUG, is off; the
+producer runs in the event loop (``producer_threaded`` halved throughput).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, cast
+
+import faust
+import orjson
+
+from ioc.settings import Settings
+from streams.incidents.correlate import Place, fact_of
+from streams.incidents.rules import CorrelationRule
+from streams.kafka import ssl_context
+from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("commune", "zone")
+#: Seconds between two rounds of ticks to places with open incidents.
+TICK_INTERVAL_S = 2.0
+
+
+def _credentials(settings: Settings) -> Any:
+    """Faust's form of the project's Kafka security settings (None: plaintext)."""
+    kafka = settings.kafka
+    context = ssl_context(settings)
+    if kafka.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def _place_of(level: str) -> Callable[[bytes], bytes]:
+    field = f"{level}_id"
+
+    def key(value: bytes) -> bytes:
+        return str(orjson.loads(value)["data"][field]).encode()
+
+    return key
+
+
+def _correlated(level: str) -> Callable[[bytes], bool]:
+    """Whether an ``ioc.alerts`` record is an alert transition of a placed entity that
+    correlation takes (malformed records are logged and skipped)."""
+    field = f"{level}_id"
+
+    def keep(value: bytes) -> bool:
+        try:
+            message = orjson.loads(value)
+            if "tick" in message:
+                # Faust applies a stream's processors to its group_by stream too, where
+                # the ticks travel: they pass.
+                return True
+            data = message["data"]
+            return bool(data.get(field)) and fact_of(data) is not None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("skipping an ioc.alerts record correlation cannot read: %s", exc)
+            return False
+
+    return keep
+
+
+class Clock:
+    """The worker's event-time clock: the latest event time of any place it holds, and
+    in the live namespace no earlier than the wall clock less the allowed lateness."""
+
+    def __init__(self, *, wall: bool, lateness_ms: int) -> None:
+        self.seen_ms = 0
+        self.wall, self.lateness_ms = wall, lateness_ms
+
+    def see(self, ms: int) -> None:
+        self.seen_ms = max(self.seen_ms, ms)
+
+    def now_ms(self) -> int:
+        if self.wall:
+            return max(self.seen_ms, int(time.time() * 1000) - self.lateness_ms)
+        return self.seen_ms
+
+
+def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App:
+    """The Faust app of the namespace: two agents (commune, zone), their tables and the
+    ticking timer."""
+    partitions = settings.kafka.partitions
+    app = faust.App(
+        f"ioc-{settings.namespace}-incidents",
+        broker=f"kafka://{settings.bootstrap_servers}",
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        table_standby_replicas=0,
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    alerts = app.topic(settings.topic(ALERTS_TOPIC), key_type=bytes, value_type=bytes)
+    incidents = app.topic(settings.topic(INCIDENTS_TOPIC), key_type=bytes, value_type=bytes)
+    clock = Clock(
+        wall=settings.clock_marks, lateness_ms=int(settings.streams.allowed_lateness_s * 1000)
+    )
+    for level in LEVELS:
+        _add_level(app, level, [r for r in rules if r.level == level], alerts, incidents, clock)
+    return app
+
+
+def _add_level(
+    app: faust.App,
+    level: str,
+    rules: Sequence[CorrelationRule],
+    alerts: faust.TopicT,
+    incidents: faust.TopicT,
+    clock: Clock,
+) -> None:
+    """The agent, table, repartition topic and timer of one level."""
+    by_area = app.topic(
+        f"{alerts.get_topic_name()}.{level}s",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=app.conf.topic_partitions,
+        internal=True,
+    )
+    table = app.Table(
+        f"{level}s",
+        default=None,
+        partitions=app.conf.topic_partitions,
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+    )
+
+    @app.agent(alerts, name=f"{level}-correlation")
+    async def correlate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        placed: faust.StreamT[bytes] = cast(Any, stream).filter(_correlated(level))
+        grouped = placed.group_by(_place_of(level), name=f"{level}s", topic=by_area)
+        async for key, value in grouped.items():
+            area = key.decode()
+            place = Place(area, level, table.get(key))
+            message = orjson.loads(value)
+            if "tick" in message:
+                tick = int(message["tick"])
+            else:
+                data = message["data"]
+                fact = fact_of(data)
+                if fact is not None:
+                    place.take(fact, at_ms=_event_ms(data["updated_at"]))
+                tick = 0
+            clock.see(place.now_ms)
+            out = place.step(rules, clock_ms=max(tick, clock.now_ms() if tick else 0))
+            for transition in out:
+                # Delivered before the table says so: a crash in between repeats it.
+                delivered = await incidents.send(key=key, value=transition.to_json())
+                await delivered
+            table[key] = place.to_value()
+            yield None
+
+    @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        now = clock.now_ms()
+        for key, value in list(table.items()):
+            waiting = value and any(e[0] == "open" for e in value.get("emitted", {}).values())
+            if waiting and int(value.get("now", 0)) < now:
+                await by_area.send(key=key, value=orjson.dumps({"tick": now}))
+
+    del correlate, tick  # registered with the app by their decorators
+
+
+def _event_ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def run_incidents(settings: Settings, rules: Sequence[CorrelationRule], loglevel: str) -> None:
+    """Run the incident tier's Faust worker until stopped (SIGINT/SIGTERM)."""
+    app = build_app(settings, rules)
+    worker = faust.Worker(app, loglevel=loglevel.upper(), redirect_stdouts=False)
+    # The spinner's log handler sets the root logger to DEBUG (a record for every
+    # message): never wanted in a service.
+    worker.spinner = None
+    worker.execute_from_commandline()
