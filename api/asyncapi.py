@@ -1,7 +1,8 @@
 """The AsyncAPI 3 document of the namespace's topics: what integrators publish and what
 they may subscribe to, with keys, headers, partitioner and message schemas made from the
-contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``). The
-worker's changelog (``ioc.state``) is listed as internal, with no operation.
+contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``,
+``streams.incidents.events``). The worker's changelog (``ioc.state``) is listed as
+internal, with no operation.
 
 Served at ``GET /v1/asyncapi``; ``tests/integration/test_asyncapi.py`` checks it with the
 AsyncAPI project's own parser (npm ``@asyncapi/parser``).
@@ -11,17 +12,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes.schemas import ALERT_STATES, alert_event_schema, event_schema
+from api.routes.schemas import (
+    ALERT_STATES,
+    INCIDENT_STATES,
+    alert_event_schema,
+    event_schema,
+    incident_event_schema,
+)
 from ioc.settings import Settings
 from streams.catalog import DOMAINS, PAYLOAD_MODELS
 from streams.envelope import REASONS
 from streams.partitions import CLIENT_SETTING
-from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
+from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC, raw_topic
 
 KAFKA_BINDING = "0.5.0"
 ENTITY_KEY = {
     "type": "string",
     "description": "The entity id (the CloudEvent's subject), UTF-8",
+}
+AREA_KEY = {
+    "type": "string",
+    "description": "The incident's area id (the CloudEvent's subject), UTF-8",
 }
 
 
@@ -118,6 +129,28 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
         "title": "Subscribe to alerts",
         "channel": {"$ref": "#/channels/alerts"},
     }
+    for event_type in sorted(INCIDENT_STATES):
+        messages[_message_id(event_type)] = {
+            "name": event_type,
+            "title": f"Incident: {INCIDENT_STATES[event_type]}",
+            "contentType": "application/cloudevents+json",
+            "payload": _payload(incident_event_schema(event_type)),
+            "bindings": {"kafka": {"key": AREA_KEY, "bindingVersion": KAFKA_BINDING}},
+        }
+    channels["incidents"] = _channel(
+        settings.topic(INCIDENTS_TOPIC),
+        "Incident transitions",
+        [_message_id(t) for t in sorted(INCIDENT_STATES)],
+        partitions,
+        "CloudEvents of the incident tier's correlation (source /ioc/incidents) and of "
+        "operators' actions on incidents (/ioc/operators), keyed by area id. Delivery is "
+        "at-least-once: drop repeats by (source, id).",
+    )
+    operations["receiveIncidents"] = {
+        "action": "receive",
+        "title": "Subscribe to incidents",
+        "channel": {"$ref": "#/channels/incidents"},
+    }
     messages["deadLetter"] = {
         "name": "dead letter",
         "title": "A refused raw record",
@@ -170,7 +203,7 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 f"Kafka topics of the namespace {settings.namespace!r}: raw events in; "
-                "alerts and dead letters out; the worker's internal changelog."
+                "alerts, incidents and dead letters out; the worker's internal changelog."
             ),
         },
         "defaultContentType": "application/json",

@@ -28,6 +28,8 @@ from api.routes import (
     entities,
     events,
     health,
+    incident_actions,
+    incidents,
     metrics,
     namespaces,
     overview,
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(series.router)
     app.include_router(areas.router)
     app.include_router(alerts.router)
+    app.include_router(incidents.router)
+    app.include_router(incident_actions.router)
     app.include_router(schemas.router)
     app.include_router(asyncapi.router)
     app.include_router(rules.router)

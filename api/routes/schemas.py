@@ -1,6 +1,6 @@
 """The published contract: a JSON Schema per event type, made from the pydantic models:
 the events integrators publish (``direction: in``) and those the platform publishes on
-``ioc.alerts`` (``direction: out``)."""
+``ioc.alerts`` and ``ioc.incidents`` (``direction: out``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ from streams.alerts.transitions import (
 )
 from streams.catalog import PAYLOAD_MODELS
 from streams.envelope import CloudEvent
+from streams.incidents.events import (
+    CORRELATION_SOURCE,
+    INCIDENT_EVENT_TYPES,
+    IncidentTransition,
+)
 
 router = APIRouter(prefix="/v1/schemas", tags=["schemas"])
 
@@ -31,7 +36,7 @@ class SchemaRef(BaseModel):
     kept_raw: bool
     direction: Literal["in", "out"] = Field(
         description="in: integrators publish it to a raw topic; out: the platform publishes "
-        "it (ioc.alerts)"
+        "it (ioc.alerts, ioc.incidents)"
     )
     url: str
 
@@ -51,6 +56,62 @@ def alert_event_schema(event_type: str) -> dict[str, Any]:
             "description": "The operator's key, when an operator did it (source /ioc/operators)",
         }
     sources = [OPERATORS_SOURCE] if state == "acknowledge" else [RULES_SOURCE, OPERATORS_SOURCE]
+    return _outbound_schema(event_type, sources=sources, subject="The entity id", data=data)
+
+
+#: The state (``data.state``) each outbound incident event type carries: a correlation
+#: transition's or an operator's action (``api.routes.incident_actions``).
+INCIDENT_STATES = {event_type: state for state, event_type in INCIDENT_EVENT_TYPES.items()}
+CORRELATION_STATES = ("open", "update", "close", "retract")
+#: What each operator's action adds to its event's data.
+ACTION_FIELDS: dict[str, dict[str, Any]] = {
+    "acknowledge": {},
+    "assign": {"assignee": {"type": "string", "description": "Who the incident is given to"}},
+    "annotate": {"text": {"type": "string", "description": "The note"}},
+    "step": {"step_id": {"type": "string", "description": "The SOP step checked"}},
+    "resolve": {},
+    "merge": {
+        "into": {"type": "string", "format": "uuid", "description": "The incident merged into"},
+        "alerts": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "This incident's alerts, now the other's too",
+        },
+    },
+}
+
+
+def incident_event_schema(event_type: str) -> dict[str, Any]:
+    """JSON Schema of an outbound incident CloudEvent (``streams.incidents.events``)."""
+    state = INCIDENT_STATES[event_type]
+    if state in CORRELATION_STATES:
+        data = IncidentTransition.model_json_schema()
+        data["properties"]["state"] = {"const": state, "title": "State", "type": "string"}
+        sources = [CORRELATION_SOURCE]
+    else:
+        fields = ACTION_FIELDS[state]
+        data = {
+            "title": f"Operator's {state}",
+            "type": "object",
+            "required": ["incident_id", "area_id", "state", "updated_at", "by", *fields],
+            "properties": {
+                "incident_id": {"type": "string", "format": "uuid"},
+                "area_id": {"type": "string"},
+                "state": {"const": state, "type": "string"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "by": {"type": "string", "description": "The operator's key"},
+                **fields,
+            },
+        }
+        sources = [OPERATORS_SOURCE]
+    return _outbound_schema(
+        event_type, sources=sources, subject="The incident's area id", data=data
+    )
+
+
+def _outbound_schema(
+    event_type: str, *, sources: list[str], subject: str, data: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"/v1/schemas/{event_type}",
@@ -62,7 +123,7 @@ def alert_event_schema(event_type: str) -> dict[str, Any]:
             "id": {"type": "string", "description": "The same for a repeat or a replay"},
             "source": {"enum": sources},
             "type": {"const": event_type},
-            "subject": {"type": "string", "description": "The entity id"},
+            "subject": {"type": "string", "description": subject},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": "application/json"},
             "dataschema": {"type": "string"},
@@ -92,7 +153,7 @@ def event_schema(event_type: str) -> dict[str, Any]:
 async def list_schemas(caller: AnyCaller) -> list[SchemaRef]:
     """Every event type the platform accepts or publishes, with the URL of its JSON Schema."""
     inbound = [(t, model.keep_raw, "in") for t, model in sorted(PAYLOAD_MODELS.items())]
-    outbound = [(t, False, "out") for t in sorted(ALERT_STATES)]
+    outbound = [(t, False, "out") for t in sorted([*ALERT_STATES, *INCIDENT_STATES])]
     refs = []
     for event_type, kept_raw, direction in [*inbound, *outbound]:
         _, domain, kind, version = event_type.split(".")
@@ -118,6 +179,8 @@ async def get_schema(
     """JSON Schema (draft 2020-12) of one event type's CloudEvent."""
     if event_type in ALERT_STATES:
         return alert_event_schema(event_type)
+    if event_type in INCIDENT_STATES:
+        return incident_event_schema(event_type)
     if event_type not in PAYLOAD_MODELS:
         raise Problem(
             404,

@@ -399,6 +399,12 @@ def test_schemas_are_json_schemas_an_event_validates_against(world: World) -> No
     assert {s["type"] for s in listed if s["direction"] == "out"} == {
         f"city.alert.{kind}.v1"
         for kind in ("provisional", "opened", "updated", "resolved", "retracted", "acknowledged")
+    } | {
+        f"city.incident.{kind}.v1"
+        for kind in (
+            *("opened", "updated", "closed", "retracted", "acknowledged", "assigned"),
+            *("annotated", "step-checked", "resolved", "merged"),
+        )
     }
     flow = next(s for s in listed if s["type"] == "city.traffic.flow.v1")
     schema = world.get(flow["url"], "publish:traffic").json()
@@ -442,6 +448,18 @@ def routes(world: World) -> Iterator[tuple[str, str, dict[str, Any], int, set[st
     yield "GET", "/v1/alerts", {}, 200, view
     yield "POST", f"/v1/alerts/{uuid.uuid4()}/ack", {}, 404, view
     yield "POST", f"/v1/alerts/{uuid.uuid4()}/resolve", {}, 404, view
+    yield "GET", "/v1/incidents", {}, 200, view
+    incident = f"/v1/incidents/{uuid.uuid4()}"
+    yield "GET", incident, {}, 404, view
+    for action, body in [
+        ("acknowledge", None),
+        ("assign", {"assignee": "fire-team"}),
+        ("notes", {"text": "on site"}),
+        ("steps/verify", None),
+        ("resolve", None),
+        ("merge", {"into": str(uuid.uuid4())}),
+    ]:
+        yield "POST", f"{incident}/{action}", {"json": body} if body else {}, 404, view
     yield "GET", "/v1/schemas", {}, 200, {"view", "publish:traffic", "replay", "admin"}
     yield (
         "GET",
@@ -466,4 +484,4 @@ def test_access_matrix(world: World) -> None:
                 if expected in (401, 403):
                     assert problem_slug(response) in ("unauthenticated", "forbidden")
                 checked += 1
-    assert checked == 18 * len(ROLES)
+    assert checked == 26 * len(ROLES)

@@ -59,10 +59,12 @@ def test_the_asyncapi_parser_accepts_the_document_and_finds_every_topic(
     assert set(parsed["channels"]) == {
         *(raw_topic(settings, d) for d in DOMAINS),
         settings.topic("ioc.alerts"),
+        settings.topic("ioc.incidents"),
         settings.topic("ioc.deadletter"),
         settings.topic("ioc.state"),
     }
-    assert parsed["messages"] == 8 + 6 + 2  # events in, alert events out, dead letter, state
+    # Events in; alert and incident events out; dead letter; state.
+    assert parsed["messages"] == 8 + 6 + 10 + 2
     # The parser does check: a message that is not there makes the document invalid.
     broken = orjson.loads(orjson.dumps(document))
     broken["channels"]["trafficEvents"]["messages"]["city_traffic_flow_v1"] = {

@@ -102,7 +102,7 @@ async def test_open_update_close_and_repeats_change_nothing(
         "open",
         "warning",
         "multi-hazard",
-        "flood",
+        "flooding",
     )
     assert (row["area_id"], row["level"], row["closed_at"]) == (AREA, "commune", None)
     assert row["title_vi"] == f"Sự cố tại {AREA}"

@@ -6,11 +6,16 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
+
+from ioc.db.pool import create_pool
+from ioc.settings import Settings
 from streams.incidents.events import IncidentTransition, incident_id
+from streams.incidents.store import read_transition, write_transitions
 from tests.utils.events import T0, Record
 
 RULE = "multi-hazard"
-SOP = "flood"
+SOP = "flooding"
 
 
 def iso(at: datetime) -> str:
@@ -66,3 +71,32 @@ def incident_record(t: IncidentTransition) -> Record:
     transition's time."""
     at = datetime.fromisoformat(t.updated_at)
     return Record(t.area_id.encode(), t.to_json(), int(at.timestamp() * 1000))
+
+
+async def store_alerts(settings: Settings, ids: list[str], *, entity: str) -> None:
+    """Alert rows as the state sink writes them (open traffic congestion alerts of
+    ``entity``), so an incident's member alerts can be read."""
+    conn = await asyncpg.connect(
+        settings.dsn, server_settings={"search_path": f"{settings.db_schema},public"}
+    )
+    try:
+        await conn.executemany(
+            "INSERT INTO alert (alert_id, rule_id, entity_id, domain, severity, state, "
+            'opened_at, since, updated_at, "values", title_en, title_vi) '
+            "VALUES ($1, 'traffic-congestion', $2, 'traffic', 'warning', 'open', $3, $3, $3, "
+            "'{}', 'Congestion', 'Ùn tắc')",
+            [(uuid.UUID(a), entity, T0 + timedelta(minutes=i)) for i, a in enumerate(ids)],
+        )
+    finally:
+        await conn.close()
+
+
+async def store_transitions(settings: Settings, transitions: list[IncidentTransition]) -> None:
+    """Write transitions straight to the namespace's tables with the incident sink's own
+    code, for a namespace no worker serves."""
+    pool = await create_pool(settings, max_size=1)
+    try:
+        items = [read_transition(t.to_json()) for t in transitions]
+        await write_transitions(pool, [i for i in items if i is not None])
+    finally:
+        await pool.close()
