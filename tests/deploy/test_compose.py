@@ -20,7 +20,10 @@ from tests.utils.services import ROOT
 COMPOSE = ROOT / "docker-compose.yml"
 ENV = {"IOC_DB_PASSWORD": "pw-for-the-test-71c"}
 ONE_SHOT = {"migrate", "topics", "seed"}
-LONG_RUNNING = {"kafka", "timescaledb", "worker", "api", "simulator"}
+LONG_RUNNING = {"kafka", "timescaledb", "worker", "incidents", "api", "simulator"}
+# Long-running roles with no port for a healthcheck to ask: the simulator, and the
+# incident tier (Faust's web server is off).
+NO_PORT = {"simulator", "incidents"}
 OUR_IMAGE = "smart-city-ioc:latest"
 
 
@@ -46,6 +49,7 @@ def test_default_services_and_the_demo_profile(demo: dict[str, Any]) -> None:
     ones only with `--profile demo`."""
     found = services(demo)
     assert set(found) == {"kafka", "timescaledb", "migrate", "topics", "worker", "api"} | {
+        "incidents",
         "seed",
         "simulator",
     }
@@ -82,17 +86,32 @@ def test_long_running_roles_wait_for_the_jobs(demo: dict[str, Any]) -> None:
         assert found[name]["restart"] == "no"
 
 
+def test_the_incident_tier_needs_kafka_and_its_topics_only(demo: dict[str, Any]) -> None:
+    incidents = services(demo)["incidents"]
+    assert incidents["command"] == ["incidents"]
+    needs = incidents["depends_on"]
+    assert needs["kafka"]["condition"] == "service_healthy"
+    assert needs["topics"]["condition"] == "service_completed_successfully"
+    assert "timescaledb" not in needs
+    # Kafka only: the database's password is not handed to it.
+    assert "DATABASE_URL" not in incidents["environment"]
+    assert incidents["restart"] == services(demo)["worker"]["restart"]
+
+
 def test_every_long_running_service_has_a_healthcheck(demo: dict[str, Any]) -> None:
     found = services(demo)
-    for name in LONG_RUNNING - {"simulator"}:
+    for name in LONG_RUNNING - NO_PORT:
         assert found[name]["healthcheck"]["test"], name
+    for name in NO_PORT:
+        assert "healthcheck" not in found[name], name
     assert found["api"]["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/healthz"
     assert found["worker"]["healthcheck"]["test"][-1] == "http://127.0.0.1:6066/metrics"
 
 
-def test_workers_can_be_scaled(demo: dict[str, Any]) -> None:
+@pytest.mark.parametrize("name", ["worker", "incidents"])
+def test_workers_can_be_scaled(demo: dict[str, Any], name: str) -> None:
     """A fixed name or a host port would make `--scale worker=N` fail on the second one."""
-    worker = services(demo)["worker"]
+    worker = services(demo)[name]
     assert "container_name" not in worker
     assert "ports" not in worker
 
@@ -129,10 +148,14 @@ def test_every_variable_is_a_setting_and_the_settings_load(
                 assert field_exists(variable), f"{name}: {variable} is no setting"
         for variable in variables:
             monkeypatch.setenv(variable, str(variables[variable]))
+        if "DATABASE_URL" not in variables:
+            monkeypatch.delenv("DATABASE_URL", raising=False)
         settings = Settings(_env_file=None)
         assert settings.bootstrap_servers == "kafka:9092"
-        assert settings.dsn == f"postgresql://ioc:{ENV['IOC_DB_PASSWORD']}@timescaledb:5432/ioc"
         assert settings.kafka.partitions == 12
+        if "DATABASE_URL" in variables:
+            password = ENV["IOC_DB_PASSWORD"]
+            assert settings.dsn == f"postgresql://ioc:{password}@timescaledb:5432/ioc"
     assert not field_exists("IOC_KAFKA__PARTITONS")
 
 
@@ -143,7 +166,15 @@ def test_every_role_is_an_ioc_command(demo: dict[str, Any]) -> None:
         for name, service in services(demo).items()
         if service["image"] == OUR_IMAGE
     }
-    assert set(roles.values()) == {"migrate", "topics", "worker", "api", "seed", "simulate"}
+    assert set(roles.values()) == {
+        "migrate",
+        "topics",
+        "worker",
+        "incidents",
+        "api",
+        "seed",
+        "simulate",
+    }
     for role in roles.values():
         result = runner.invoke(app, [role, "--help"])
         assert result.exit_code == 0, f"ioc {role}: {result.output}"
@@ -187,3 +218,7 @@ def test_a_broken_file_is_refused(
 def test_the_file_parses_as_yaml_with_its_anchors() -> None:
     data = yaml.safe_load(COMPOSE.read_text())
     assert data["services"]["worker"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert "DATABASE_URL" in data["services"]["worker"]["environment"]
+    incidents = data["services"]["incidents"]["environment"]
+    assert incidents["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert "DATABASE_URL" not in incidents

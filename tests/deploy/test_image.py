@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+from pathlib import PurePosixPath
 
 from tests.utils.services import ROOT
 
@@ -66,3 +67,16 @@ def test_the_build_context_keeps_what_the_code_reads() -> None:
         assert ignored(secret_or_local, patterns)
     # The check itself sees a mistake.
     assert ignored("seeds", [*patterns, "seeds/"])
+
+
+def test_faust_keeps_its_data_directory_where_the_user_may_write() -> None:
+    """`ioc incidents` (Faust) makes a data directory at start, by default in the working
+    directory, which belongs to root in the image (and is read-only under Kubernetes)."""
+    match = re.search(r"FAUST_DATADIR=(\S+)", DOCKERFILE)
+    assert match, "the image sets no FAUST_DATADIR"
+    datadir = PurePosixPath(match.group(1))
+    workdir = PurePosixPath(instructions("WORKDIR")[-1])
+    assert datadir.is_absolute()
+    assert not datadir.is_relative_to(workdir)
+    # /tmp: writable by every user in the base image; an emptyDir in the pods.
+    assert datadir.is_relative_to("/tmp")
