@@ -1,9 +1,10 @@
 """Live feeds: the derived topics fanned out to operators over WebSocket and SSE.
 
-``consumer`` tails ``ioc.state`` and ``ioc.alerts`` into the ``hub``, which numbers each
-update, keeps a replay ring and offers it to each client's ``outbox`` (the slow-client
-policy); ``feed`` starts a client with a ``snapshot`` or a resume; ``routes`` and ``sse``
-are the transports.
+``consumer`` tails ``ioc.state``, ``ioc.alerts`` and ``ioc.incidents`` into the ``hub``,
+which numbers each update, keeps a replay ring and offers it to each client's ``outbox``
+(the slow-client policy); ``feed`` starts a client with a ``snapshot`` (``snapshot``,
+``incidents``) or a resume; ``routes`` and ``sse`` are the transports. The message kinds
+are listed in ``messages``.
 """
 
 from api.live.consumer import live_feeds

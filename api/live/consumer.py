@@ -1,11 +1,14 @@
-"""The one Kafka consumer of an API process: the tail of ``ioc.state`` and ``ioc.alerts``
-into the hub. Owned by the app's lifespan (:func:`live_feeds`).
+"""The one Kafka consumer of an API process: the tail of ``ioc.state``, ``ioc.alerts`` and
+``ioc.incidents`` into the hub. Owned by the app's lifespan (:func:`live_feeds`).
 
 No consumer group: every API process reads every partition from where the topics were
 ``live.lookback_s`` before it started, and commits nothing. What happened before is in
 the database (the snapshot); what happens after comes through here. The look back covers
 the sink: a record the database does not hold yet when a client takes its snapshot is in
 the hub, which lays it over the snapshot (newer event times win).
+
+``ioc.incidents`` is followed when the namespace has it: a namespace made before the
+incident tier (a sandbox an engineer kept) still gets its entity and alert feed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from fastapi import FastAPI
 from api.live.hub import Hub
 from ioc.settings import Settings
 from streams.kafka import client_options
-from streams.topics import ALERTS_TOPIC, STATE_TOPIC
+from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC
 
 log = logging.getLogger(__name__)
 RETRY_S = 2.0
@@ -40,6 +43,7 @@ class FeedConsumer:
         self.settings, self.hub = settings, hub
         self.state_topic = settings.topic(STATE_TOPIC)
         self.alerts_topic = settings.topic(ALERTS_TOPIC)
+        self.incidents_topic = settings.topic(INCIDENTS_TOPIC)
         self.ready = asyncio.Event()
         self.errors = 0
 
@@ -48,8 +52,6 @@ class FeedConsumer:
         positions: dict[Any, int] = {}
         while True:
             consumer = AIOKafkaConsumer(
-                self.state_topic,
-                self.alerts_topic,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
@@ -57,7 +59,9 @@ class FeedConsumer:
             )
             try:
                 await consumer.start()
-                await self._assign(consumer, positions)
+                topics = await self._topics(consumer)
+                consumer.subscribe(topics)
+                await self._assign(consumer, positions, set(topics))
                 self.ready.set()
                 while True:
                     batch = await consumer.getmany(timeout_ms=500, max_records=5000)
@@ -75,10 +79,23 @@ class FeedConsumer:
             finally:
                 await consumer.stop()
 
-    async def _assign(self, consumer: AIOKafkaConsumer, positions: dict[Any, int]) -> None:
-        """Wait for every partition of both topics, then place each ``lookback_s`` back
+    async def _topics(self, consumer: AIOKafkaConsumer) -> list[str]:
+        """The topics to follow: ``ioc.incidents`` only when it exists. The brokers do not
+        create topics on demand, and aiokafka assigns nothing at all while one subscribed
+        topic is missing; a namespace without it (made before the incident tier) gets it
+        followed when the consumer next connects (an API restart, or a failure)."""
+        topics = [self.state_topic, self.alerts_topic]
+        if self.incidents_topic in await consumer.topics():
+            topics.append(self.incidents_topic)
+        else:
+            log.warning("live feed: no topic %s; incidents not followed", self.incidents_topic)
+        return topics
+
+    async def _assign(
+        self, consumer: AIOKafkaConsumer, positions: dict[Any, int], topics: set[str]
+    ) -> None:
+        """Wait for every partition of the topics, then place each ``lookback_s`` back
         (or where a previous run of the loop stopped, so a reconnect skips nothing)."""
-        topics = {self.state_topic, self.alerts_topic}
         for _ in range(100):
             partitions = consumer.assignment()
             if {tp.topic for tp in partitions} == topics:
@@ -108,9 +125,11 @@ class FeedConsumer:
             data = orjson.loads(value)
             if topic == self.state_topic:
                 self.hub.publish_state(data)
-            else:
+            elif topic == self.alerts_topic:
                 self.hub.publish_alert(data["data"])  # a CloudEvent: the transition
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            else:
+                self.hub.publish_incident(data)  # a CloudEvent: its id tells repeats
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON errors too
             self.errors += 1
             log.warning("live feed: skipped a record of %s: %r", topic, exc)
 

@@ -15,6 +15,7 @@ import orjson
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from api.live.hub import Hub, Subscription
+from api.live.incidents import merge_incidents, read_incidents
 from api.live.messages import sse_event
 from api.live.outbox import SLOW_CONSUMER, OutboxClosed
 from api.live.snapshot import merge, read_database, resolved_among, snapshot_bodies
@@ -57,11 +58,14 @@ class Feed:
             async with self.pool.acquire() as conn:
                 rows = await read_database(conn, sub.filter)
                 closed = await resolved_among(conn, [t["alert_id"] for t in sub.overlay_alerts])
+                incidents = await read_incidents(
+                    conn, sub.filter, [t["incident_id"] for t in sub.overlay_incidents]
+                )
             # Merged and encoded in a thread too: tens of milliseconds for a whole city.
             bodies = await asyncio.to_thread(
-                self._snapshot, sub, rows, closed, self.settings.snapshot_chunk
+                self._snapshot, sub, rows, closed, incidents, self.settings.snapshot_chunk
             )
-            sub.overlay_entities, sub.overlay_alerts = [], []
+            sub.overlay_entities, sub.overlay_alerts, sub.overlay_incidents = [], [], []
             for body, event_id in bodies:
                 yield Frame(body, sse_event(body, event="snapshot", event_id=event_id))
         while True:
@@ -73,10 +77,12 @@ class Feed:
         sub: Subscription,
         rows: tuple[list[dict[str, Any]], list[dict[str, Any]]],
         closed: set[str],
+        incident_rows: list[dict[str, Any]],
         chunk: int,
     ) -> list[tuple[bytes, str | None]]:
         entities, alerts = merge(sub, *rows, closed=closed)
-        return list(snapshot_bodies(sub, entities, alerts, chunk=chunk))
+        incidents = merge_incidents(sub, incident_rows)
+        return list(snapshot_bodies(sub, entities, alerts, chunk=chunk, incidents=incidents))
 
     async def pump(
         self,

@@ -2,8 +2,14 @@
 
 Each parameter may be repeated or comma-separated (``?domain=traffic,hospital``); values
 within one parameter are alternatives, parameters combine with "and". ``severity`` filters
-alert transitions only: entity updates have no severity. ``area`` is resolved to the
-entities the registry places in it (commune, zone or province) when the client connects.
+alert transitions and incidents: entity updates have no severity. ``area`` is resolved to
+the entities the registry places in it (commune, zone or province) and to the area and the
+areas inside it (for incidents, which are placed in a commune or a zone) when the client
+connects. Incidents span entities and domains: a client that names a ``domain`` or an
+``entity`` gets none (a drill-down follows its entities; it did not ask for incidents).
+An operator's action on an incident whose severity the hub never saw passes a severity
+filter: a message too many (the client ignores an incident it does not hold) rather than
+an acknowledgement or a resolve missed.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from streams.alerts.rules import Severity
 from streams.catalog import DOMAINS
 
 SEVERITIES: tuple[str, ...] = get_args(Severity)
-KINDS: tuple[Kind, ...] = ("entity", "alert")
+KINDS: tuple[Kind, ...] = ("entity", "alert", "incident")
 MAX_VALUES = 1_000
 MAX_VALUE_LENGTH = 128
 
@@ -34,11 +40,23 @@ class LiveFilter:
     #: Area ids asked for, and the entities the registry places in them.
     areas: frozenset[str] | None = None
     area_entities: frozenset[str] | None = None
+    #: The areas asked for and every area inside them (incidents are placed in one).
+    area_ids: frozenset[str] | None = None
 
-    def accepts(self, *, kind: str, domain: str, entity_id: str, severity: str | None) -> bool:
+    def accepts(
+        self,
+        *,
+        kind: str,
+        domain: str,
+        entity_id: str,
+        severity: str | None,
+        area_id: str | None = None,
+    ) -> bool:
         """True when an update with these attributes goes to this client."""
         if kind not in self.kinds:
             return False
+        if kind == "incident":
+            return self._accepts_incident(severity=severity, area_id=area_id)
         if self.domains is not None and domain not in self.domains:
             return False
         if self.entities is not None and entity_id not in self.entities:
@@ -49,12 +67,21 @@ class LiveFilter:
             kind == "alert" and self.severities is not None and severity not in self.severities
         )
 
+    def _accepts_incident(self, *, severity: str | None, area_id: str | None) -> bool:
+        if self.domains is not None or self.entities is not None:
+            return False
+        inside = self.area_ids if self.area_ids is not None else self.areas
+        if inside is not None and area_id not in inside:
+            return False
+        return self.severities is None or severity is None or severity in self.severities
+
     def matches(self, message: Message) -> bool:
         return self.accepts(
             kind=message.kind,
             domain=message.domain,
             entity_id=message.entity_id,
             severity=message.severity,
+            area_id=message.area_id,
         )
 
 

@@ -1,9 +1,10 @@
 """The hub: numbers every update once, keeps a replay ring, fans out to client outboxes.
 
-Pure and synchronous: the Kafka consumer calls :meth:`Hub.publish_state` and
-:meth:`Hub.publish_alert`, connections call :meth:`Hub.subscribe`. Nothing here awaits,
-so subscribing (which takes the replay and the snapshot overlay at one position) and
-publishing never interleave: a client gets every message after its position exactly once.
+Pure and synchronous: the Kafka consumer calls :meth:`Hub.publish_state`,
+:meth:`Hub.publish_alert` and :meth:`Hub.publish_incident`, connections call
+:meth:`Hub.subscribe`. Nothing here awaits, so subscribing (which takes the replay and the
+snapshot overlay at one position) and publishing never interleave: a client gets every
+message after its position exactly once.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.live.filters import LiveFilter
-from api.live.messages import EventId, Kind, Message, encode, entity_view
+from api.live.messages import EventId, Kind, Message, encode, entity_view, epoch_ms
 from api.live.outbox import SHUTDOWN, Outbox
+from streams.incidents.events import CORRELATION_SOURCE
 
 #: Why a client gets a snapshot instead of a resumed stream.
 INITIAL, UNKNOWN_ID, TOO_OLD = "initial", "unknown-id", "too-old"
 RESOLVED_REMEMBERED = 10_000
+#: Correlation states after which an incident is off the screens (until a later update).
+INCIDENT_ENDED = ("close", "retract")
+#: Operators' actions after which an incident never comes back.
+INCIDENT_FINISHED = ("resolve", "merge")
 
 
 @dataclass(eq=False)
@@ -37,6 +43,9 @@ class Subscription:
     #: which the sink may not have brought that far yet.
     overlay_entities: list[dict[str, Any]] = field(default_factory=list)
     overlay_alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: The latest correlation transition of each incident the hub saw (operators' actions
+    #: are not needed: the API writes them to the database before it publishes them).
+    overlay_incidents: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Hub:
@@ -58,6 +67,12 @@ class Hub:
         self._entities: dict[str, Message] = {}
         self._open_alerts: dict[str, Message] = {}
         self._resolved: OrderedDict[str, Message] = OrderedDict()
+        # The latest correlation transition per incident: those on screens, and those
+        # closed, retracted, resolved or merged (bounded, like resolved alerts).
+        self._incidents: dict[str, Message] = {}
+        self._ended_incidents: OrderedDict[str, Message] = OrderedDict()
+        # CloudEvent ids of ioc.incidents seen lately: a repeat is not sent again.
+        self._incident_events: OrderedDict[str, None] = OrderedDict()
 
     @property
     def last_id(self) -> EventId:
@@ -104,6 +119,52 @@ class Hub:
             self._open_alerts[alert_id] = message
         return message
 
+    def publish_incident(self, event: dict[str, Any]) -> Message | None:
+        """An ``ioc.incidents`` CloudEvent (a correlation transition or an operator's
+        action); None for a repeat (same CloudEvent id)."""
+        transition = event["data"]
+        incident_id, state, area_id = (
+            transition["incident_id"],
+            transition["state"],
+            transition["area_id"],
+        )
+        correlation = event.get("source") == CORRELATION_SOURCE
+        known = self._incidents.get(incident_id) or self._ended_incidents.get(incident_id)
+        # An older transition than the one kept (a repeat under another id, a late one) is
+        # sent, since clients keep the newer, but does not replace it.
+        keep = correlation and (
+            known is None
+            or epoch_ms(transition["updated_at"]) >= epoch_ms(known.payload["updated_at"])
+        )
+        event_id = event.get("id")
+        if event_id is not None:
+            key = f"{event.get('source')}/{event_id}"
+            if key in self._incident_events:
+                return None
+            self._incident_events[key] = None
+            while len(self._incident_events) > RESOLVED_REMEMBERED:
+                self._incident_events.popitem(last=False)
+        # Operators' actions carry no severity: the incident's, when the hub saw it.
+        severity = transition.get("severity") or (known.severity if known else None)
+        message = self._publish(
+            "incident", transition, domain="", entity_id="", severity=severity, area_id=area_id
+        )
+        if keep and state in INCIDENT_ENDED:
+            self._incidents.pop(incident_id, None)
+            self._end_incident(incident_id, message)
+        elif keep:
+            self._ended_incidents.pop(incident_id, None)
+            self._incidents[incident_id] = message
+        elif not correlation and state in INCIDENT_FINISHED and incident_id in self._incidents:
+            self._end_incident(incident_id, self._incidents.pop(incident_id))
+        return message
+
+    def _end_incident(self, incident_id: str, message: Message) -> None:
+        self._ended_incidents[incident_id] = message
+        self._ended_incidents.move_to_end(incident_id)
+        while len(self._ended_incidents) > RESOLVED_REMEMBERED:
+            self._ended_incidents.popitem(last=False)
+
     def _publish(
         self,
         kind: Kind,
@@ -112,10 +173,11 @@ class Hub:
         domain: str,
         entity_id: str,
         severity: str | None = None,
+        area_id: str | None = None,
     ) -> Message:
         self.seq += 1
         body, sse = encode(event_id=EventId(self.epoch, self.seq), kind=kind, payload=payload)
-        message = Message(self.seq, kind, domain, entity_id, severity, body, sse, payload)
+        message = Message(self.seq, kind, domain, entity_id, severity, body, sse, payload, area_id)
         self._ring.append(message)
         named = self._by_entity.get(entity_id)
         for subscription in itertools.chain(self._unnamed, named or ()):
@@ -152,6 +214,11 @@ class Hub:
         subscription.overlay_alerts = [
             m.payload
             for m in itertools.chain(self._open_alerts.values(), self._resolved.values())
+            if live_filter.matches(m)
+        ]
+        subscription.overlay_incidents = [
+            m.payload
+            for m in itertools.chain(self._incidents.values(), self._ended_incidents.values())
             if live_filter.matches(m)
         ]
         self._add(subscription)

@@ -6,6 +6,15 @@ one epoch ids only grow, so "everything after id X" is well defined for a resumi
 an id of another epoch (another API process, or one since restarted) cannot be resumed.
 
 A message is encoded once, when the hub publishes it, and the same bytes go to every client.
+
+Kinds (the ``type`` of the JSON object, the SSE ``event:``), each carrying its payload under
+the same name: ``entity`` (an entity view, :func:`entity_view`), ``alert`` (a transition
+as on ``ioc.alerts``: the rules' or an operator's) and ``incident`` (the ``data`` of a
+CloudEvent on ``ioc.incidents``: a correlation transition, state ``open``, ``update``,
+``close`` or ``retract``, or an operator's action on an incident, state ``acknowledge``,
+``assign``, ``annotate``, ``step``, ``resolve`` or ``merge``, with ``by``). Besides those the
+feeds send ``snapshot``, ``resumed``, ``ping`` and (SSE) ``closing``, which are not
+numbered by the hub.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from typing import Any, Literal
 
 import orjson
 
-Kind = Literal["entity", "alert"]
+Kind = Literal["entity", "alert", "incident"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +53,20 @@ class Message:
 
     seq: int
     kind: Kind
+    #: The entity's domain and id; empty for incidents, which span entities.
     domain: str
     entity_id: str
-    #: Alert severity; None for entity updates.
+    #: Alert or incident severity; None for entity updates (and for an operator's action
+    #: on an incident whose severity the hub has not seen).
     severity: str | None
     #: The JSON object sent (WebSocket text frame, SSE ``data:``).
     body: bytes
     #: The whole SSE event (``id:``, ``event:``, ``data:``).
     sse: bytes
-    #: What the snapshot is built from: the entity view or the alert transition.
+    #: What the snapshot is built from: the entity view, the alert or incident transition.
     payload: dict[str, Any]
+    #: The incident's area (a commune or a zone); None for entity updates and alerts.
+    area_id: str | None = None
 
 
 def encode(*, event_id: EventId, kind: Kind, payload: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -74,6 +87,11 @@ def iso_ms(time_ms: int | None) -> str | None:
     if time_ms is None:
         return None
     return datetime.fromtimestamp(time_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def epoch_ms(iso: str) -> int:
+    """An RFC 3339 time as milliseconds since the epoch."""
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def entity_view(record: dict[str, Any]) -> dict[str, Any]:

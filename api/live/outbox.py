@@ -7,11 +7,12 @@ outbox, which decides at once:
   replaced, and the new one goes to the back of the line, so the outbox stays in id order
   (a client that resumes from the last id it saw misses nothing). A client that falls
   behind gets fewer, fresher entity updates, never stale ones.
-- **Alert transitions are never dropped or merged.**
+- **Alert transitions and incident messages are never dropped or merged.**
 - **Bounds:** at most ``max_entities`` distinct entities and ``max_alerts`` transitions
-  wait. Going past either closes the outbox with reason ``slow-consumer``: the client is
-  disconnected, and when it reconnects with its last id it is resumed from the replay
-  buffer or, if that no longer reaches back far enough, sent a fresh snapshot.
+  (alerts and incidents together) wait. Going past either closes the outbox with reason
+  ``slow-consumer``: the client is disconnected, and when it reconnects with its last id
+  it is resumed from the replay buffer or, if that no longer reaches back far enough,
+  sent a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Outbox:
 
     def __init__(self, *, max_entities: int, max_alerts: int) -> None:
         self.max_entities, self.max_alerts = max_entities, max_alerts
-        # Key: ("entity", id) for entity updates (merged), ("alert", seq) for transitions.
+        # Key: ("entity", id) for entity updates (merged), ("alert", seq) for transitions
+        # of alerts and incidents.
         self._items: OrderedDict[tuple[str, object], Message] = OrderedDict()
         self._entities = 0
         self._alerts = 0

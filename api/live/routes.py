@@ -42,8 +42,20 @@ def _filter(
 FilterDep = Annotated[LiveFilter, Depends(_filter)]
 
 
+#: The areas asked for and every area inside them (a zone's communes, a province's all).
+AREAS_WITHIN = """
+WITH RECURSIVE within (id, depth) AS (
+    SELECT id, 0 FROM area WHERE id = ANY($1)
+    UNION
+    SELECT a.id, w.depth + 1 FROM area a JOIN within w ON a.parent_id = w.id WHERE w.depth < 8
+)
+SELECT DISTINCT id FROM within
+"""
+
+
 async def _resolve_areas(pool: asyncpg.Pool, live_filter: LiveFilter) -> LiveFilter:
-    """The filter with its areas turned into the entities the registry places in them."""
+    """The filter with its areas turned into the entities the registry places in them,
+    and into the areas inside them (incidents are placed in a commune or a zone)."""
     if live_filter.areas is None:
         return live_filter
     areas = sorted(live_filter.areas)
@@ -57,7 +69,12 @@ async def _resolve_areas(pool: asyncpg.Pool, live_filter: LiveFilter) -> LiveFil
         rows = await conn.fetch(
             "SELECT DISTINCT entity_id FROM area_entity WHERE area_id = ANY($1)", areas
         )
-    return dataclasses.replace(live_filter, area_entities=frozenset(r["entity_id"] for r in rows))
+        within = await conn.fetch(AREAS_WITHIN, areas)
+    return dataclasses.replace(
+        live_filter,
+        area_entities=frozenset(r["entity_id"] for r in rows),
+        area_ids=frozenset(r["id"] for r in within),
+    )
 
 
 def _since(text: str | None, name: str) -> EventId | None:
@@ -100,7 +117,7 @@ async def live_sse(
     since: Annotated[str | None, Query(max_length=64)] = None,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> EventStreamResponse:
-    """Snapshot, then entity updates and alert transitions as Server-Sent Events."""
+    """Snapshot, then entity updates, alert transitions and incidents as Server-Sent Events."""
     resolved = await _resolve_areas(view.pool, live_filter)
     start = _since(last_event_id, "Last-Event-ID") or _since(since, "since")
     return EventStreamResponse(await _feed(request, view, resolved, start))
@@ -115,7 +132,7 @@ async def live_ws(
     live_filter: FilterDep,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> None:
-    """Snapshot, then entity updates and alert transitions as JSON text messages."""
+    """Snapshot, then entity updates, alert transitions and incidents as JSON text messages."""
     resolved = await _resolve_areas(view.pool, live_filter)
     feed = await _feed(websocket, view, resolved, _since(since, "since"))
     try:

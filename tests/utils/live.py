@@ -1,12 +1,16 @@
 """Builders of derived-topic records (``ioc.state`` entity records, ``ioc.alerts``
-transitions) as the worker writes them, for tests of the live feeds."""
+transitions) as the worker writes them, and of operators' actions on ``ioc.incidents``,
+for tests of the live feeds."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.alerts import alert_id as make_alert_id
+from streams.incidents.events import OPERATORS_SOURCE, IncidentTransition, incident_event
 from streams.windows import new_record
+from tests.utils.events import Record
 
 T0_MS = 1_725_696_000_000  # 2024-09-07T08:00:00Z
 
@@ -66,3 +70,22 @@ def transition(
         "title_en": "Congestion",
         "title_vi": "Ùn tắc",
     }
+
+
+def incident_action(
+    t: IncidentTransition, state: str, *, by: str = "duty-1", minute: int = 30, **fields: Any
+) -> Record:
+    """An operator's action on the incident of ``t`` as the API publishes it on
+    ``ioc.incidents`` (``api.routes.incident_actions``): keyed by area, from
+    ``/ioc/operators``, ``minute`` minutes after T0."""
+    at = datetime.fromtimestamp(T0_MS / 1000 + minute * 60, tz=UTC)
+    data = {
+        "incident_id": t.incident_id,
+        "area_id": t.area_id,
+        "state": state,
+        "updated_at": at.isoformat().replace("+00:00", "Z"),
+        "by": by,
+        **fields,
+    }
+    value = incident_event(data, source=OPERATORS_SOURCE)
+    return Record(t.area_id.encode(), value, int(at.timestamp() * 1000))
