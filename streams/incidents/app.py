@@ -125,12 +125,18 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
         broker=f"kafka://{settings.bootstrap_servers}",
         broker_credentials=_credentials(settings),
         store="memory://",
+        # Faust keeps a directory per app (its table stores' files): under the state dir,
+        # not in the working directory.
+        datadir=str(settings.state_dir / "incidents"),
         topic_partitions=partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         table_standby_replicas=0,
         web_enabled=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
+        # A worker that died (kill -9) holds its partitions until its session expires:
+        # 10 s, as the project's other consumers (Faust's default is 60 s).
+        broker_session_timeout=10.0,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -160,11 +166,23 @@ def _add_level(
         partitions=app.conf.topic_partitions,
         internal=True,
     )
+    # The changelog is named in the namespace, like every other topic of it; its schema
+    # is the table's (recovery decodes with the topic's, not the table's).
+    schema: faust.Schema[bytes, Any] = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
+    changelog = app.topic(
+        f"{incidents.get_topic_name()}.{level}s-changelog",
+        schema=schema,
+        partitions=app.conf.topic_partitions,
+        compacting=True,
+        deleting=False,
+        internal=True,
+    )
     table = app.Table(
         f"{level}s",
         default=None,
+        changelog_topic=changelog,
         partitions=app.conf.topic_partitions,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        schema=schema,
     )
 
     @app.agent(alerts, name=f"{level}-correlation")
@@ -194,8 +212,11 @@ def _add_level(
 
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
+        places = list(table.items())
+        # After a restart the clock starts from the recovered places' own clocks.
+        clock.see(max((int(v.get("now", 0)) for _, v in places if v), default=0))
         now = clock.now_ms()
-        for key, value in list(table.items()):
+        for key, value in places:
             waiting = value and any(e[0] == "open" for e in value.get("emitted", {}).values())
             if waiting and int(value.get("now", 0)) < now:
                 await by_area.send(key=key, value=orjson.dumps({"tick": now}))

@@ -29,8 +29,10 @@ from streams.incidents.rules import SEVERITY_RANK, CorrelationRule
 
 MINUTE_MS = 60_000
 #: How long after its last incident closed (and its last alert resolved) a place's
-#: facts are kept, beyond the longest rule's window and quiet time.
-KEEP_MS = 60 * MINUTE_MS
+#: facts are kept, beyond the longest rule's window and quiet time, in the event time of
+#: the place's own alerts: alerts of one place come through different partitions, which
+#: may lag each other by as much when a worker catches up after an outage.
+KEEP_MS = 6 * 60 * MINUTE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,18 +185,26 @@ Emitted = Literal["open", "close"]
 class Place:
     """The table value of one commune or zone: its alerts as facts, its clock, and what
     was last published of each incident. Plain JSON, so that Faust's changelog carries
-    it: ``{"alerts": {id: [rule, domain, severity, opened_ms, resolved_ms]},
-    "now": ms, "emitted": {incident id: [state, severity, alerts key, rule id, opened_ms]}}``."""
+    it: ``{"alerts": {id: [rule, domain, severity, opened_ms, resolved_ms]}, "now": ms,
+    "heard": ms, "emitted": {incident id: [state, severity, alerts key, rule, opened_ms]}}``.
+    """
 
     def __init__(self, area_id: str, level: str, value: Mapping[str, Any] | None = None) -> None:
         self.area_id, self.level = area_id, level
         value = value or {}
         self.alerts: dict[str, list[Any]] = dict(value.get("alerts", {}))
         self.now_ms: int = int(value.get("now", 0))
+        #: The latest event time of the place's own alerts (ticks aside).
+        self.heard_ms: int = int(value.get("heard", 0))
         self.emitted: dict[str, list[Any]] = dict(value.get("emitted", {}))
 
     def to_value(self) -> dict[str, Any]:
-        return {"alerts": self.alerts, "now": self.now_ms, "emitted": self.emitted}
+        return {
+            "alerts": self.alerts,
+            "now": self.now_ms,
+            "heard": self.heard_ms,
+            "emitted": self.emitted,
+        }
 
     def take(self, fact: AlertFact, *, at_ms: int) -> None:
         """Record an alert's fact: a resolution is never undone by a repeat of an earlier
@@ -208,6 +218,7 @@ class Place:
             severity = known[2]
         self.alerts[fact.alert_id] = [fact.rule_id, fact.domain, severity, fact.opened_ms, resolved]
         self.now_ms = max(self.now_ms, at_ms)
+        self.heard_ms = max(self.heard_ms, at_ms)
 
     def facts(self) -> list[AlertFact]:
         return [
@@ -282,7 +293,7 @@ class Place:
         if not self.alerts or any(i.closed_ms is None for i in derived):
             return
         longest = max((i.rule.within_minutes + i.rule.quiet_minutes for i in derived), default=0)
-        horizon = self.now_ms - longest * MINUTE_MS - KEEP_MS
+        horizon = self.heard_ms - longest * MINUTE_MS - KEEP_MS
         if all(r is not None and r < horizon for *_, r in self.alerts.values()):
             self.alerts.clear()
             self.emitted.clear()
