@@ -70,13 +70,13 @@ def test_the_build_context_keeps_what_the_code_reads() -> None:
 
 
 def test_faust_keeps_its_data_directory_where_the_user_may_write() -> None:
-    """`ioc incidents` (Faust) makes a data directory at start, by default in the working
-    directory, which belongs to root in the image (and is read-only under Kubernetes)."""
-    match = re.search(r"FAUST_DATADIR=(\S+)", DOCKERFILE)
-    assert match, "the image sets no FAUST_DATADIR"
-    datadir = PurePosixPath(match.group(1))
+    """`ioc incidents` (Faust) makes a data directory at start, under the state dir (by
+    default Faust would use the working directory, which belongs to root in the image):
+    the state dir is the service user's home, made by useradd --create-home."""
+    match = re.search(r"IOC_STATE_DIR=(\S+)", DOCKERFILE)
+    assert match, "the image sets no IOC_STATE_DIR"
+    state_dir = PurePosixPath(match.group(1))
     workdir = PurePosixPath(instructions("WORKDIR")[-1])
-    assert datadir.is_absolute()
-    assert not datadir.is_relative_to(workdir)
-    # /tmp: writable by every user in the base image; an emptyDir in the pods.
-    assert datadir.is_relative_to("/tmp")
+    assert state_dir.is_absolute()
+    assert not state_dir.is_relative_to(workdir)
+    assert f"--home-dir {state_dir} --create-home" in DOCKERFILE

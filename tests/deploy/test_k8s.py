@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,7 +24,6 @@ from streams.incidents.rules import load_correlation_rules
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, topic_specs
 from tests.deploy.test_compose import field_exists
 from tests.utils.k8s import K8S, ManifestError, documents, validate
-from tests.utils.services import ROOT
 
 EXAMPLES = {"secrets.example.yaml"}
 
@@ -223,13 +221,12 @@ def test_the_incident_tier_runs_on_kafka_alone_with_its_own_user() -> None:
 
 
 def test_the_faust_data_directory_is_writable_in_the_pod() -> None:
-    """Faust makes its data directory at start; the root filesystem is read-only, so the
-    image's FAUST_DATADIR must lie on a mounted volume."""
-    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    match = re.search(r"FAUST_DATADIR=(\S+)", dockerfile)
-    assert match, "the image sets no FAUST_DATADIR"
-    datadir = Path(match.group(1))
+    """Faust makes its data directory under the state dir at start; the root filesystem
+    is read-only, so the pod's IOC_STATE_DIR must lie on a mounted volume."""
     pod, container = container_of("ioc-incidents")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env.get("IOC_STATE_DIR"), "the incidents pod sets no IOC_STATE_DIR"
+    datadir = Path(env["IOC_STATE_DIR"])
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = [m for m in container["volumeMounts"] if datadir.is_relative_to(m["mountPath"])]
