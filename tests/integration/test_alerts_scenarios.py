@@ -1,4 +1,5 @@
-"""The shipped scenarios raise the alerts their events imply.
+"""The shipped scenarios raise the alerts their events imply, and the incident tier
+makes the incidents those alerts imply.
 
 The four scenarios of ``seeds/scenarios/`` are simulated into one sandbox, one after the
 other in event-time order (typhoon Yagi 2024, the expressway pile-up, the Ha Long
@@ -26,8 +27,11 @@ from simulators.city import build_city
 from simulators.engine import SimConfig
 from simulators.run import run_simulation
 from simulators.scenario import Scenario, load_scenario
+from streams.topics import INCIDENTS_TOPIC
 from tests.conftest import Namespace
 from tests.integration.conftest import start_worker
+from tests.utils.incident_tier import final_incidents, incident_events, start_incidents
+from tests.utils.kafka import records_in
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -106,7 +110,8 @@ async def alerts(module_namespace: Namespace) -> AsyncIterator[list[dict[str, An
     try:
         await conn.execute(f'SET search_path TO "{settings.db_schema}"')
         query = """
-            SELECT a.rule_id, a.entity_id, a.opened_at, e.commune_id, e.zone_id
+            SELECT a.alert_id::text, a.rule_id, a.entity_id, a.opened_at, e.commune_id,
+                   e.zone_id
             FROM alert a JOIN entity e ON e.id = a.entity_id
         """
 
@@ -143,3 +148,97 @@ def test_each_scenario_raises_the_alerts_its_events_imply(
             and expected.area in (a["zone_id"], a["commune_id"], "quang-ninh")
         ]
         assert len(found) >= expected.count, (expected, len(found))
+
+
+@pytest.fixture(scope="module")
+async def incidents(
+    module_namespace: Namespace, alerts: list[dict[str, Any]]
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every incident ``ioc incidents`` made of the four scenarios' alerts (its last
+    correlation transition each, retracted ones aside)."""
+    settings = module_namespace.settings
+    process = await asyncio.to_thread(start_incidents, module_namespace)
+    try:
+        # Wait until ioc.incidents stops growing (Faust commits every few seconds).
+        topic, count, steady = settings.topic(INCIDENTS_TOPIC), -1, 0
+        deadline = time.monotonic() + 120
+        while steady < 8 and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            now = await records_in(settings, topic)
+            steady = steady + 1 if now == count and now > 0 else 0
+            count = now
+        assert steady >= 8, f"ioc.incidents did not settle ({count}): {process.tail()}"
+        yield list(final_incidents(await incident_events(settings)).values())
+    finally:
+        process.stop()
+
+
+def _within(alert: dict[str, Any], scenario: str, from_h: float, to_h: float) -> bool:
+    start = start_of(load_scenario(scenario))
+    return start + timedelta(hours=from_h) <= alert["opened_at"] <= start + timedelta(hours=to_h)
+
+
+def test_typhoon_gives_a_flooding_incident_in_each_flooded_commune_of_ha_long_and_cam_pha(
+    alerts: list[dict[str, Any]], incidents: list[dict[str, Any]]
+) -> None:
+    flooded = [
+        a
+        for a in alerts
+        if a["rule_id"] in ("traffic-flooding", "school-flooding")
+        and _within(a, "typhoon-yagi", 12, 15)
+    ]
+    communes = {a["commune_id"] for a in flooded}
+    assert {a["zone_id"] for a in flooded} == {"halong", "campha"}
+    flooding = [i for i in incidents if i["rule_id"] == "flooding"]
+    # Each flooded commune has its incident; every flooding alert is in its commune's.
+    assert {i["area_id"] for i in flooding} == communes
+    for alert in flooded:
+        mine = [i for i in flooding if i["area_id"] == alert["commune_id"]]
+        assert any(alert["alert_id"] in i["alerts"] for i in mine), alert
+    assert len(flooding) >= len(communes) >= 8
+    # And a storm incident over each of the two zones, with flooding, closures or
+    # landslides and power losses attached.
+    storms = {i["area_id"]: i for i in incidents if i["rule_id"] == "storm"}
+    assert set(storms) >= {"halong", "campha"}
+    by_id = {a["alert_id"]: a for a in alerts}
+    for zone in ("halong", "campha"):
+        rules = {by_id[a]["rule_id"] for a in storms[zone]["alerts"] if a in by_id}
+        assert "security-alarm-power-loss" in rules, (zone, rules)
+        assert rules & {"traffic-flooding", "school-flooding"}, (zone, rules)
+        assert all(by_id[a]["zone_id"] == zone for a in storms[zone]["alerts"] if a in by_id)
+
+
+def test_the_pile_up_gives_a_crash_incident_near_quang_yen(
+    alerts: list[dict[str, Any]], incidents: list[dict[str, Any]]
+) -> None:
+    serious = [
+        a
+        for a in alerts
+        if a["rule_id"] == "traffic-crash-serious" and _within(a, "expressway-pileup", 0, 1)
+    ]
+    assert len(serious) == 1
+    crashes = [i for i in incidents if i["rule_id"] == "crash-casualties"]
+    assert len(crashes) == 1
+    crash = crashes[0]
+    assert crash["area_id"] == "quangyen"
+    assert crash["severity"] == "critical"
+    assert serious[0]["alert_id"] in crash["alerts"]
+    by_id = {a["alert_id"]: a for a in alerts}
+    joined = {by_id[a]["rule_id"] for a in crash["alerts"]}
+    # The crashes and closures that followed joined it.
+    assert {"traffic-crash", "traffic-closure"} <= joined, joined
+
+
+def test_the_carnival_gives_a_crowd_crush_incident_at_bai_chay(
+    alerts: list[dict[str, Any]], incidents: list[dict[str, Any]]
+) -> None:
+    risks = [
+        a
+        for a in alerts
+        if a["rule_id"] == "security-crowd-crush-risk" and _within(a, "halong-carnival", 6, 8)
+    ]
+    assert len(risks) == 2
+    assert {a["commune_id"] for a in risks} == {"bai-chay"}
+    crush = [i for i in incidents if i["rule_id"] == "crowd-crush" and i["area_id"] == "bai-chay"]
+    assert any({a["alert_id"] for a in risks} <= set(i["alerts"]) for i in crush), crush
+    assert all(i["sop"] == "crowd-crush" for i in crush)
