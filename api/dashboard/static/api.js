@@ -54,15 +54,21 @@ function withNamespace(url, headers) {
   else url.searchParams.set(namespaceParam.name, ns);
 }
 
-/** GET (or POST) `path` as JSON with the key; an ApiError with the problem details otherwise. */
-export async function api(path, { method = "GET", params = {} } = {}) {
+/** GET (or POST, with `body` as JSON) `path` as JSON with the key; an ApiError with the
+ * problem details otherwise. */
+export async function api(path, { method = "GET", params = {}, body } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(params)) {
     if (value !== undefined && value !== null) url.searchParams.set(name, value);
   }
   const headers = { Accept: "application/json", "X-API-Key": getKey() || "" };
   withNamespace(url, headers);
-  const response = await fetch(url, { method, headers, cache: "no-store" });
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
   if (!response.ok) {
     let problem = null;
     try {

@@ -1,5 +1,6 @@
 // The operations-centre dashboard: wires the key, the overview tiles, the map, the live
-// feed, the alert list and the drill-down together. Plain ES modules, no build step.
+// feed, the incidents, the alert list and the drill-downs together. Plain ES modules, no
+// build step.
 
 import { AlertBoard } from "./alerts.js";
 import {
@@ -16,6 +17,8 @@ import {
 } from "./api.js";
 import { DetailView } from "./detail.js";
 import { applyLabels, currentLang, nameOf, setLang, t } from "./i18n.js";
+import { IncidentView } from "./incident.js";
+import { IncidentBoard } from "./incidents.js";
 import { LiveFeed } from "./live.js";
 import { CityMap } from "./map.js";
 import { DOMAINS } from "./metrics.js";
@@ -164,6 +167,8 @@ function recolorAll() {
 // --- the live feed ------------------------------------------------------------------
 
 const detailSoon = throttle(() => detail.refresh(), DETAIL_THROTTLE_MS);
+/** Actions answer with the incident at once; this is for other screens' and the tier's. */
+const incidentSoon = throttle(() => incident.refresh(), 1000, SINK_LAG_MS);
 
 function startFeed() {
   page.feed?.stop();
@@ -178,7 +183,7 @@ function startFeed() {
         return !(error instanceof ApiError && (error.status === 401 || error.status === 403));
       }
     },
-    onSnapshot: ({ entities, alerts, reason }) => {
+    onSnapshot: ({ entities, alerts, incidents: onScreen, reason }) => {
       // Why the feed started over (initial, or unknown-id after an API restart): shown to
       // tests and to whoever inspects the page.
       const conn = $("conn");
@@ -186,6 +191,8 @@ function startFeed() {
       conn.dataset.snapshots = String(Number(conn.dataset.snapshots || 0) + 1);
       page.states = new Map(entities.map((e) => [e.entity_id, e]));
       board.load(alerts);
+      incidents.load(onScreen);
+      if (incident.openIncident) incidentSoon();
       recolorAll();
       refreshOverview();
       refreshAreas();
@@ -204,6 +211,11 @@ function startFeed() {
       overviewSoon();
       areasSoon();
       if (detail.openEntity === transition.entity_id) detailSoon();
+      if (incident.holds(transition.alert_id)) incidentSoon();
+    },
+    onIncident: (message) => {
+      incidents.apply(message);
+      if (incident.openIncident === message.incident_id) incidentSoon();
     },
   });
   page.feed.start();
@@ -289,10 +301,12 @@ function relabel() {
   showConnection(page.connection.state, page.connection.retryMs);
   if (page.overview) renderTiles($("tiles"), page.overview);
   board.render();
+  incidents.render();
   map.relabel();
   drawLayerButtons();
   if (page.entities.size) fillEntityOptions();
   detail.relabel();
+  incident.relabel();
 }
 
 function drawLayerButtons() {
@@ -333,6 +347,28 @@ const detail = new DetailView({
   areaName: (id) => nameOf(page.areas.get(id)) || id,
   alertsOf: (id) => board.forEntity(id),
   onClose: () => map.setSelected(null),
+});
+
+const readIncident = (id) => api(`/v1/incidents/${encodeURIComponent(id)}`);
+const incidents = new IncidentBoard({
+  list: $("incident-list"),
+  empty: $("incidents-empty"),
+  count: $("incident-count"),
+  announce: $("announce"),
+  read: readIncident,
+  query: (params) => api("/v1/incidents", { params }),
+  open: (id) => incident.open(id),
+  areaName: (id) => nameOf(page.areas.get(id)) || id,
+});
+const incident = new IncidentView({
+  dialog: $("incident"),
+  read: readIncident,
+  act: (id, path, body) =>
+    api(`/v1/incidents/${encodeURIComponent(id)}/${path}`, { method: "POST", body }),
+  areaName: (id) => nameOf(page.areas.get(id)) || id,
+  entityName: (id) => nameOf(page.entities.get(id)) || id,
+  openEntity: (id, domain) => openDetail(id, domain),
+  changed: (shown) => incidents.replace(shown),
 });
 
 function openDetail(id, domain) {

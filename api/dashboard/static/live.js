@@ -1,7 +1,7 @@
-// The live feed (`/v1/live`, WebSocket): a snapshot, then entity updates and alert
-// transitions. It reconnects by itself with exponential backoff and resumes from the last
-// id; after an API restart the id belongs to another process, so the API sends a fresh
-// snapshot (reason `unknown-id`) and the page starts again from it.
+// The live feed (`/v1/live`, WebSocket): a snapshot, then entity updates, alert
+// transitions and incident messages. It reconnects by itself with exponential backoff and
+// resumes from the last id; after an API restart the id belongs to another process, so the
+// API sends a fresh snapshot (reason `unknown-id`) and the page starts again from it.
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -12,9 +12,10 @@ export class LiveFeed {
   /**
    * @param {object} options
    * @param {(since: string|null) => string} options.url
-   * @param {(snapshot: {entities: object[], alerts: object[], reason: string}) => void} options.onSnapshot
+   * @param {(snapshot: {entities: object[], alerts: object[], incidents: object[], reason: string}) => void} options.onSnapshot
    * @param {(entity: object) => void} options.onEntity
    * @param {(alert: object) => void} options.onAlert
+   * @param {(incident: object) => void} options.onIncident
    * @param {(state: string, retryMs?: number) => void} options.onStatus
    * @param {() => Promise<boolean>} options.stillAllowed  false when the key was refused
    */
@@ -73,9 +74,10 @@ export class LiveFeed {
     switch (message.type) {
       case "snapshot":
         // A large snapshot comes in chunks; only the last one (more: false) completes it.
-        this.pending = this.pending || { entities: [], alerts: [], reason: message.reason };
+        this.pending = this.pending || { entities: [], alerts: [], incidents: [], reason: message.reason };
         this.pending.entities.push(...message.entities);
         this.pending.alerts.push(...message.alerts);
+        this.pending.incidents.push(...(message.incidents || []));
         if (!message.more) {
           const snapshot = this.pending;
           this.pending = null;
@@ -91,6 +93,9 @@ export class LiveFeed {
         break;
       case "alert":
         this.options.onAlert(message.alert);
+        break;
+      case "incident":
+        this.options.onIncident(message.incident);
         break;
       default:
         break; // ping, and kinds a newer API may add
