@@ -168,7 +168,9 @@ def _add_level(
     )
     # The changelog is named in the namespace, like every other topic of it; its schema
     # is the table's (recovery decodes with the topic's, not the table's).
-    schema: faust.Schema[bytes, Any] = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
+    schema: faust.Schema[bytes, Any] = faust.Schema(
+        key_type=bytes, key_serializer="raw", value_serializer="json"
+    )
     changelog = app.topic(
         f"{incidents.get_topic_name()}.{level}s-changelog",
         schema=schema,

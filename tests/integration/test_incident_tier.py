@@ -29,7 +29,7 @@ from streams.incidents.rules import load_correlation_rules
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
 from tests.conftest import Namespace, NamespaceFactory
 from tests.utils.events import Record
-from tests.utils.incident_tier import final_incidents, incident_events, start_incidents
+from tests.utils.incident_tier import WHAT, final_incidents, incident_events, start_incidents
 from tests.utils.kafka import produce, records_in
 
 pytestmark = pytest.mark.timeout(420)
@@ -115,7 +115,11 @@ def expected(transitions: list[AlertTransition]) -> dict[str, dict[str, Any]]:
     for place in places.values():
         for made in place.step([r for r in rules if r.level == place.level], clock_ms=end):
             last[made.incident_id] = made.model_dump()
-    return {i: d for i, d in last.items() if d["state"] != "retract"}
+    return {
+        i: {**{k: d[k] for k in WHAT}, "closed": d["state"] == "close"}
+        for i, d in last.items()
+        if d["state"] != "retract"
+    }
 
 
 def _records(transitions: list[AlertTransition]) -> list[Record]:
@@ -161,8 +165,7 @@ async def _final(
 
 
 def _comparable(incidents: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    keys = ("rule_id", "area_id", "state", "severity", "opened_at", "closed_at", "alerts")
-    return {i: tuple(str(d[k]) for k in keys) for i, d in incidents.items()}
+    return {i: tuple(str(d[k]) for k in (*WHAT, "closed")) for i, d in incidents.items()}
 
 
 async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(

@@ -15,19 +15,22 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ioc.db.registry import load_registry
 from ioc.settings import Settings
 from recordings.options import ReplayOptions
 from recordings.recording import Recording
 from recordings.replayer import Replayer
 from recordings.store import SEEDS_DIR
+from simulators.city import build_city
 from streams.alerts.transitions import FINAL_STATES
 from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.state import IDLE_S
-from streams.topics import ALERTS_TOPIC, STATE_TOPIC, raw_topic
+from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC, raw_topic
 from tests.conftest import Namespace, NamespaceFactory
 from tests.integration.conftest import start_worker
-from tests.utils.kafka import read_all
+from tests.utils.incident_tier import final_incidents, incident_events, start_incidents
+from tests.utils.kafka import read_all, records_in
 from tests.utils.services import ROOT, Process
 from tests.utils.truth import database_rows
 
@@ -102,6 +105,21 @@ async def _final_transitions(settings: Settings) -> list[dict[str, Any]]:
     return sorted(final, key=lambda t: orjson.dumps(t, option=orjson.OPT_SORT_KEYS))
 
 
+async def _settled_incidents(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The namespace's incidents once ioc.incidents has stopped growing for 8 s (more than
+    the tier's ticks and commits take)."""
+    topic, count, steady = settings.topic(INCIDENTS_TOPIC), -1, 0
+    for _ in range(120):
+        if steady >= 8:
+            break
+        await asyncio.sleep(1)
+        now = await records_in(settings, topic)
+        steady = steady + 1 if now == count and now > 0 else 0
+        count = now
+    assert steady >= 8, f"{topic} did not settle ({count})"
+    return final_incidents(await incident_events(settings))
+
+
 async def _settle(worker: Process, settings: Settings, sent: int) -> dict[Any, Any]:
     """Wait until the worker consumed ``sent`` records and the database (minutes and
     alerts) stopped changing with nothing pending in the sink; return the minute rows.
@@ -131,7 +149,8 @@ async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results
 ) -> None:
     """Pacing invariance on the whole recording: replayed at x40 into one sandbox and
     as fast as possible into another, each with its own worker, it gives the same minute
-    rows, the same final alert transitions on ``ioc.alerts`` and the same final alert rows.
+    rows, the same final alert transitions on ``ioc.alerts``, the same final alert rows and
+    the same incidents from the incident tier (``ioc incidents``, Faust) of each sandbox.
 
     x40 plays the 30 minutes in 45 s (x1 would take half an hour of the suite) and still
     paces every record by its recorded gap: a worker batch (50 ms) holds about two event
@@ -148,9 +167,17 @@ async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results
     are left out, and so are alert rows left ``provisional`` or ``retracted``.
     """
     paced, fast = await namespace_factory(), await namespace_factory()
+    # The recording's city in both registries, so that alerts carry their places and the
+    # incident tier correlates them.
+    made = Recording(TYPHOON).scan().parts[0].metadata
+    city = build_city(int(made["entities"]), seed=int(made["seed"]))
+    for ns in (paced, fast):
+        await load_registry(ns.settings, city)
     workers = await asyncio.gather(
         asyncio.to_thread(start_worker, paced, name="paced"),
         asyncio.to_thread(start_worker, fast, name="fast"),
+        asyncio.to_thread(start_incidents, paced, name="paced-incidents"),
+        asyncio.to_thread(start_incidents, fast, name="fast-incidents"),
     )
 
     async def at_full_speed() -> tuple[int, dict[Any, Any]]:
@@ -164,6 +191,7 @@ async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results
         )
         assert sent == sent_fast == sum(Recording(TYPHOON).scan().records.values())
         rows_paced = await _settle(workers[0], paced.settings, sent)
+        incidents = [await _settled_incidents(ns.settings) for ns in (paced, fast)]
     finally:
         for worker in workers:
             worker.stop()
@@ -178,6 +206,10 @@ async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results
     assert opened["traffic-landslide"] == 5  # the scenario's five road segments
     assert {t["state"] for t in transitions} >= {"open", "resolve"}
     assert {a[3] for a in alerts} == {"open", "resolved"}
+    # The same incidents, ids, members, states and times: the landslides' among them.
+    assert incidents[0] == incidents[1]
+    landslides = [i for i in incidents[0].values() if i["rule_id"] == "landslide"]
+    assert len(landslides) >= 3, incidents[0]
 
 
 async def test_a_sandbox_replay_leaves_live_aggregates_and_topics_alone(

@@ -38,11 +38,20 @@ async def incident_events(settings: Settings) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in records]
 
 
+#: What an incident is, whatever transitions made it so (an incident opened with three
+#: alerts, or opened with two and updated with a third, is the same incident).
+WHAT = ("rule_id", "sop", "area_id", "level", "severity", "opened_at", "closed_at", "alerts")
+
+
 def final_incidents(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last correlation transition of each incident (retracted ones left out): what
-    the incident is once the tier has seen every alert."""
+    """Each incident as its last correlation transition leaves it (retracted ones left
+    out): the fields of :data:`WHAT` and ``closed``, whether it has closed."""
     last: dict[str, dict[str, Any]] = {}
     for event in events:
         if event["source"] == "/ioc/incidents":
             last[event["data"]["incident_id"]] = event["data"]
-    return {i: d for i, d in last.items() if d["state"] != "retract"}
+    return {
+        i: {**{k: d[k] for k in WHAT}, "closed": d["state"] == "close"}
+        for i, d in last.items()
+        if d["state"] != "retract"
+    }
