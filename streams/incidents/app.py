@@ -2,9 +2,10 @@
 
 Data flow, per level (commune and zone)::
 
-    ioc.alerts --filter (placed, final)--> group_by(area) --> ioc.incidents.<level>s
+    ioc.alerts --filter (placed, final)--> group_by(area) --> ioc.alerts.<level>s
         (Faust forwards each alert transition, re-keyed by its area)
-    ioc.incidents.<level>s --agent--> table <level>s (area -> Place, changelog) --> ioc.incidents
+    ioc.alerts.<level>s --agent--> table <level>s (area -> Place, changelog) --> ioc.incidents
+    ioc.incidents (operators' resolve, merge) --agent operators--> ioc.alerts.<level>s
 
 Faust is used here for what it is made for: re-keying by a new key (``group_by`` with
 the repartition topic named explicitly), tables with changelogs and their recovery, and
@@ -42,6 +43,7 @@ import orjson
 
 from ioc.settings import Settings
 from streams.incidents.correlate import Place, fact_of
+from streams.incidents.events import OPERATORS_SOURCE
 from streams.incidents.rules import CorrelationRule
 from streams.kafka import ssl_context
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
@@ -86,9 +88,9 @@ def _correlated(level: str) -> Callable[[bytes], bool]:
     def keep(value: bytes) -> bool:
         try:
             message = orjson.loads(value)
-            if "tick" in message:
+            if "tick" in message or "ended" in message:
                 # Faust applies a stream's processors to its group_by stream too, where
-                # the ticks travel: they pass.
+                # ticks and operators' endings travel: they pass.
                 return True
             data = message["data"]
             return bool(data.get(field)) and fact_of(data) is not None
@@ -145,27 +147,68 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
     clock = Clock(
         wall=settings.clock_marks, lateness_ms=int(settings.streams.allowed_lateness_s * 1000)
     )
+    by_area = {
+        level: app.topic(
+            f"{alerts.get_topic_name()}.{level}s",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            internal=True,
+        )
+        for level in LEVELS
+    }
     for level in LEVELS:
-        _add_level(app, level, [r for r in rules if r.level == level], alerts, incidents, clock)
+        _add_level(
+            app,
+            level,
+            [r for r in rules if r.level == level],
+            alerts=alerts,
+            by_area=by_area[level],
+            incidents=incidents,
+            clock=clock,
+        )
+
+    @app.agent(incidents, name="operators")
+    async def operators(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """Operators' resolutions and merges (published by the API on ioc.incidents) to
+        the place's agent: both levels, the one holding the incident takes it."""
+        async for value in stream:
+            ended = _ended(value)
+            if ended is not None:
+                area, incident = ended
+                for topic in by_area.values():
+                    message = orjson.dumps({"ended": incident})
+                    await topic.send(key=area.encode(), value=message)
+            yield None
+
+    del operators
     return app
+
+
+def _ended(value: bytes) -> tuple[str, str] | None:
+    """(area, incident) of an operator's resolution or merge on ioc.incidents; None for
+    anything else."""
+    try:
+        event = orjson.loads(value)
+        data = event["data"]
+        if event.get("source") == OPERATORS_SOURCE and data.get("state") in ("resolve", "merge"):
+            return str(data["area_id"]), str(data["incident_id"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        log.warning("skipping an ioc.incidents record the tier cannot read: %s", exc)
+    return None
 
 
 def _add_level(
     app: faust.App,
     level: str,
     rules: Sequence[CorrelationRule],
+    *,
     alerts: faust.TopicT,
+    by_area: faust.TopicT,
     incidents: faust.TopicT,
     clock: Clock,
 ) -> None:
-    """The agent, table, repartition topic and timer of one level."""
-    by_area = app.topic(
-        f"{alerts.get_topic_name()}.{level}s",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=app.conf.topic_partitions,
-        internal=True,
-    )
+    """The agent, table and timer of one level, over its repartition topic ``by_area``."""
     # The changelog is named in the namespace, like every other topic of it; its schema
     # is the table's (recovery decodes with the topic's, not the table's).
     schema: faust.Schema[bytes, Any] = faust.Schema(
@@ -195,14 +238,18 @@ def _add_level(
             area = key.decode()
             place = Place(area, level, table.get(key))
             message = orjson.loads(value)
+            tick = 0
             if "tick" in message:
                 tick = int(message["tick"])
+            elif "ended" in message:
+                # For correlation it ends now, in the place's event time: alerts that
+                # open after this make a new incident.
+                place.end(str(message["ended"]), at_ms=place.now_ms)
             else:
                 data = message["data"]
                 fact = fact_of(data)
                 if fact is not None:
                     place.take(fact, at_ms=_event_ms(data["updated_at"]))
-                tick = 0
             clock.see(place.now_ms)
             out = place.step(rules, clock_ms=max(tick, clock.now_ms() if tick else 0))
             for transition in out:

@@ -95,15 +95,23 @@ def _made(
 
 
 def derive(
-    rule: CorrelationRule, area_id: str, alerts: Iterable[AlertFact], *, now_ms: int
+    rule: CorrelationRule,
+    area_id: str,
+    alerts: Iterable[AlertFact],
+    *,
+    now_ms: int,
+    ended: Mapping[str, int] | None = None,
 ) -> list[Incident]:
-    """The incidents ``rule`` makes of a place's alerts, as of event time ``now_ms``.
+    """The incidents ``rule`` makes of a place's alerts, as of event time ``now_ms``;
+    ``ended`` gives the time operators resolved (or merged away) incidents by id.
 
     Related alerts are taken in opening order (then id). One opened while an incident of
     the rule is open joins it; otherwise, if it completes the rule's requirements with
     the alerts opened within the window before it (those of earlier incidents aside), it
     opens one with them. An incident is open until ``quiet_minutes`` after its last
-    alert resolved, and closed only once ``now_ms`` has passed that."""
+    alert resolved, and closed only once ``now_ms`` has passed that, or until an operator
+    ended it: alerts opened after that make a new one if they meet the rule again."""
+    ended = ended or {}
     ordered = sorted(
         (
             a
@@ -120,6 +128,11 @@ def derive(
     for i, alert in enumerate(ordered):
         if members:
             end = _quiet_end(members, quiet_ms)
+            by_hand = ended.get(
+                incident_id(rule_id=rule.id, area_id=area_id, first_alert_id=members[0].alert_id)
+            )
+            if by_hand is not None and (end is None or by_hand < end):
+                end = by_hand
             if end is None or alert.opened_ms < end:
                 members.append(alert)
                 continue
@@ -141,6 +154,11 @@ def derive(
             members, opened_ms = candidates, alert.opened_ms
     if members:
         end = _quiet_end(members, quiet_ms)
+        by_hand = ended.get(
+            incident_id(rule_id=rule.id, area_id=area_id, first_alert_id=members[0].alert_id)
+        )
+        if by_hand is not None and (end is None or by_hand < end):
+            end = by_hand
         incidents.append(
             _made(
                 rule,
@@ -196,6 +214,8 @@ class Place:
         self.now_ms: int = int(value.get("now", 0))
         #: The latest event time of the place's own alerts (ticks aside).
         self.heard_ms: int = int(value.get("heard", 0))
+        #: When operators resolved (or merged away) incidents of the place, by id.
+        self.ended: dict[str, int] = dict(value.get("ended", {}))
         self.emitted: dict[str, list[Any]] = dict(value.get("emitted", {}))
 
     def to_value(self) -> dict[str, Any]:
@@ -203,6 +223,7 @@ class Place:
             "alerts": self.alerts,
             "now": self.now_ms,
             "heard": self.heard_ms,
+            "ended": self.ended,
             "emitted": self.emitted,
         }
 
@@ -220,6 +241,11 @@ class Place:
         self.now_ms = max(self.now_ms, at_ms)
         self.heard_ms = max(self.heard_ms, at_ms)
 
+    def end(self, incident_id: str, *, at_ms: int) -> None:
+        """An operator resolved the incident (or merged it into another) at ``at_ms``: for
+        correlation it is over then; a repeat keeps the first time."""
+        self.ended[incident_id] = min(self.ended.get(incident_id, at_ms), at_ms)
+
     def facts(self) -> list[AlertFact]:
         return [
             AlertFact(alert_id, rule_id, domain, severity, opened, resolved)
@@ -234,7 +260,9 @@ class Place:
         self.now_ms = max(self.now_ms, clock_ms)
         facts = self.facts()
         derived = [
-            i for rule in rules for i in derive(rule, self.area_id, facts, now_ms=self.now_ms)
+            i
+            for rule in rules
+            for i in derive(rule, self.area_id, facts, now_ms=self.now_ms, ended=self.ended)
         ]
         out: list[IncidentTransition] = []
         current: set[str] = set()
@@ -297,6 +325,7 @@ class Place:
         if all(r is not None and r < horizon for *_, r in self.alerts.values()):
             self.alerts.clear()
             self.emitted.clear()
+            self.ended.clear()
 
     def _transition(
         self, incident: Incident, state: IncidentState, at_ms: int, *, escalated: bool = False

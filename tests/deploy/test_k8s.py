@@ -134,7 +134,9 @@ def test_every_internal_topic_of_the_incident_tier_is_found() -> None:
     app = incident_tier()
     found = incident_tier_topics()
     repartition = {n for n in found if n.startswith(f"{ALERTS_TOPIC}.")}
-    assert len(repartition) == len(LEVELS) == len(app.agents), sorted(found)
+    # An agent per level, plus the one that reads operators' actions back from
+    # ioc.incidents (no internal topic of its own).
+    assert len(repartition) == len(LEVELS) == len(app.agents) - 1, sorted(found)
     assert len(found) == len(LEVELS) + len(app.tables) + 1, sorted(found)
     assert found[f"{app.conf.id}-__assignor-__leader"].partitions == 1
     assert app.conf.id == "ioc-live-incidents"
@@ -272,14 +274,15 @@ def allowed(user: str, resource: str, name: str) -> set[str]:
 
 def incident_tier_needs() -> dict[tuple[str, str], set[str]]:
     """What `ioc incidents` does in the live namespace, read from the code: checks every
-    topic at start, reads alerts, writes incidents, declares (creates), reads and writes
+    topic at start, reads alerts, writes and reads incidents, declares (creates), reads and writes
     its internal topics, consumes in its group."""
     settings = live_settings()
     needs: dict[tuple[str, str], set[str]] = {
         ("topic", name): {"Describe"} for name in topics_from_the_code()
     }
     needs[("topic", settings.topic(ALERTS_TOPIC))] |= {"Read"}
-    needs[("topic", settings.topic(INCIDENTS_TOPIC))] |= {"Write"}
+    # Writes incidents; reads operators' resolutions and merges back (its operators agent).
+    needs[("topic", settings.topic(INCIDENTS_TOPIC))] |= {"Read", "Write"}
     for topic in incident_tier_topics().values():
         written = {"Write"} if topic.written else set()
         needs[("topic", topic.name)] = {"Create", "Describe", "Read"} | written

@@ -25,6 +25,7 @@ from simulators.city import build_city
 from streams.alerts import load_rules
 from streams.alerts.transitions import AlertTransition, alert_id, transition
 from streams.incidents.correlate import Place, fact_of
+from streams.incidents.events import OPERATORS_SOURCE, incident_event
 from streams.incidents.rules import load_correlation_rules
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
 from tests.conftest import Namespace, NamespaceFactory
@@ -227,3 +228,79 @@ async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(
             if have.get(i) != want.get(i)
         }
         assert not wrong, (label, len(wrong), sorted(wrong.items())[:3])
+
+
+async def test_an_incident_an_operator_resolved_takes_no_new_alerts(namespace: Namespace) -> None:
+    """After an operator resolves an incident (the API publishes it on ioc.incidents), a
+    new alert of the rule in that place opens a new incident instead of joining it."""
+    city = build_city(200, seed=0)
+    rules = {r.id: r for r in load_rules()}
+    road = next(e for e in city.in_domain("traffic") if e.kind == "intersection")
+    place = {"commune_id": road.commune, "zone_id": road.zone}
+
+    def flooded(at: datetime) -> Record:
+        made = transition(
+            rules["traffic-flooding"],
+            alert_id=alert_id(
+                rule_id="traffic-flooding", entity_id=road.id, opened_minute_ms=_ms(at)
+            ),
+            entity_id=road.id,
+            state="open",
+            opened_ms=_ms(at),
+            since_ms=_ms(at),
+            at_ms=_ms(at),
+            values={},
+        ).model_copy(update=place)
+        return Record(key=road.id.encode(), value=made.to_json(), time_ms=_ms(at))
+
+    settings = namespace.settings
+    process = await asyncio.to_thread(start_incidents, namespace)
+    try:
+        await produce(settings, settings.topic(ALERTS_TOPIC), [flooded(START)])
+        first = await _commune_incidents(namespace, road.commune, count=1)
+        (resolved,) = first
+        by_hand = incident_event(
+            {
+                "incident_id": resolved,
+                "area_id": road.commune,
+                "state": "resolve",
+                "updated_at": datetime.now(UTC).isoformat(),
+                "by": "duty-officer",
+            },
+            source=OPERATORS_SOURCE,
+        )
+        await produce(
+            settings,
+            settings.topic(INCIDENTS_TOPIC),
+            [Record(key=road.commune.encode(), value=by_hand, time_ms=_ms(START))],
+        )
+        # The tier closes it for correlation (its close shows it took the resolution)
+        # before the next alert comes.
+        closed = await _commune_incidents(namespace, road.commune, count=1, closed=True)
+        assert closed[resolved]["closed"] is True
+        await produce(
+            settings, settings.topic(ALERTS_TOPIC), [flooded(START + timedelta(minutes=10))]
+        )
+        both = await _commune_incidents(namespace, road.commune, count=2)
+    finally:
+        process.stop()
+    assert resolved in both
+    assert both[resolved]["closed"] is True
+    assert len(both[resolved]["alerts"]) == 1
+    (new,) = [d for i, d in both.items() if i != resolved]
+    assert new["closed"] is False
+    assert len(new["alerts"]) == 1
+
+
+async def _commune_incidents(
+    namespace: Namespace, commune: str, *, count: int, closed: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The commune's incidents once there are ``count`` of them (and, with ``closed``,
+    one of them has closed)."""
+    for _ in range(60):
+        found = final_incidents(await incident_events(namespace.settings))
+        mine = {i: d for i, d in found.items() if d["area_id"] == commune}
+        if len(mine) >= count and (not closed or any(d["closed"] for d in mine.values())):
+            return mine
+        await asyncio.sleep(1)
+    raise AssertionError(f"{commune}: not {count} incidents: {mine}")
