@@ -1,37 +1,25 @@
-"""Incident tier: alert transitions/s over a backlog, and alert -> incident delay at storm rates.
+"""Incident tier: alert transitions/s over a backlog, and alert -> incident delay.
 
     .venv/bin/python -m benchmarks.bench_incidents [--transitions 5000] [--entities 2000]
         [--rates 5,50] [--seconds 60] [--every 10] [--timeout 240] [--skip-alone]
 
-The defaults take about 4 minutes. The backlog is 5,000 transitions, not more, because
+About 4 minutes with the defaults. The backlog is 5,000 transitions, not more, because
 the tier's time per transition grows with the alerts its places hold: 20,000 took it 14
-minutes on the development machine (benchmarks/RESULTS.md, "Incident tier"); for that,
-raise ``--timeout`` (seconds allowed to catch up) and add ``--skip-alone``.
+minutes here; for that, raise ``--timeout`` (seconds to catch up) and add ``--skip-alone``.
+A fresh sandbox namespace (topics only: the tier uses no database), deleted at the end.
 
-Runs in a fresh sandbox namespace (topics only: the tier uses no database), whose topics
-are deleted at the end; loopback only.
+1. Throughput: a storm backlog of alert transitions (CloudEvents as the worker publishes
+   them on ``ioc.alerts``) is produced, then read by a plain aiokafka consume-and-decode
+   loop (baseline), correlated in this process with the project's ``Place`` (no Kafka,
+   no Faust), and taken by one ``ioc incidents`` process, timed from its "[^Worker]:
+   Ready" line until its group has committed ``ioc.alerts`` to the end ("forwarded")
+   and its repartition topics to the offsets they had then ("correlated").
+2. Delay: with the tier caught up, transitions at each rate for ``--seconds``; every
+   ``--every``-th a ``traffic-flooding`` open in a commune with no flooding incident
+   open, which opens one at once: timed from the producer to the incident's ``open``
+   naming it on ``ioc.incidents``.
 
-1. Throughput. A backlog of alert transitions over the city (CloudEvents as the stream
-   worker publishes them on ``ioc.alerts``: a storm of four hours of event time, three in
-   four alerts of a rule the correlation rules name, the others of unrelated rules, each
-   opened and, but for one in twenty, resolved 5-90 minutes later) is produced first.
-   Then, in the same run: a plain aiokafka consume-and-decode loop (``orjson.loads``)
-   over it (baseline); the correlation alone in this process (per record and level what
-   the agent does with the project's ``Place``, no Kafka, no Faust); and one ``ioc
-   incidents`` process started on it, timed from its "[^Worker]: Ready" log line until
-   its consumer group has committed ``ioc.alerts`` to the end ("forwarded": every alert
-   re-keyed by area) and its two repartition topics to the offsets they had then
-   ("correlated"). Faust commits every 2.8 s: that is the resolution of both.
-2. Delay. With the tier caught up, transitions are published at each rate for
-   ``--seconds``; every ``--every``-th is a ``traffic-flooding`` open in a commune with
-   no flooding incident open (the next one is its resolve), which opens a ``flooding``
-   incident at once. Per such alert: from the moment it was handed to the producer to
-   the moment the incident's ``open`` naming it arrived on ``ioc.incidents`` (read from
-   the end by a consumer started before the phase). The others are alerts of rules the
-   flooding rule does not take (other incidents open and grow from them), about 30 of
-   them open at a time. Event time runs at a fixed step per transition, long enough
-   that a commune's probe incident has closed (quiet time after its resolve) when the
-   round-robin comes back to it.
+benchmarks/RESULTS.md ("Incident tier") has the details and the figures.
 """
 
 from __future__ import annotations
@@ -186,27 +174,20 @@ class Probes:
     def next(self) -> tuple[Record, bool]:
         """The next transition, and whether it is a probe."""
         i, self.slot = self.slot, self.slot + 1
-        at = self.start_ms + i * self.step_ms
-        if i % self.every == 0:
-            entity = self.probes[(i // self.every) % len(self.probes)]
+        at = opened = self.start_ms + i * self.step_ms
+        probe, resolve = i % self.every == 0, False
+        if probe:
+            rule_id, entity = PROBE_ALERT, self.probes[(i // self.every) % len(self.probes)]
             self.last = (entity, at)
-            return self.storm.record(
-                PROBE_ALERT, entity, resolve=False, opened_ms=at, at_ms=at
-            ), True
-        if i % self.every == 1 and self.last is not None:
-            entity, opened = self.last
-            record = self.storm.record(
-                PROBE_ALERT, entity, resolve=True, opened_ms=opened, at_ms=at
-            )
-            return record, False
-        if len(self.open) >= OPEN_FILLERS and i % 2:
-            rule_id, entity, opened = self.open.popleft()
-            return self.storm.record(
-                rule_id, entity, resolve=True, opened_ms=opened, at_ms=at
-            ), False
-        rule_id, entity = self.storm.pick(flooding=False)
-        self.open.append((rule_id, entity, at))
-        return self.storm.record(rule_id, entity, resolve=False, opened_ms=at, at_ms=at), False
+        elif i % self.every == 1 and self.last is not None:
+            (entity, opened), rule_id, resolve = self.last, PROBE_ALERT, True
+        elif len(self.open) >= OPEN_FILLERS and i % 2:
+            (rule_id, entity, opened), resolve = self.open.popleft(), True
+        else:
+            rule_id, entity = self.storm.pick(flooding=False)
+            self.open.append((rule_id, entity, at))
+        record = self.storm.record(rule_id, entity, resolve=resolve, opened_ms=opened, at_ms=at)
+        return record, probe
 
 
 def partitions(settings: Settings, topic: str) -> list[TopicPartition]:
@@ -308,15 +289,13 @@ class Tier:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"ioc incidents did not get ready; see {self.log}")
 
-    def _status(self, field: str) -> float:
+    def peak_rss_mb(self) -> float:
+        """Its resident memory's high-water mark (psutil is not installed)."""
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return math.nan
-
-    def peak_rss_mb(self) -> float:
-        return self._status("VmHWM:")
 
     def cpu_s(self) -> float:
         """User + system CPU seconds so far."""
@@ -354,14 +333,8 @@ async def caught_up(settings: Settings, *, within_s: float) -> tuple[float, floa
             done = {tp: c.offset for tp, c in committed.items()}
             if time.perf_counter() - shown >= 30:
                 shown = time.perf_counter()
-                print(
-                    f"  {shown - started:4.0f} s: "
-                    + ", ".join(
-                        f"{topic.removeprefix(settings.topic_prefix)} {count:,}"
-                        for topic, count in committed_by_topic(done).items()
-                    ),
-                    flush=True,
-                )
+                taken = sum(done.get(tp, 0) for tp in repartition)
+                print(f"  {shown - started:4.0f} s: {taken:,} repartitioned records done")
             if all(done.get(tp, 0) >= end for tp, end in target.items()):
                 if forwarded is None:
                     forwarded = time.perf_counter()
@@ -373,14 +346,6 @@ async def caught_up(settings: Settings, *, within_s: float) -> tuple[float, floa
     finally:
         await ends.stop()
         await admin.close()
-
-
-def committed_by_topic(done: dict[TopicPartition, int]) -> dict[str, int]:
-    """Records committed per topic."""
-    out: dict[str, int] = {}
-    for tp, offset in sorted(done.items()):
-        out[tp.topic] = out.get(tp.topic, 0) + offset
-    return out
 
 
 @dataclass
