@@ -18,20 +18,26 @@ worker's clock, which ticks carry to quiet places).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from streams.alerts.transitions import FINAL_STATES
 from streams.incidents.events import IncidentState, IncidentTransition, incident_id
-from streams.incidents.rules import SEVERITY_RANK, CorrelationRule
+from streams.incidents.rules import SEVERITY_RANK, CorrelationRule, Match
 
 MINUTE_MS = 60_000
-#: How long after its last incident closed (and its last alert resolved) a place's
-#: facts are kept, beyond the longest rule's window and quiet time, in the event time of
-#: the place's own alerts: alerts of one place come through different partitions, which
-#: may lag each other by as much when a worker catches up after an outage.
+#: How many alerts a place holds before it forgets old ones: the table's bound. Below it
+#: nothing is forgotten, so a place's incidents are exactly the rules' reading of all its
+#: alerts; above it (a place with more alerts than a storm gives), the alerts of its
+#: closed incidents and of no incident go, if they resolved :data:`KEEP_MS` (beyond the
+#: longest window and quiet time) before the place's clock.
+MAX_FACTS = 2000
+#: Alerts of one place come through different partitions, which lag each other when a
+#: worker catches up after an outage; one later than this could split an incident it
+#: belonged to.
 KEEP_MS = 6 * 60 * MINUTE_MS
 
 
@@ -63,37 +69,6 @@ class Incident:
     last_joined_ms: int
 
 
-def _quiet_end(members: Sequence[AlertFact], quiet_ms: int) -> int | None:
-    """When the incident of these alerts closes if no other joins: ``quiet_ms`` after the
-    last resolution; None while one of them is unresolved."""
-    resolved = [a.resolved_ms for a in members]
-    if any(r is None for r in resolved):
-        return None
-    return max(r for r in resolved if r is not None) + quiet_ms
-
-
-def _made(
-    rule: CorrelationRule,
-    area_id: str,
-    members: list[AlertFact],
-    opened_ms: int,
-    closed: int | None,
-) -> Incident:
-    severity = max((rule.severity, *(a.severity for a in members)), key=lambda s: SEVERITY_RANK[s])
-    return Incident(
-        incident_id=incident_id(
-            rule_id=rule.id, area_id=area_id, first_alert_id=members[0].alert_id
-        ),
-        rule=rule,
-        area_id=area_id,
-        opened_ms=opened_ms,
-        closed_ms=closed,
-        severity=severity,
-        alerts=tuple(sorted(a.alert_id for a in members)),
-        last_joined_ms=max(a.opened_ms for a in members),
-    )
-
-
 def derive(
     rule: CorrelationRule,
     area_id: str,
@@ -112,63 +87,112 @@ def derive(
     alert resolved, and closed only once ``now_ms`` has passed that, or until an operator
     ended it: alerts opened after that make a new one if they meet the rule again."""
     ended = ended or {}
+    related = _relation(rule)
     ordered = sorted(
-        (
-            a
-            for a in alerts
-            if rule.relates(rule_id=a.rule_id, domain=a.domain, severity=a.severity)
-        ),
+        (a for a in alerts if related(a.rule_id, a.domain, a.severity)),
         key=lambda a: (a.opened_ms, a.alert_id),
     )
     window_ms, quiet_ms = rule.within_minutes * MINUTE_MS, rule.quiet_minutes * MINUTE_MS
+    needs = [(_matcher(need), need.count) for need in rule.requires]
     incidents: list[Incident] = []
-    members: list[AlertFact] = []
-    opened_ms = 0
+    current: _Open | None = None
     first_free = 0  # ordered[first_free:] belong to no earlier incident
+    low = 0  # ordered[low:] opened within the window before the alert at hand
     for i, alert in enumerate(ordered):
-        if members:
-            end = _quiet_end(members, quiet_ms)
-            by_hand = ended.get(
-                incident_id(rule_id=rule.id, area_id=area_id, first_alert_id=members[0].alert_id)
-            )
-            if by_hand is not None and (end is None or by_hand < end):
-                end = by_hand
+        if current is not None:
+            end = current.end(quiet_ms, ended)
             if end is None or alert.opened_ms < end:
-                members.append(alert)
+                current.join(alert)
                 continue
-            incidents.append(_made(rule, area_id, members, opened_ms, end))
-            members = []
+            incidents.append(current.made(end))
+            current = None
             first_free = i
-        candidates = [
-            a for a in ordered[first_free : i + 1] if a.opened_ms >= alert.opened_ms - window_ms
-        ]
+        low = max(low, first_free)
+        while ordered[low].opened_ms < alert.opened_ms - window_ms:
+            low += 1
+        candidates = ordered[low : i + 1]
         if all(
-            sum(
-                1
-                for a in candidates
-                if need.matches(rule_id=a.rule_id, domain=a.domain, severity=a.severity)
-            )
-            >= need.count
-            for need in rule.requires
+            sum(1 for a in candidates if match(a.rule_id, a.domain, a.severity)) >= count
+            for match, count in needs
         ):
-            members, opened_ms = candidates, alert.opened_ms
-    if members:
-        end = _quiet_end(members, quiet_ms)
-        by_hand = ended.get(
-            incident_id(rule_id=rule.id, area_id=area_id, first_alert_id=members[0].alert_id)
-        )
-        if by_hand is not None and (end is None or by_hand < end):
-            end = by_hand
-        incidents.append(
-            _made(
-                rule,
-                area_id,
-                members,
-                opened_ms,
-                end if end is not None and end <= now_ms else None,
-            )
-        )
+            current = _Open(rule, area_id, alert.opened_ms)
+            for a in candidates:
+                current.join(a)
+    if current is not None:
+        end = current.end(quiet_ms, ended)
+        incidents.append(current.made(end if end is not None and end <= now_ms else None))
     return incidents
+
+
+class _Open:
+    """An incident being derived: its members so far, with what closing needs of them."""
+
+    def __init__(self, rule: CorrelationRule, area_id: str, opened_ms: int) -> None:
+        self.rule, self.area_id, self.opened_ms = rule, area_id, opened_ms
+        self.members: list[AlertFact] = []
+        self.unresolved = 0
+        self.last_resolved = 0
+        self.id = ""
+
+    def join(self, alert: AlertFact) -> None:
+        if not self.members:
+            self.id = incident_id(
+                rule_id=self.rule.id, area_id=self.area_id, first_alert_id=alert.alert_id
+            )
+        self.members.append(alert)
+        if alert.resolved_ms is None:
+            self.unresolved += 1
+        else:
+            self.last_resolved = max(self.last_resolved, alert.resolved_ms)
+
+    def end(self, quiet_ms: int, ended: Mapping[str, int]) -> int | None:
+        """When it closes if no other alert joins: ``quiet_ms`` after its last alert
+        resolved, or when an operator ended it, whichever is first; None while neither."""
+        end = None if self.unresolved else self.last_resolved + quiet_ms
+        by_hand = ended.get(self.id) if ended else None
+        if by_hand is not None and (end is None or by_hand < end):
+            return by_hand
+        return end
+
+    def made(self, closed_ms: int | None) -> Incident:
+        rule, members = self.rule, self.members
+        severity = max(
+            (rule.severity, *(a.severity for a in members)), key=lambda s: SEVERITY_RANK[s]
+        )
+        return Incident(
+            incident_id=self.id,
+            rule=rule,
+            area_id=self.area_id,
+            opened_ms=self.opened_ms,
+            closed_ms=closed_ms,
+            severity=severity,
+            alerts=tuple(sorted(a.alert_id for a in members)),
+            last_joined_ms=max(a.opened_ms for a in members),
+        )
+
+
+Matcher = Callable[[str, str, str], bool]
+
+
+@lru_cache(maxsize=256)
+def _relation(rule: CorrelationRule) -> Matcher:
+    """``rule.relates`` as a function of (alert rule, domain, severity), remembered: a
+    place's every alert is asked of every rule at every step."""
+    return lru_cache(maxsize=4096)(
+        lambda rule_id, domain, severity: rule.relates(
+            rule_id=rule_id, domain=domain, severity=severity
+        )
+    )
+
+
+@lru_cache(maxsize=1024)
+def _matcher(need: Match) -> Matcher:
+    """``need.matches`` as a remembered function of (alert rule, domain, severity)."""
+    return lru_cache(maxsize=4096)(
+        lambda rule_id, domain, severity: need.matches(
+            rule_id=rule_id, domain=domain, severity=severity
+        )
+    )
 
 
 def _ms(iso: str) -> int:
@@ -204,16 +228,17 @@ class Place:
     """The table value of one commune or zone: its alerts as facts, its clock, and what
     was last published of each incident. Plain JSON, so that Faust's changelog carries
     it: ``{"alerts": {id: [rule, domain, severity, opened_ms, resolved_ms]}, "now": ms,
-    "heard": ms, "emitted": {incident id: [state, severity, alerts key, rule, opened_ms]}}``.
+    "ended": {incident id: ms},
+    "emitted": {incident id: [state, severity, alerts key, rule, opened_ms]}}``.
     """
+
+    max_facts = MAX_FACTS
 
     def __init__(self, area_id: str, level: str, value: Mapping[str, Any] | None = None) -> None:
         self.area_id, self.level = area_id, level
         value = value or {}
         self.alerts: dict[str, list[Any]] = dict(value.get("alerts", {}))
         self.now_ms: int = int(value.get("now", 0))
-        #: The latest event time of the place's own alerts (ticks aside).
-        self.heard_ms: int = int(value.get("heard", 0))
         #: When operators resolved (or merged away) incidents of the place, by id.
         self.ended: dict[str, int] = dict(value.get("ended", {}))
         self.emitted: dict[str, list[Any]] = dict(value.get("emitted", {}))
@@ -222,7 +247,6 @@ class Place:
         return {
             "alerts": self.alerts,
             "now": self.now_ms,
-            "heard": self.heard_ms,
             "ended": self.ended,
             "emitted": self.emitted,
         }
@@ -239,7 +263,6 @@ class Place:
             severity = known[2]
         self.alerts[fact.alert_id] = [fact.rule_id, fact.domain, severity, fact.opened_ms, resolved]
         self.now_ms = max(self.now_ms, at_ms)
-        self.heard_ms = max(self.heard_ms, at_ms)
 
     def end(self, incident_id: str, *, at_ms: int) -> None:
         """An operator resolved the incident (or merged it into another) at ``at_ms``: for
@@ -270,14 +293,17 @@ class Place:
             current.add(incident.incident_id)
             key = ",".join(incident.alerts)
             before = self.emitted.get(incident.incident_id)
+            changed = before is not None and (before[2] != key or before[1] != incident.severity)
+            escalated = before is not None and (
+                SEVERITY_RANK[incident.severity] > SEVERITY_RANK[before[1]]
+            )
             if before is None:
                 out.append(self._transition(incident, "open", incident.opened_ms))
-            elif (
-                before[2] != key
-                or before[1] != incident.severity
-                or (before[0] == "close" and incident.closed_ms is None)
-            ):
-                escalated = SEVERITY_RANK[incident.severity] > SEVERITY_RANK[before[1]]
+            elif before[0] == "close" and incident.closed_ms is None:
+                # Reopened by a late alert: dated now, after the close it undoes.
+                at = max(incident.last_joined_ms, self.now_ms)
+                out.append(self._transition(incident, "update", at, escalated=escalated))
+            elif changed and (before[0] == "open" or incident.closed_ms is None):
                 out.append(
                     self._transition(
                         incident, "update", incident.last_joined_ms, escalated=escalated
@@ -286,7 +312,9 @@ class Place:
             state: Emitted = "open"
             if incident.closed_ms is not None:
                 state = "close"
-                if before is None or before[0] != "close":
+                # Closed now, or closed before and still closed with other members or a
+                # later close: the close carries the members and the time.
+                if before is None or before[0] != "close" or changed:
                     out.append(self._transition(incident, "close", incident.closed_ms))
             self.emitted[incident.incident_id] = [
                 state,
@@ -313,19 +341,49 @@ class Place:
                     last_joined_ms=opened_ms,
                 )
                 out.append(self._transition(withdrawn, "retract", self.now_ms))
-        self._forget(derived)
+        self._forget(derived, rules)
         return out
 
-    def _forget(self, derived: Sequence[Incident]) -> None:
-        """Drop the facts of a place where everything closed and resolved long ago."""
-        if not self.alerts or any(i.closed_ms is None for i in derived):
+    def _forget(self, derived: Sequence[Incident], rules: Sequence[CorrelationRule]) -> None:
+        """Past :attr:`max_facts` alerts, drop what can no longer change an incident:
+        alerts resolved before the cut
+        (the clock less the longest window and quiet time and :data:`KEEP_MS`), with every
+        incident they belong to closed before it, those incidents' published marks with
+        them. Whole incidents or none of them, so that what stays derives as before; an
+        alert of no incident joined none when it could, so it goes alone."""
+        if len(self.alerts) <= self.max_facts:
             return
-        longest = max((i.rule.within_minutes + i.rule.quiet_minutes for i in derived), default=0)
-        horizon = self.heard_ms - longest * MINUTE_MS - KEEP_MS
-        if all(r is not None and r < horizon for *_, r in self.alerts.values()):
-            self.alerts.clear()
-            self.emitted.clear()
-            self.ended.clear()
+        longest = max((r.within_minutes + r.quiet_minutes for r in rules), default=0)
+        cut = self.now_ms - longest * MINUTE_MS - KEEP_MS
+
+        def old(alert_id: str) -> bool:
+            opened, resolved = self.alerts[alert_id][3], self.alerts[alert_id][4]
+            return resolved is not None and resolved < cut and opened < cut
+
+        holding: dict[str, list[Incident]] = {}
+        for incident in derived:
+            for alert_id in incident.alerts:
+                holding.setdefault(alert_id, []).append(incident)
+        going = {
+            i.incident_id
+            for i in derived
+            if i.closed_ms is not None and all(old(a) for a in i.alerts)
+        }
+        kept = True
+        while kept:  # an alert shared with an incident that stays keeps its incidents
+            kept = False
+            for incident in derived:
+                if incident.incident_id in going and any(
+                    other.incident_id not in going for a in incident.alerts for other in holding[a]
+                ):
+                    going.discard(incident.incident_id)
+                    kept = True
+        for alert_id in [a for a in self.alerts if old(a)]:
+            if all(i.incident_id in going for i in holding.get(alert_id, ())):
+                del self.alerts[alert_id]
+        for gone in going:
+            self.emitted.pop(gone, None)
+            self.ended.pop(gone, None)
 
     def _transition(
         self, incident: Incident, state: IncidentState, at_ms: int, *, escalated: bool = False

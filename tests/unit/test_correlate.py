@@ -357,7 +357,7 @@ def test_take_is_idempotent_and_never_undoes_a_resolution() -> None:
     place.take(opened, at_ms=at(0))
     assert orjson.dumps(place.to_value()) == after
     assert place.alerts["a"][4] == at(30)
-    assert (place.now_ms, place.heard_ms) == (at(30), at(30))
+    assert place.now_ms == at(30)
 
 
 def test_take_keeps_the_highest_severity_seen() -> None:
@@ -481,65 +481,72 @@ def test_a_round_trip_through_the_table_value_keeps_behaviour() -> None:
 
 def test_an_empty_value_is_an_empty_place() -> None:
     place = Place("z1", "zone", None)
-    assert place.to_value() == {"alerts": {}, "now": 0, "heard": 0, "ended": {}, "emitted": {}}
+    assert place.to_value() == {"alerts": {}, "now": 0, "ended": {}, "emitted": {}}
     assert place.step(BY_LEVEL["zone"]) == []
 
 
-# Forgetting: a place is dropped when everything closed and resolved long before its own
-# clock (the latest event time of its own alerts), never because of a tick.
+# Forgetting: a closed incident's alerts and marks go once every alert of it resolved long
+# before the place's clock (ticks included); alerts of no incident on their own.
 
 FIRE = RULES["fire"]
 LONG_AGO_MS = (FIRE.within_minutes + FIRE.quiet_minutes) * MINUTE_MS + KEEP_MS
 
 
-def test_a_place_is_forgotten_once_all_resolved_long_before_its_own_clock() -> None:
-    place = Place("c1", "commune")
-    resolved = fact("fire", "security-alarm-fire", 0, 5)
-    place.take(resolved, at_ms=at(5))
-    assert [t.state for t in place.step([FIRE], clock_ms=at(60))] == ["open", "close"]
-    # The place's own clock moved by hand (real transitions never move it past the
-    # latest resolution: see the test of a place with an alert now and then), not quite
-    # far enough yet.
-    place.take(resolved, at_ms=at(5) + LONG_AGO_MS)
-    assert place.step([FIRE]) == []
-    assert list(place.alerts) == ["fire"]
-    place.take(resolved, at_ms=at(5) + LONG_AGO_MS + 1)
-    assert place.step([FIRE]) == []
-    assert place.to_value()["alerts"] == place.to_value()["emitted"] == {}
-
-
-def test_a_tick_alone_forgets_nothing() -> None:
+def test_a_closed_incident_is_forgotten_once_the_clock_passes_its_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the bound (here 0 alerts), its alerts and published marks go once the
+    place's clock (ticks included) is past the rule's window and quiet time and KEEP_MS
+    after its last resolution; nothing is published for it, and a later alarm opens a
+    new incident."""
+    monkeypatch.setattr(Place, "max_facts", 0)
     place = Place("c1", "commune")
     place.take(fact("fire", "security-alarm-fire", 0, 5), at_ms=at(5))
-    place.step([FIRE], clock_ms=at(60))
-    for tick in (at(5) + LONG_AGO_MS + 1, at(5) + 10 * LONG_AGO_MS):
-        assert place.step([FIRE], clock_ms=tick) == []
-        assert list(place.alerts) == ["fire"]
-        assert list(place.emitted) == [iid("fire", "fire")]
+    assert [t.state for t in place.step([FIRE], clock_ms=at(60))] == ["open", "close"]
+    assert place.step([FIRE], clock_ms=at(5) + LONG_AGO_MS) == []
+    assert list(place.alerts) == ["fire"]
+    assert place.step([FIRE], clock_ms=at(5) + LONG_AGO_MS + 1) == []
+    assert place.to_value()["alerts"] == place.to_value()["emitted"] == {}
+    later = at(5) + 2 * LONG_AGO_MS
+    place.take(fact("fire-2", "security-alarm-fire", later // MINUTE_MS), at_ms=later)
+    (opened,) = place.step([FIRE])
+    assert opened.state == "open"
+    assert opened.incident_id == iid("fire", "fire-2")
 
 
 @pytest.mark.parametrize(
-    "other",
+    ("other", "kept"),
     [
-        pytest.param(fact("open", "security-alarm-fire", 1), id="an open incident"),
-        pytest.param(fact("open", "traffic-congestion", 1), id="an unresolved alert"),
-        pytest.param(fact("recent", "traffic-congestion", 1, 3 * HOUR), id="a recent resolve"),
+        pytest.param(
+            fact("open", "security-alarm-fire", 1), {"fire", "open"}, id="an open incident"
+        ),
+        pytest.param(fact("open", "traffic-congestion", 1), {"open"}, id="an unresolved alert"),
+        pytest.param(
+            fact("recent", "traffic-congestion", 1, 3 * HOUR), {"recent"}, id="a recent resolve"
+        ),
     ],
 )
-def test_a_place_is_kept_while_anything_is_open_or_recent(other: AlertFact) -> None:
+def test_an_incident_is_kept_whole_while_any_of_it_is_open_or_recent(
+    other: AlertFact, kept: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An alert that joined the old incident keeps it whole; alerts of no incident are
+    kept or forgotten on their own."""
+    monkeypatch.setattr(Place, "max_facts", 0)
     place = Place("c1", "commune")
     place.take(fact("fire", "security-alarm-fire", 0, 5), at_ms=at(5))
     place.take(other, at_ms=at(5))
     place.step([FIRE], clock_ms=at(60))
-    place.take(fact("fire", "security-alarm-fire", 0, 5), at_ms=at(5) + LONG_AGO_MS + 1)
-    place.step([FIRE])
-    assert set(place.alerts) == {"fire", other.alert_id}
+    place.step([FIRE], clock_ms=at(5) + LONG_AGO_MS + 1)
+    assert set(place.alerts) == kept
 
 
-def test_a_place_with_an_alert_now_and_then_does_not_keep_every_fact() -> None:
+def test_a_place_with_an_alert_now_and_then_does_not_keep_every_fact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The table stays bounded (docs/architecture.md): a fire alarm every 8 hours for
-    three days, each resolved within 5 minutes, fed as the agent does with ticks between;
-    the alarms of days ago are forgotten."""
+    three days, each resolved within 5 minutes, fed as the agent does with ticks between,
+    in a place bounded to 4 alerts; the alarms of days ago are forgotten."""
+    monkeypatch.setattr(Place, "max_facts", 4)
     place = Place("c1", "commune")
     for k in range(9):
         opened = k * 8 * HOUR
@@ -550,6 +557,19 @@ def test_a_place_with_an_alert_now_and_then_does_not_keep_every_fact() -> None:
             feed(place, data, [FIRE])
         place.step([FIRE], clock_ms=at(opened + HOUR))
     assert "fire-0" not in place.alerts, f"{len(place.alerts)} alerts kept over 3 days"
+    assert len(place.alerts) <= 5
+    assert "fire-8" in place.alerts
+
+
+def test_below_the_bound_nothing_is_forgotten() -> None:
+    """A tick far ahead of the place (a worker catching up a backlog, its partitions
+    months apart) forgets nothing while the place holds fewer than max_facts alerts."""
+    place = Place("c1", "commune")
+    place.take(fact("fire", "security-alarm-fire", 0, 5), at_ms=at(5))
+    place.step([FIRE], clock_ms=at(60))
+    assert place.step([FIRE], clock_ms=at(5) + 100 * LONG_AGO_MS) == []
+    assert list(place.alerts) == ["fire"]
+    assert list(place.emitted) == [iid("fire", "fire")]
 
 
 # Late members of an incident that was already published closed.
