@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -27,6 +28,12 @@ Integer = Annotated[int, BeforeValidator(json_number)]
 #: A number field: any JSON number.
 Number = Annotated[float, BeforeValidator(json_number)]
 
+#: How an area (a commune, a zone, the province) reads a metric over its entities:
+#: ``sum`` for counts and per-interval quantities (vehicles, admissions), ``mean`` of every
+#: reading for rates and levels (speed, occupancy %), ``last_sum`` (the sum of each
+#: entity's last value) for gauges (patients waiting, pupils present).
+Reading = Literal["sum", "mean", "last_sum"]
+
 
 class Payload(BaseModel):
     """A CloudEvent's ``data``: one subclass per event type, strict about unknown fields."""
@@ -38,6 +45,8 @@ class Payload(BaseModel):
     #: Discrete happenings (an incident, an admission, an alarm) are kept one by one in
     #: ``raw_event``; periodic readings live on only in the minute aggregates.
     keep_raw: ClassVar[bool] = False
+    #: How an area reads each metric this event feeds (every key of :meth:`metrics`).
+    readings: ClassVar[Mapping[str, Reading]] = {}
 
     def metrics(self) -> dict[str, float]:
         """The numeric series this event feeds, by metric name (empty when none)."""

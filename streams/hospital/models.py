@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from streams.payload import Integer, Payload, json_number
+from streams.payload import Integer, Payload, Reading, json_number
 
 
 class HospitalStatus(Payload):
     """Capacity snapshot of one hospital."""
 
     event_type: ClassVar[str] = "city.hospital.status.v1"
+    readings: ClassVar[Mapping[str, Reading]] = {
+        "bed_occupancy_pct": "mean",
+        "icu_occupancy_pct": "mean",
+        "er_waiting": "last_sum",
+        "ambulances_available": "last_sum",
+    }
 
     beds_total: Integer = Field(ge=0, le=10_000)
     beds_occupied: Integer = Field(ge=0, le=10_000)
@@ -47,6 +54,7 @@ class HospitalAdmission(Payload):
 
     event_type: ClassVar[str] = "city.hospital.admission.v1"
     keep_raw: ClassVar[bool] = True
+    readings: ClassVar[Mapping[str, Reading]] = {"admissions": "sum", "admissions_urgent": "sum"}
 
     triage: Annotated[Literal[1, 2, 3, 4, 5], BeforeValidator(json_number)]
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from streams.payload import Integer, Payload
+from streams.payload import Integer, Payload, Reading
 
 
 class SchoolAttendance(Payload):
     """Pupils present out of those enrolled, as counted at one school."""
 
     event_type: ClassVar[str] = "city.school.attendance.v1"
+    readings: ClassVar[Mapping[str, Reading]] = {"attendance_pct": "mean", "present": "last_sum"}
 
     enrolled: Integer = Field(ge=0, le=20_000)
     present: Integer = Field(ge=0, le=20_000)
@@ -33,6 +35,7 @@ class SchoolSafety(Payload):
 
     event_type: ClassVar[str] = "city.school.safety.v1"
     keep_raw: ClassVar[bool] = True
+    readings: ClassVar[Mapping[str, Reading]] = {"safety_reports": "sum"}
 
     kind: Literal["fire_drill", "fire", "intruder", "injury", "flooding", "closure", "evacuation"]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from streams.payload import Integer, Number, Payload
+from streams.payload import Integer, Number, Payload, Reading
 
 DetectionKind = Literal["intrusion", "crowd", "fire", "smoke", "loitering", "wrong_way"]
 
@@ -16,6 +17,12 @@ class SecurityDetection(Payload):
 
     event_type: ClassVar[str] = "city.security.detection.v1"
     keep_raw: ClassVar[bool] = True
+    readings: ClassVar[Mapping[str, Reading]] = {
+        "detections": "sum",
+        "detected_count": "sum",
+        "confidence": "mean",
+        **{f"{kind}_confidence": "mean" for kind in get_args(DetectionKind)},
+    }
 
     kind: DetectionKind
     confidence: Number = Field(ge=0, le=1)
@@ -36,6 +43,7 @@ class SecurityAlarm(Payload):
 
     event_type: ClassVar[str] = "city.security.alarm.v1"
     keep_raw: ClassVar[bool] = True
+    readings: ClassVar[Mapping[str, Reading]] = {"alarms": "sum"}
 
     kind: Literal["intrusion", "fire", "panic", "tamper", "power_loss"]
     zone: str = Field(min_length=1, max_length=64)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from streams.payload import Integer, Number, Payload
+from streams.payload import Integer, Number, Payload, Reading
 
 
 class TrafficFlow(Payload):
     """Vehicles counted at an intersection or on a road segment over one interval."""
 
     event_type: ClassVar[str] = "city.traffic.flow.v1"
+    readings: ClassVar[Mapping[str, Reading]] = {
+        "vehicles": "sum",
+        "avg_speed_kmh": "mean",
+        "occupancy_pct": "mean",
+    }
 
     vehicles: Integer = Field(ge=0, le=100_000)
     avg_speed_kmh: Number = Field(ge=0, le=300)
@@ -32,6 +38,7 @@ class TrafficIncident(Payload):
 
     event_type: ClassVar[str] = "city.traffic.incident.v1"
     keep_raw: ClassVar[bool] = True
+    readings: ClassVar[Mapping[str, Reading]] = {"incidents": "sum", "lanes_blocked": "sum"}
 
     kind: Literal["crash", "breakdown", "flooding", "landslide", "closure", "roadworks"]
     severity: Integer = Field(ge=1, le=5)
