@@ -49,6 +49,15 @@ ON CONFLICT (entity_id, metric, bucket) DO UPDATE SET
 WHERE m.version <= EXCLUDED.version
 """
 
+#: The minutes written, for the area minutes' next refresh (migration 0012).
+MARK_AREA_PENDING = """
+INSERT INTO area_pending (bucket)
+SELECT to_timestamp(b / 1000.0) FROM unnest($1::bigint[]) AS b
+ON CONFLICT DO NOTHING
+"""
+#: Pending minutes refreshed per call (a day of minutes: one call's transaction stays short).
+AREA_REFRESH_MINUTES = 1440
+
 UPSERT_STATE = """
 INSERT INTO entity_state AS s (entity_id, domain, event_type, event_time, state, version)
 SELECT e, d, k, to_timestamp(t / 1000.0), st::jsonb, v
@@ -240,6 +249,9 @@ async def write_batch(
             await conn.execute(UPSERT_ALERTS, *[list(c) for c in zip(*alerts, strict=True)])
         if raws:
             await conn.execute(INSERT_RAW, *[list(c) for c in zip(*raws, strict=True)])
+        if metrics:
+            minutes = sorted({key[2] for key in metrics})
+            await conn.execute(MARK_AREA_PENDING, minutes)
     return len(metrics), len(states), len(alerts)
 
 
@@ -366,9 +378,28 @@ class StateSink(Service):
             try:
                 async with self.pool.acquire() as conn:
                     await conn.execute("CALL refresh_rollups_around($1, $2)", first, last)
+                    await conn.execute("CALL refresh_area_rollups_around($1, $2)", first, last)
             except Exception as exc:
                 log.warning("rollup refresh failed (%s: %s); will retry", type(exc).__name__, exc)
                 self._mark_dirty([{"c": [str(now[0]), str(now[1])]}])
+
+    @Service.task
+    async def _refresh_area_minutes(self) -> None:
+        """Recompute the area minutes of the minutes written since (``area_pending``,
+        migration 0012), every ``area_refresh_s``, until none is pending."""
+        while not self.should_stop:
+            await self.sleep(self.settings.sink.area_refresh_s)
+            if self.pool is None:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    while await conn.fetchval(
+                        "SELECT refresh_area_minutes($1)", AREA_REFRESH_MINUTES
+                    ):
+                        pass
+            except Exception as exc:
+                # The pending minutes stay pending (the refresh is one transaction).
+                log.warning("area refresh failed (%s: %s); will retry", type(exc).__name__, exc)
 
     async def _write_with_retry(
         self, records: list[dict[str, Any]], transitions: list[dict[str, Any]]
