@@ -140,6 +140,9 @@ class SinkSettings(BaseModel):
     # How often the hours written since that have become final are rolled up, with their
     # days (streams.sink.rollup_window); with no write for this long, everything written.
     rollup_interval_s: float = Field(default=60.0, gt=0)
+    # How often the area minutes (migration 0012) are recomputed from the entity minutes
+    # written since: how far the area series may lag the entity series.
+    area_refresh_s: float = Field(default=10.0, gt=0)
 
 
 class StreamSettings(BaseModel):
