@@ -23,6 +23,7 @@ from api.problems import install_problem_handlers
 from api.publisher import Publisher
 from api.routes import (
     alerts,
+    area_series,
     areas,
     asyncapi,
     entities,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(entities.router)
     app.include_router(series.router)
     app.include_router(areas.router)
+    app.include_router(area_series.router)
     app.include_router(alerts.router)
     app.include_router(incidents.router)
     app.include_router(incident_actions.router)

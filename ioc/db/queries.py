@@ -136,3 +136,86 @@ def mixed_series_query(rollup: str) -> str:
     minutes. ``$1`` entity, ``$2`` metric, ``[$3, $4)`` aligned to ``$5``.
     """
     return _MIXED_SERIES.format(rollup=SERIES_TABLES[rollup])
+
+
+#: The materialised area rollup of each stored bucket width (migration 0012).
+AREA_TABLES: Final = {"1m": "area_minute", "1h": "area_hour", "1d": "area_day"}
+
+_AREA_MIXED_SERIES = """
+WITH parts AS (
+    SELECT bucket, entities, count, sum, min, max, last_sum FROM {rollup}
+    WHERE area_id = $1 AND domain = $2 AND metric = $3
+      AND bucket >= $4 AND bucket < least($5::timestamptz, $7::timestamptz)
+    UNION ALL
+    SELECT bucket, entities, count, sum, min, max, last_sum FROM area_minute
+    WHERE area_id = $1 AND domain = $2 AND metric = $3
+      AND bucket >= greatest($4::timestamptz, $7::timestamptz) AND bucket < $5
+)
+SELECT date_bin($6::interval, bucket, TIMESTAMPTZ '2000-01-01 00:00:00+07') AS t,
+       max(entities)::bigint AS entities, sum(count)::bigint AS count, sum(sum) AS sum,
+       min(min) AS min, max(max) AS max,
+       (array_agg(last_sum ORDER BY bucket DESC))[1] AS last_sum
+FROM parts
+GROUP BY 1
+ORDER BY 1
+"""
+
+_AREA_MINUTES = """
+SELECT bucket AS t, entities, count, sum, min, max, last_sum FROM area_minute
+WHERE area_id = $1 AND domain = $2 AND metric = $3 AND bucket >= $4 AND bucket < $5
+ORDER BY bucket
+"""
+
+_AREA_EDGE = """
+SELECT max(bucket) FROM {rollup}
+WHERE area_id = $1 AND domain = $2 AND metric = $3 AND bucket >= $4 AND bucket < $5
+"""
+
+
+def area_minutes_query() -> str:
+    """SQL for one area's metric per stored minute: ``$1`` area, ``$2`` domain, ``$3``
+    metric, ``[$4, $5)`` the minutes. Rows: ``t, entities, count, sum, min, max,
+    last_sum``, oldest first, from ``area_minute``."""
+    return _AREA_MINUTES
+
+
+def area_edge_query(rollup: str) -> str:
+    """SQL for the newest bucket of the area rollup ``rollup`` ("1h" or "1d") in
+    ``[$4, $5)`` (parameters as :func:`area_minutes_query`); NULL when it holds none."""
+    return _AREA_EDGE.format(rollup=AREA_TABLES[rollup])
+
+
+def area_mixed_series_query(rollup: str) -> str:
+    """SQL for one area's metric in buckets of ``$6`` (an interval) aligned to local
+    midnight: from the area rollup ``rollup`` before ``$7``, from ``area_minute`` on.
+
+    As :func:`mixed_series_query` for one entity: ``$7`` is the newest rollup bucket
+    (:func:`area_edge_query`), which may be open, so it and what follows are read from
+    the minutes. A point made of several stored buckets adds ``count`` and ``sum``, takes
+    the ``min`` and ``max``, the newest bucket's ``last_sum`` (the area's level at the
+    point's end) and the largest ``entities`` of its buckets (the entities reporting in
+    its busiest stored bucket). ``$1`` area, ``$2`` domain, ``$3`` metric, ``[$4, $5)``.
+    """
+    return _AREA_MIXED_SERIES.format(rollup=AREA_TABLES[rollup])
+
+
+_ACTIVITY_SERIES = """
+SELECT date_bin($4::interval, hour, TIMESTAMPTZ '2000-01-01 00:00:00+07') AS t,
+       sum({column})::bigint AS n
+FROM area_activity_hour
+WHERE area_id = ANY($1::text[]) AND hour >= $2 AND hour < $3
+GROUP BY 1
+HAVING sum({column}) > 0
+ORDER BY 1
+"""
+
+#: The operations centre's own hourly series of an area (kept by the incident agents,
+#: ``area_activity_hour``): metric -> column.
+ACTIVITY_METRICS: Final = {"alerts": "alerts", "incidents": "incidents"}
+
+
+def activity_series_query(metric: str) -> str:
+    """SQL for alerts or incidents opened per bucket of ``$4`` (an interval of whole
+    hours) in the places ``$1`` (an array of area ids), hours in ``[$2, $3)``. Rows:
+    ``t, n``, oldest first; buckets with none are left out."""
+    return _ACTIVITY_SERIES.format(column=ACTIVITY_METRICS[metric])
