@@ -285,6 +285,8 @@ class LiveSettings(BaseModel):
     # A feed consumer starts this far back in the derived topics, so the hub holds what the
     # database sink may not have written yet when the first clients take their snapshot.
     lookback_s: float = Field(default=10.0, ge=0)
+    # An area's tile (the feeds' "area" messages) is sent at most this often, when it changed.
+    area_interval_s: float = Field(default=2.0, gt=0)
 
 
 class RecordingSettings(BaseModel):

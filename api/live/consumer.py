@@ -9,6 +9,10 @@ the hub, which lays it over the snapshot (newer event times win).
 
 ``ioc.incidents`` is followed when the namespace has it: a namespace made before the
 incident tier (a sandbox an engineer kept) still gets its entity and alert feed.
+
+The area tiles need the registry: read at start (with the database's baseline of states,
+open alerts and incidents) and again every ``REGISTRY_REFRESH_S``, rebuilt only when it
+changed. Between batches (at least every half second) the hub sends the tiles that are due.
 """
 
 from __future__ import annotations
@@ -23,17 +27,24 @@ from collections.abc import AsyncIterator, Callable
 from types import FrameType
 from typing import Any
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from api.live.hub import Hub
+from api.live.registry import read_baseline, read_registry
+from ioc.db.pool import connect_options
 from ioc.settings import Settings
 from streams.kafka import client_options
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC
 
 log = logging.getLogger(__name__)
 RETRY_S = 2.0
+#: How often the registry is read again (registrations change rarely).
+REGISTRY_REFRESH_S = 60.0
+#: How long the consumer's start waits for the first read of the registry.
+REGISTRY_WAIT_S = 5.0
 
 
 class FeedConsumer:
@@ -45,9 +56,50 @@ class FeedConsumer:
         self.alerts_topic = settings.topic(ALERTS_TOPIC)
         self.incidents_topic = settings.topic(INCIDENTS_TOPIC)
         self.ready = asyncio.Event()
+        self.areas_placed = asyncio.Event()  # the first read of the registry was tried
         self.errors = 0
 
     async def run(self) -> None:
+        """Consume until cancelled; follow the registry meanwhile."""
+        registry = asyncio.create_task(self._follow_registry(), name="live-area-registry")
+        try:
+            await self._consume()
+        finally:
+            registry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await registry
+
+    async def _follow_registry(self) -> None:
+        """Place the hub's area tiles on the registry, then keep them placed."""
+        baseline_due = True
+        while True:
+            pause = REGISTRY_REFRESH_S
+            try:
+                conn = await asyncpg.connect(
+                    self.settings.dsn,
+                    timeout=5,
+                    server_settings={"search_path": f"{self.settings.db_schema},public"},
+                    **connect_options(self.settings),
+                )
+                try:
+                    registry = await read_registry(conn)
+                    baseline = await read_baseline(conn) if baseline_due else None
+                finally:
+                    await conn.close()
+                if baseline is not None or registry != self.hub.areas.registry:
+                    self.hub.load_areas(registry, baseline)
+                    self.hub.publish_areas(time.monotonic())
+                baseline_due = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                pause = RETRY_S
+                log.warning("live area tiles: registry not read (%s); retrying", exc)
+            finally:
+                self.areas_placed.set()
+            await asyncio.sleep(pause)
+
+    async def _consume(self) -> None:
         """Consume until cancelled; (re)connect with a pause after any failure."""
         positions: dict[Any, int] = {}
         while True:
@@ -62,6 +114,10 @@ class FeedConsumer:
                 topics = await self._topics(consumer)
                 consumer.subscribe(topics)
                 await self._assign(consumer, positions, set(topics))
+                if not self.ready.is_set():
+                    # Clients that connect at once then get the tiles in their snapshot.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.areas_placed.wait(), REGISTRY_WAIT_S)
                 self.ready.set()
                 while True:
                     batch = await consumer.getmany(timeout_ms=500, max_records=5000)
@@ -69,6 +125,7 @@ class FeedConsumer:
                         for record in records:
                             self._publish(tp.topic, record.value)
                         positions[tp] = records[-1].offset + 1
+                    self.hub.publish_areas(time.monotonic())
                     await asyncio.sleep(0)  # let client connections drain between batches
             except asyncio.CancelledError:
                 raise
@@ -141,6 +198,7 @@ def new_hub(settings: Settings) -> Hub:
         replay_messages=live.replay_messages,
         max_entities=live.queue_entities,
         max_alerts=live.queue_alerts,
+        area_interval_s=live.area_interval_s,
     )
 
 

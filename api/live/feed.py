@@ -66,6 +66,7 @@ class Feed:
                 self._snapshot, sub, rows, closed, incidents, self.settings.snapshot_chunk
             )
             sub.overlay_entities, sub.overlay_alerts, sub.overlay_incidents = [], [], []
+            sub.areas = []
             for body, event_id in bodies:
                 yield Frame(body, sse_event(body, event="snapshot", event_id=event_id))
         while True:
@@ -82,7 +83,11 @@ class Feed:
     ) -> list[tuple[bytes, str | None]]:
         entities, alerts = merge(sub, *rows, closed=closed)
         incidents = merge_incidents(sub, incident_rows)
-        return list(snapshot_bodies(sub, entities, alerts, chunk=chunk, incidents=incidents))
+        return list(
+            snapshot_bodies(
+                sub, entities, alerts, chunk=chunk, incidents=incidents, areas=sub.areas
+            )
+        )
 
     async def pump(
         self,

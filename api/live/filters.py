@@ -10,6 +10,13 @@ connects. Incidents span entities and domains: a client that names a ``domain`` 
 An operator's action on an incident whose severity the hub never saw passes a severity
 filter: a message too many (the client ignores an incident it does not hold) rather than
 an acknowledgement or a resolve missed.
+
+Area tiles (kind ``area``): ``area`` admits the areas named and those inside them (the
+province's tile passes only with no area filter or the province named); ``domain`` keeps
+the tiles but narrows each to the domains named (a hospital screen sees its areas'
+hospitals; the tile's open incidents stay, they are the area's); ``severity`` does not
+apply (a tile counts every severity, like an entity update it has none); a client that
+names an ``entity`` gets none (a drill-down, like incidents).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from streams.alerts.rules import Severity
 from streams.catalog import DOMAINS
 
 SEVERITIES: tuple[str, ...] = get_args(Severity)
-KINDS: tuple[Kind, ...] = ("entity", "alert", "incident")
+KINDS: tuple[Kind, ...] = ("entity", "alert", "incident", "area")
 MAX_VALUES = 1_000
 MAX_VALUE_LENGTH = 128
 
@@ -57,6 +64,8 @@ class LiveFilter:
             return False
         if kind == "incident":
             return self._accepts_incident(severity=severity, area_id=area_id)
+        if kind == "area":
+            return self._accepts_area(area_id)
         if self.domains is not None and domain not in self.domains:
             return False
         if self.entities is not None and entity_id not in self.entities:
@@ -74,6 +83,12 @@ class LiveFilter:
         if inside is not None and area_id not in inside:
             return False
         return self.severities is None or severity is None or severity in self.severities
+
+    def _accepts_area(self, area_id: str | None) -> bool:
+        if self.entities is not None:
+            return False
+        inside = self.area_ids if self.area_ids is not None else self.areas
+        return inside is None or area_id in inside
 
     def matches(self, message: Message) -> bool:
         return self.accepts(

@@ -1,7 +1,8 @@
 """The hub: numbers every update once, keeps a replay ring, fans out to client outboxes.
 
 Pure and synchronous: the Kafka consumer calls :meth:`Hub.publish_state`,
-:meth:`Hub.publish_alert` and :meth:`Hub.publish_incident`, connections call
+:meth:`Hub.publish_alert` and :meth:`Hub.publish_incident`, and :meth:`Hub.publish_areas`
+between batches (the area tiles of ``api.live.areas`` that are due), connections call
 :meth:`Hub.subscribe`. Nothing here awaits, so subscribing (which takes the replay and the
 snapshot overlay at one position) and publishing never interleave: a client gets every
 message after its position exactly once.
@@ -9,12 +10,14 @@ message after its position exactly once.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.live.areas import AreaTiles, Registry, narrow
 from api.live.filters import LiveFilter
 from api.live.messages import EventId, Kind, Message, encode, entity_view, epoch_ms
 from api.live.outbox import SHUTDOWN, Outbox
@@ -27,6 +30,17 @@ RESOLVED_REMEMBERED = 10_000
 INCIDENT_ENDED = ("close", "retract")
 #: Operators' actions after which an incident never comes back.
 INCIDENT_FINISHED = ("resolve", "merge")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the database held when the tiles were first placed: entity views, open alerts
+    (``alert_id``, ``entity_id``, ``severity``) and incidents on screens (``incident_id``,
+    ``area_id``)."""
+
+    entities: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    incidents: list[dict[str, Any]]
 
 
 @dataclass(eq=False)
@@ -46,13 +60,21 @@ class Subscription:
     #: The latest correlation transition of each incident the hub saw (operators' actions
     #: are not needed: the API writes them to the database before it publishes them).
     overlay_incidents: list[dict[str, Any]] = field(default_factory=list)
+    #: The area tiles at ``position`` the filter admits (the last sent of each area).
+    areas: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Hub:
     """Fan-out of the derived topics to live clients."""
 
     def __init__(
-        self, *, replay_messages: int, max_entities: int, max_alerts: int, epoch: str | None = None
+        self,
+        *,
+        replay_messages: int,
+        max_entities: int,
+        max_alerts: int,
+        epoch: str | None = None,
+        area_interval_s: float = 2.0,
     ) -> None:
         self.epoch = epoch or format(time.time_ns() // 1_000_000, "x")
         self.seq = 0
@@ -73,6 +95,9 @@ class Hub:
         self._ended_incidents: OrderedDict[str, Message] = OrderedDict()
         # CloudEvent ids of ioc.incidents seen lately: a repeat is not sent again.
         self._incident_events: OrderedDict[str, None] = OrderedDict()
+        # The area tiles, and the last message sent of each area (snapshots carry them).
+        self.areas = AreaTiles(interval_s=area_interval_s)
+        self._area_messages: dict[str, Message] = {}
 
     @property
     def last_id(self) -> EventId:
@@ -91,6 +116,7 @@ class Hub:
             return None
         message = self._publish("entity", view, domain=view["domain"], entity_id=entity_id)
         self._entities[entity_id] = message
+        self.areas.entity(view)
         return message
 
     def publish_alert(self, transition: dict[str, Any]) -> Message | None:
@@ -117,6 +143,12 @@ class Hub:
                 self._resolved.popitem(last=False)
         else:
             self._open_alerts[alert_id] = message
+        self.areas.alert(
+            alert_id,
+            entity_id=transition["entity_id"],
+            severity=transition["severity"],
+            open=alert_id in self._open_alerts,
+        )
         return message
 
     def publish_incident(self, event: dict[str, Any]) -> Message | None:
@@ -157,6 +189,12 @@ class Hub:
             self._incidents[incident_id] = message
         elif not correlation and state in INCIDENT_FINISHED and incident_id in self._incidents:
             self._end_incident(incident_id, self._incidents.pop(incident_id))
+        on_screen = self._incidents.get(incident_id)
+        self.areas.incident(
+            incident_id,
+            area_id=on_screen.payload["area_id"] if on_screen else area_id,
+            open=on_screen is not None,
+        )
         return message
 
     def _end_incident(self, incident_id: str, message: Message) -> None:
@@ -180,10 +218,61 @@ class Hub:
         message = Message(self.seq, kind, domain, entity_id, severity, body, sse, payload, area_id)
         self._ring.append(message)
         named = self._by_entity.get(entity_id)
+        area = kind == "area"
+        variants: dict[frozenset[str], Message] = {}
         for subscription in itertools.chain(self._unnamed, named or ()):
-            if subscription.filter.matches(message):
-                subscription.outbox.offer(message)
+            f = subscription.filter
+            if f.matches(message):
+                if area and f.domains is not None:
+                    subscription.outbox.offer(self._narrowed(message, f.domains, variants))
+                else:
+                    subscription.outbox.offer(message)
         return message
+
+    def _narrowed(
+        self, message: Message, domains: frozenset[str], variants: dict[frozenset[str], Message]
+    ) -> Message:
+        """An area message with only the domains a client named, encoded once per set."""
+        variant = variants.get(domains)
+        if variant is None:
+            payload = narrow(message.payload, domains)
+            event_id = EventId(self.epoch, message.seq)
+            body, sse = encode(event_id=event_id, kind="area", payload=payload)
+            variant = variants[domains] = dataclasses.replace(
+                message, body=body, sse=sse, payload=payload
+            )
+        return variant
+
+    def load_areas(self, registry: Registry, baseline: Baseline | None = None) -> None:
+        """Place the tiles on a (new) registry; with the database's ``baseline`` of what
+        happened before the hub's look back. What the hub saw itself wins: a state older
+        than the hub's is ignored, alerts and incidents it has transitions of are its."""
+        self.areas.rebuild(registry)
+        for area_id in [a for a in self._area_messages if a not in registry.places]:
+            del self._area_messages[area_id]
+        if baseline is None:
+            return
+        for view in baseline.entities:
+            self.areas.entity(view)
+        for row in baseline.alerts:
+            if row["alert_id"] not in self._open_alerts and row["alert_id"] not in self._resolved:
+                self.areas.alert(
+                    row["alert_id"], entity_id=row["entity_id"], severity=row["severity"], open=True
+                )
+        for row in baseline.incidents:
+            incident_id = row["incident_id"]
+            if incident_id not in self._incidents and incident_id not in self._ended_incidents:
+                self.areas.incident(incident_id, area_id=row["area_id"], open=True)
+
+    def publish_areas(self, now: float) -> list[Message]:
+        """The area messages due at ``now`` (monotonic seconds), published like the rest."""
+        out = []
+        for tile in self.areas.due(now):
+            area_id = tile["area_id"]
+            message = self._publish("area", tile, domain="", entity_id="", area_id=area_id)
+            self._area_messages[area_id] = message
+            out.append(message)
+        return out
 
     def _add(self, subscription: Subscription) -> None:
         self._subscriptions.add(subscription)
@@ -221,6 +310,11 @@ class Hub:
             for m in itertools.chain(self._incidents.values(), self._ended_incidents.values())
             if live_filter.matches(m)
         ]
+        subscription.areas = [
+            narrow(m.payload, live_filter.domains)
+            for m in self._area_messages.values()
+            if live_filter.matches(m)
+        ]
         self._add(subscription)
         return subscription
 
@@ -233,8 +327,13 @@ class Hub:
             return TOO_OLD
         subscription.position = since
         start = since.seq - oldest + 1
+        f = subscription.filter
         for message in itertools.islice(self._ring, start, None):
-            if subscription.filter.matches(message) and not subscription.outbox.offer(message):
+            if not f.matches(message):
+                continue
+            if message.kind == "area" and f.domains is not None:
+                message = self._narrowed(message, f.domains, {})
+            if not subscription.outbox.offer(message):
                 return TOO_OLD  # more than the client's queue holds: a snapshot is smaller
         return None
 

@@ -12,7 +12,9 @@ the same name: ``entity`` (an entity view, :func:`entity_view`), ``alert`` (a tr
 as on ``ioc.alerts``: the rules' or an operator's) and ``incident`` (the ``data`` of a
 CloudEvent on ``ioc.incidents``: a correlation transition, state ``open``, ``update``,
 ``close`` or ``retract``, or an operator's action on an incident, state ``acknowledge``,
-``assign``, ``annotate``, ``step``, ``resolve`` or ``merge``, with ``by``). Besides those the
+``assign``, ``annotate``, ``step``, ``resolve`` or ``merge``, with ``by``) and ``area`` (an
+area's tile, ``api.live.areas``: what its entities report now, open alerts and incidents,
+sent when it changed, at most once per ``IOC_LIVE__AREA_INTERVAL_S``). Besides those the
 feeds send ``snapshot``, ``resumed``, ``ping`` and (SSE) ``closing``, which are not
 numbered by the hub.
 """
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 import orjson
 
-Kind = Literal["entity", "alert", "incident"]
+Kind = Literal["entity", "alert", "incident", "area"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Message:
 
     seq: int
     kind: Kind
-    #: The entity's domain and id; empty for incidents, which span entities.
+    #: The entity's domain and id; empty for incidents and areas, which span entities.
     domain: str
     entity_id: str
     #: Alert or incident severity; None for entity updates (and for an operator's action
@@ -65,7 +67,8 @@ class Message:
     sse: bytes
     #: What the snapshot is built from: the entity view, the alert or incident transition.
     payload: dict[str, Any]
-    #: The incident's area (a commune or a zone); None for entity updates and alerts.
+    #: The incident's area (a commune or a zone) or the tile's area; None for entity
+    #: updates and alerts.
     area_id: str | None = None
 
 

@@ -7,8 +7,10 @@ outbox, which decides at once:
   replaced, and the new one goes to the back of the line, so the outbox stays in id order
   (a client that resumes from the last id it saw misses nothing). A client that falls
   behind gets fewer, fresher entity updates, never stale ones.
+- **Area tiles merge per area the same way** (each is the area's whole state) and count
+  with the entities.
 - **Alert transitions and incident messages are never dropped or merged.**
-- **Bounds:** at most ``max_entities`` distinct entities and ``max_alerts`` transitions
+- **Bounds:** at most ``max_entities`` distinct entities (and areas) and ``max_alerts`` transitions
   (alerts and incidents together) wait. Going past either closes the outbox with reason
   ``slow-consumer``: the client is disconnected, and when it reconnects with its last id
   it is resumed from the replay buffer or, if that no longer reaches back far enough,
@@ -40,8 +42,8 @@ class Outbox:
 
     def __init__(self, *, max_entities: int, max_alerts: int) -> None:
         self.max_entities, self.max_alerts = max_entities, max_alerts
-        # Key: ("entity", id) for entity updates (merged), ("alert", seq) for transitions
-        # of alerts and incidents.
+        # Key: ("entity", id) for entity updates and ("area", id) for area tiles (merged),
+        # ("alert", seq) for transitions of alerts and incidents.
         self._items: OrderedDict[tuple[str, object], Message] = OrderedDict()
         self._entities = 0
         self._alerts = 0
@@ -61,8 +63,10 @@ class Outbox:
         """Queue a message without ever waiting; False when the outbox is (now) closed."""
         if self.closed_reason is not None:
             return False
-        if message.kind == "entity":
-            key: tuple[str, object] = ("entity", message.entity_id)
+        if message.kind == "entity" or message.kind == "area":
+            # Entity updates and area tiles: the latest of each replaces a waiting one.
+            name = message.entity_id if message.kind == "entity" else message.area_id
+            key: tuple[str, object] = (message.kind, name)
             if self._items.pop(key, None) is not None:
                 self.merged += 1
             elif self._entities >= self.max_entities:
@@ -101,7 +105,7 @@ class Outbox:
         if not self._items:
             return None
         key, message = self._items.popitem(last=False)
-        if key[0] == "entity":
+        if key[0] != "alert":
             self._entities -= 1
         else:
             self._alerts -= 1

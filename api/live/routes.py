@@ -117,7 +117,7 @@ async def live_sse(
     since: Annotated[str | None, Query(max_length=64)] = None,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> EventStreamResponse:
-    """Snapshot, then entity updates, alert transitions and incidents as Server-Sent Events."""
+    """Snapshot, then entity updates, alert transitions, incidents and area tiles as SSE."""
     resolved = await _resolve_areas(view.pool, live_filter)
     start = _since(last_event_id, "Last-Event-ID") or _since(since, "since")
     return EventStreamResponse(await _feed(request, view, resolved, start))
@@ -132,7 +132,7 @@ async def live_ws(
     live_filter: FilterDep,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> None:
-    """Snapshot, then entity updates, alert transitions and incidents as JSON text messages."""
+    """Snapshot, then entity updates, alert transitions, incidents and area tiles as JSON."""
     resolved = await _resolve_areas(view.pool, live_filter)
     feed = await _feed(websocket, view, resolved, _since(since, "since"))
     try:

@@ -1,5 +1,5 @@
-"""The snapshot a client gets on connect: entity states, open alerts and the incidents on
-screens (``api.live.incidents``), filtered.
+"""The snapshot a client gets on connect: entity states, open alerts, the incidents on
+screens (``api.live.incidents``) and the area tiles (the hub's, as last sent), filtered.
 
 The database is as fresh as the sink; the hub has seen the topics up to the client's
 position. The snapshot is the database with the hub's newer knowledge laid over it, so it
@@ -184,10 +184,11 @@ def snapshot_bodies(
     *,
     chunk: int,
     incidents: list[dict[str, Any]] | None = None,
+    areas: list[dict[str, Any]] | None = None,
 ) -> Iterator[tuple[bytes, str | None]]:
-    """JSON bodies of the snapshot messages: alerts and incidents in the first, entities
-    ``chunk`` at a time; only the last carries the id (a client cut off mid-snapshot has
-    not got it)."""
+    """JSON bodies of the snapshot messages: alerts, incidents and area tiles in the first,
+    entities ``chunk`` at a time; only the last carries the id (a client cut off
+    mid-snapshot has not got it)."""
     reason = subscription.snapshot_reason
     parts = max(1, -(-len(entities) // chunk))
     for part in range(parts):
@@ -197,6 +198,7 @@ def snapshot_bodies(
             "reason": reason,
             "alerts": alerts if part == 0 else [],
             "incidents": (incidents or []) if part == 0 else [],
+            "areas": (areas or []) if part == 0 else [],
             "entities": entities[part * chunk : (part + 1) * chunk],
             "more": not last,
         }

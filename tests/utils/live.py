@@ -89,3 +89,32 @@ def incident_action(
     }
     value = incident_event(data, source=OPERATORS_SOURCE)
     return Record(t.area_id.encode(), value, int(at.timestamp() * 1000))
+
+
+def flow_state(vehicles: int, speed: float, occupancy: float = 20.0) -> dict[str, Any]:
+    """The data of a valid ``city.traffic.flow.v1`` event (an entity's state)."""
+    return {
+        "vehicles": vehicles,
+        "avg_speed_kmh": speed,
+        "occupancy_pct": occupancy,
+        "interval_s": 60,
+    }
+
+
+def hospital_state(*, waiting: int, occupied: int = 50, total: int = 100) -> dict[str, Any]:
+    """The data of a valid ``city.hospital.status.v1`` event."""
+    return {
+        "beds_total": total,
+        "beds_occupied": occupied,
+        "icu_total": 10,
+        "icu_occupied": 5,
+        "er_waiting": waiting,
+        "ambulances_available": 2,
+    }
+
+
+def area_state_record(
+    entity: str, *, domain: str, event_type: str, state: dict[str, Any], time_ms: int
+) -> dict[str, Any]:
+    """An entity record whose latest event is of ``event_type`` (``city.<domain>.<...>``)."""
+    return {**state_record(entity, domain=domain, time_ms=time_ms, state=state), "k": event_type}
