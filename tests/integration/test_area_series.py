@@ -19,9 +19,13 @@ import pytest
 from ioc.db.registry import load_registry
 from simulators.city import City, Entity, build_city
 from streams.catalog import METRIC_READINGS
+from streams.topics import raw_topic
 from tests.conftest import Namespace
-from tests.integration.conftest import start_api
+from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
+from tests.utils.events import T0, Record, flow_value
+from tests.utils.kafka import produce
+from tests.utils.services import wait_for
 
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC) - timedelta(hours=7)
 #: 23:00 local on 8 March 2025: the rows cross an hour and a local midnight.
@@ -249,3 +253,67 @@ def test_problems_for_unknown_areas_metrics_and_ranges(world: World) -> None:
     assert problem(ask(**{"from": "yesterday"})) == (422, "invalid-request")
     assert problem(ask(domain="ioc", metric="alerts", bucket="5m")) == (400, "hourly-series")
     assert problem(ask(domain="ioc", metric="vehicles")) == (404, "unknown-metric")
+
+
+async def test_the_sink_keeps_the_area_minutes_of_events_through_kafka(
+    namespace: Namespace,
+) -> None:
+    """Events of entities in two communes of one zone, through Kafka, the worker and the
+    sink: the area series of each commune, the zone and the province equal the vehicles
+    sent, once the sink's area refresh (every second here) has run."""
+    settings = namespace.settings
+    city = build_city(300)
+    await load_registry(settings, city)
+    traffic = [e for e in city.in_domain("traffic") if e.zone == "halong"]
+    communes = sorted({e.commune for e in traffic})[:2]
+    chosen = [e for e in traffic if e.commune in communes][:6]
+    assert len({e.commune for e in chosen}) == 2
+    sent: dict[tuple[str, datetime], int] = defaultdict(int)
+    records = []
+    for minute in range(5):
+        for n, e in enumerate(chosen):
+            at = T0 + timedelta(minutes=minute, seconds=n)
+            vehicles = 3 * minute + n
+            records.append(
+                Record(
+                    e.id.encode(),
+                    flow_value(e.id, at, vehicles=vehicles),
+                    int(at.timestamp() * 1000),
+                )
+            )
+            for area in (e.commune, e.zone, city.province.id):
+                sent[(area, T0 + timedelta(minutes=minute))] += vehicles
+    worker = start_worker(namespace, env={"IOC_SINK__AREA_REFRESH_S": "1"})
+    process, base = start_api(namespace)
+    try:
+        await produce(settings, raw_topic(settings, "traffic"), records)
+        span = {"from": T0.isoformat(), "to": (T0 + timedelta(minutes=5)).isoformat()}
+
+        def series(area: str) -> dict[datetime, float]:
+            response = httpx.get(
+                f"{base}/v1/areas/{area}/series",
+                params={"domain": "traffic", "metric": "vehicles", "bucket": "1m", **span},
+                headers=auth("view"),
+                timeout=20,
+            )
+            assert response.status_code == 200, response.text
+            return {datetime.fromisoformat(p["t"]): p["value"] for p in response.json()["points"]}
+
+        areas = [*communes, "halong", city.province.id]
+
+        def want(area: str) -> dict[datetime, float]:
+            return {t: float(v) for (a, t), v in sent.items() if a == area}
+
+        wait_for(
+            lambda: all(series(a) == want(a) for a in areas),
+            timeout=60,
+            what="the area minutes to hold every event sent",
+        )
+        for area in areas:
+            assert series(area) == want(area), area
+        assert sum(want(communes[0]).values()) + sum(want(communes[1]).values()) == sum(
+            want("halong").values()
+        )
+    finally:
+        process.stop()
+        worker.stop()
