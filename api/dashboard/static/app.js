@@ -1,6 +1,6 @@
 // The operations-centre dashboard: wires the key, the overview tiles, the map, the live
-// feed, the incidents, the alert list and the drill-downs together. Plain ES modules, no
-// build step.
+// feed, the incidents, the alert list, the area panels and the drill-downs together.
+// Plain ES modules, no build step.
 
 import { AlertBoard } from "./alerts.js";
 import {
@@ -15,6 +15,7 @@ import {
   setNamespace,
   takeKeyFromUrl,
 } from "./api.js";
+import { AreaView } from "./area.js";
 import { DetailView } from "./detail.js";
 import { applyLabels, currentLang, nameOf, setLang, t } from "./i18n.js";
 import { IncidentView } from "./incident.js";
@@ -22,7 +23,7 @@ import { IncidentBoard } from "./incidents.js";
 import { LiveFeed } from "./live.js";
 import { CityMap } from "./map.js";
 import { DOMAINS } from "./metrics.js";
-import { renderTiles } from "./tiles.js";
+import { overviewOfArea, renderTiles } from "./tiles.js";
 
 /** Markers drawn at most (a 100,000-entity city stays usable; the summary says so). */
 const MAX_MARKERS = 20000;
@@ -35,6 +36,9 @@ const OVERVIEW_TRAILING_MS = 1800;
 const OVERVIEW_POLL_MS = 10000;
 const AREAS_POLL_MS = 30000;
 const DETAIL_THROTTLE_MS = 2000;
+const AREA_THROTTLE_MS = 5000;
+/** The province's id until the registry names it (contract B's tiles are of this one). */
+const PROVINCE = "quang-ninh";
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,6 +49,9 @@ const page = {
   registered: 0,
   alerted: new Set(),
   overview: null,
+  /** The feed's latest `area` message of each area (contract B), by area id. */
+  live: new Map(),
+  province: PROVINCE,
   connection: { state: "idle", retryMs: 0 },
   timers: [],
   trailing: null,
@@ -85,10 +92,30 @@ function showConnection(state, retryMs = 0) {
 
 // --- data ---------------------------------------------------------------------------
 
+/** The tiles: the province's live figures once the feed sends them, the overview before. */
+function drawTiles() {
+  const province = page.live.get(page.province);
+  const shown = province ? overviewOfArea(province, newestOfDomain) : page.overview;
+  if (shown) renderTiles($("tiles"), shown);
+  $("tiles").dataset.source = province ? "live" : "overview";
+}
+
+/** Newest event time among the page's entity states of one domain (ISO), or null. */
+function newestOfDomain(domain) {
+  let newest = null;
+  for (const [id, state] of page.states) {
+    if ((page.entities.get(id)?.domain || state.domain) !== domain) continue;
+    if (!newest || Date.parse(state.event_time) > Date.parse(newest)) newest = state.event_time;
+  }
+  return newest;
+}
+
 async function refreshOverview() {
+  // Once the province's area messages come, the feed keeps the tiles; no need to ask.
+  if (page.live.has(page.province)) return;
   try {
     page.overview = await api("/v1/overview");
-    renderTiles($("tiles"), page.overview);
+    drawTiles();
   } catch {
     // The feed's status tells the operator the API is away; the next poll retries.
   }
@@ -99,6 +126,7 @@ const overviewThrottled = throttle(refreshOverview, OVERVIEW_THROTTLE_MS, SINK_L
  * overview a moment after an update, and once more after the updates stop, so the tiles
  * end up with what the last update brought. */
 function overviewSoon() {
+  if (page.live.has(page.province)) return;
   overviewThrottled();
   clearTimeout(page.trailing);
   page.trailing = setTimeout(refreshOverview, OVERVIEW_TRAILING_MS);
@@ -108,13 +136,69 @@ async function refreshAreas({ redraw = false } = {}) {
   try {
     const { items } = await api("/v1/areas");
     for (const area of items) page.areas.set(area.id, area);
-    if (redraw) map.setAreas(items);
-    else for (const area of items) map.setAreaAlerts(area.id, area.alerts_open);
+    page.province = items.find((a) => a.kind === "province")?.id || PROVINCE;
+    if (redraw) {
+      map.setAreas(items);
+      fillAreaOptions();
+    } else for (const area of items) map.setAreaAlerts(area.id, area.alerts_open);
   } catch {
     // as above
   }
 }
 const areasSoon = throttle(() => refreshAreas(), 3000);
+
+/** The coastline (a static file of the page, no key): once per page. */
+async function loadCoastline() {
+  if (page.coastline !== undefined) return;
+  try {
+    const response = await fetch("/dashboard/coastline.json");
+    page.coastline = response.ok ? await response.json() : null;
+  } catch {
+    page.coastline = null; // the schematic areas alone still make a map
+  }
+  map.setCoastline(page.coastline);
+}
+
+/** The area picker: the province, then each zone followed by its communes. */
+function fillAreaOptions() {
+  const select = $("area-select");
+  const chosen = select.value;
+  const all = [...page.areas.values()];
+  const option = (area, text = nameOf(area)) => {
+    const o = document.createElement("option");
+    o.value = area.id;
+    o.textContent = text;
+    return o;
+  };
+  const byName = (a, b) => nameOf(a).localeCompare(nameOf(b), currentLang());
+  const groups = all.filter((a) => a.kind === "zone").sort(byName).map((zone) => {
+    const group = document.createElement("optgroup");
+    group.label = nameOf(zone);
+    group.append(option(zone, t("wholeZone", { name: nameOf(zone) })));
+    group.append(...all.filter((a) => a.parent_id === zone.id).sort(byName).map((c) => option(c)));
+    return group;
+  });
+  select.replaceChildren(...all.filter((a) => a.kind === "province").map((p) => option(p)), ...groups);
+  if (chosen) select.value = chosen;
+}
+
+/** Whether a registered entity lies in an area (the province holds every registered one). */
+function inArea(entityId, areaId) {
+  const entity = page.entities.get(entityId);
+  if (!entity) return false;
+  return areaId === page.province || entity.commune_id === areaId || entity.zone_id === areaId;
+}
+
+function newestIn(areaId) {
+  const at = page.live.get(areaId)?.at;
+  let newest = at ? Date.parse(at) : null;
+  for (const [id, state] of page.states) {
+    if (!inArea(id, areaId)) continue;
+    const time = Date.parse(state.event_time);
+    if (newest === null || time > newest) newest = time;
+  }
+  return newest;
+}
 
 async function loadEntities() {
   page.entities.clear();
@@ -183,19 +267,22 @@ function startFeed() {
         return !(error instanceof ApiError && (error.status === 401 || error.status === 403));
       }
     },
-    onSnapshot: ({ entities, alerts, incidents: onScreen, reason }) => {
+    onSnapshot: ({ entities, alerts, incidents: onScreen, areas, reason }) => {
       // Why the feed started over (initial, or unknown-id after an API restart): shown to
       // tests and to whoever inspects the page.
       const conn = $("conn");
       conn.dataset.snapshot = reason;
       conn.dataset.snapshots = String(Number(conn.dataset.snapshots || 0) + 1);
       page.states = new Map(entities.map((e) => [e.entity_id, e]));
+      page.live = new Map(areas.map((a) => [a.area_id, a]));
       board.load(alerts);
       incidents.load(onScreen);
       if (incident.openIncident) incidentSoon();
       recolorAll();
+      drawTiles();
       refreshOverview();
       refreshAreas();
+      if (area.openArea) areaSoon();
     },
     onEntity: (entity) => {
       const known = page.states.get(entity.entity_id);
@@ -205,6 +292,14 @@ function startFeed() {
       overviewSoon();
       if (detail.openEntity === entity.entity_id) detailSoon();
     },
+    onArea: (message) => {
+      page.live.set(message.area_id, message);
+      if (message.area_id === page.province) drawTiles();
+      if (area.openArea === message.area_id) {
+        area.live(message);
+        areaSoon();
+      }
+    },
     onAlert: (transition) => {
       board.apply(transition);
       map.setState(transition.entity_id, markerState(transition.entity_id));
@@ -212,6 +307,7 @@ function startFeed() {
       areasSoon();
       if (detail.openEntity === transition.entity_id) detailSoon();
       if (incident.holds(transition.alert_id)) incidentSoon();
+      if (area.openArea && inArea(transition.entity_id, area.openArea)) area.alertsChanged();
     },
     onIncident: (message) => {
       incidents.apply(message);
@@ -234,6 +330,8 @@ async function start() {
 }
 
 async function loadAll() {
+  page.live.clear();
+  await loadCoastline();
   await refreshAreas({ redraw: true });
   await Promise.all([refreshOverview(), loadEntities().catch(() => {})]);
   startFeed();
@@ -299,7 +397,7 @@ function relabel() {
   $("lang").textContent = t("switchTo");
   $("lang").lang = currentLang() === "vi" ? "en" : "vi";
   showConnection(page.connection.state, page.connection.retryMs);
-  if (page.overview) renderTiles($("tiles"), page.overview);
+  drawTiles();
   board.render();
   incidents.render();
   map.relabel();
@@ -307,6 +405,8 @@ function relabel() {
   if (page.entities.size) fillEntityOptions();
   detail.relabel();
   incident.relabel();
+  area.relabel();
+  if (page.areas.size) fillAreaOptions();
 }
 
 function drawLayerButtons() {
@@ -326,7 +426,10 @@ function drawLayerButtons() {
 
 // --- the parts ----------------------------------------------------------------------
 
-const map = new CityMap($("map"), { onSelect: (id, domain) => openDetail(id, domain) });
+const map = new CityMap($("map"), {
+  onSelect: (id, domain) => openDetail(id, domain),
+  onArea: (id) => area.open(id),
+});
 const board = new AlertBoard({
   list: $("alert-list"),
   empty: $("alerts-empty"),
@@ -340,6 +443,7 @@ const board = new AlertBoard({
     const now = new Set(board.all().map((a) => a.entity_id));
     for (const id of new Set([...page.alerted, ...now])) map.setState(id, markerState(id));
     page.alerted = now;
+    area.alertsChanged();
   },
 });
 const detail = new DetailView({
@@ -348,6 +452,22 @@ const detail = new DetailView({
   alertsOf: (id) => board.forEntity(id),
   onClose: () => map.setSelected(null),
 });
+
+const area = new AreaView({
+  dialog: $("area"),
+  area: (id) => page.areas.get(id),
+  entitiesIn: (id) =>
+    [...page.entities.values()]
+      .filter((e) => inArea(e.id, id))
+      .sort((a, b) => a.domain.localeCompare(b.domain) || nameOf(a).localeCompare(nameOf(b), currentLang())),
+  alertsIn: (id) => board.all().filter((a) => inArea(a.entity_id, id)),
+  liveOf: (id) => page.live.get(id) || null,
+  newestIn,
+  entityName: (id) => nameOf(page.entities.get(id)) || id,
+  openEntity: (id, domain) => openDetail(id, domain),
+  shown: (id) => map.setSelectedArea(id),
+});
+const areaSoon = throttle(() => area.refresh(), AREA_THROTTLE_MS, SINK_LAG_MS);
 
 const readIncident = (id) => api(`/v1/incidents/${encodeURIComponent(id)}`);
 const incidents = new IncidentBoard({
@@ -400,6 +520,10 @@ $("lang").addEventListener("click", () => {
 $("logout").addEventListener("click", () => signOut());
 $("login-form").addEventListener("submit", signIn);
 $("find").addEventListener("submit", find);
+$("area-find").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if ($("area-select").value) area.open($("area-select").value);
+});
 $("layers").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-domain]");
   if (!button) return;

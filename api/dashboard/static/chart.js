@@ -16,14 +16,15 @@ function el(name, attrs = {}, parent = null) {
 }
 
 /**
- * Draw `points` ({t, value}) from `start` to `end` (ISO times) into the figure.
+ * Draw `points` ({t, value}) from `start` to `end` (ISO times) into the figure, captioned
+ * `title` (by default: the metric over the last 60 minutes).
  * @param {HTMLElement} figure
- * @param {{points: {t: string, value: number}[], start: string, end: string, label: string, digits: number}} series
+ * @param {{points: {t: string, value: number}[], start: string, end: string, label: string, digits: number, title?: string}} series
  */
-export function drawChart(figure, { points, start, end, label, digits }) {
+export function drawChart(figure, { points, start, end, label, digits, title }) {
   figure.replaceChildren();
   const caption = document.createElement("figcaption");
-  caption.textContent = t("chartTitle", { metric: label });
+  caption.textContent = title || t("chartTitle", { metric: label });
   figure.appendChild(caption);
   figure.dataset.points = String(points.length);
   if (!points.length) {

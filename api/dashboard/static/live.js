@@ -1,5 +1,6 @@
 // The live feed (`/v1/live`, WebSocket): a snapshot, then entity updates, alert
-// transitions and incident messages. It reconnects by itself with exponential backoff and
+// transitions, incident messages and area tiles (an area's figures now, at most every
+// `IOC_LIVE__AREA_INTERVAL_S` per area). It reconnects by itself with exponential backoff and
 // resumes from the last id; after an API restart the id belongs to another process, so the
 // API sends a fresh snapshot (reason `unknown-id`) and the page starts again from it.
 
@@ -12,10 +13,11 @@ export class LiveFeed {
   /**
    * @param {object} options
    * @param {(since: string|null) => string} options.url
-   * @param {(snapshot: {entities: object[], alerts: object[], incidents: object[], reason: string}) => void} options.onSnapshot
+   * @param {(snapshot: {entities: object[], alerts: object[], incidents: object[], areas: object[], reason: string}) => void} options.onSnapshot
    * @param {(entity: object) => void} options.onEntity
    * @param {(alert: object) => void} options.onAlert
    * @param {(incident: object) => void} options.onIncident
+   * @param {(area: object) => void} options.onArea
    * @param {(state: string, retryMs?: number) => void} options.onStatus
    * @param {() => Promise<boolean>} options.stillAllowed  false when the key was refused
    */
@@ -74,10 +76,11 @@ export class LiveFeed {
     switch (message.type) {
       case "snapshot":
         // A large snapshot comes in chunks; only the last one (more: false) completes it.
-        this.pending = this.pending || { entities: [], alerts: [], incidents: [], reason: message.reason };
+        this.pending = this.pending || { entities: [], alerts: [], incidents: [], areas: [], reason: message.reason };
         this.pending.entities.push(...message.entities);
         this.pending.alerts.push(...message.alerts);
         this.pending.incidents.push(...(message.incidents || []));
+        this.pending.areas.push(...(message.areas || []));
         if (!message.more) {
           const snapshot = this.pending;
           this.pending = null;
@@ -96,6 +99,9 @@ export class LiveFeed {
         break;
       case "incident":
         this.options.onIncident(message.incident);
+        break;
+      case "area":
+        this.options.onArea(message.area);
         break;
       default:
         break; // ping, and kinds a newer API may add

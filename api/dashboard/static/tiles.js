@@ -1,7 +1,9 @@
-// The city overview: one tile per domain from `GET /v1/overview`.
+// The city overview: one tile per domain, first from `GET /v1/overview` (the newest minute
+// in the database), then from the live feed's `area` messages of the province (each
+// entity's latest readings, aggregated as the area series are) once they arrive.
 
 import { formatNumber, formatTime, t } from "./i18n.js";
-import { TILE_METRICS, metricInfo, tileValue } from "./metrics.js";
+import { DOMAINS, TILE_METRICS, metricInfo, tileValue } from "./metrics.js";
 
 const SEVERITIES = ["critical", "warning", "info"];
 
@@ -38,7 +40,7 @@ export function renderTiles(list, overview) {
 
     const figures = node("dl", "figures");
     for (const metric of TILE_METRICS[tile.domain] || []) {
-      const value = tileValue(metric, tile.metrics[metric]);
+      const value = tile.values ? (tile.values[metric] ?? null) : tileValue(metric, tile.metrics[metric]);
       const wrap = node("div");
       wrap.dataset.metric = metric;
       wrap.dataset.value = value === null ? "" : String(value);
@@ -53,4 +55,26 @@ export function renderTiles(list, overview) {
     return li;
   });
   list.replaceChildren(...tiles);
+}
+
+/** The overview's shape from a live `area` message (contract: `domains` per domain with
+ * `entities`, `reporting`, `alerts_open` by severity and `metrics[m].value`; `at` is the
+ * newest event time among the area's entities, so each domain's newest event comes from
+ * `lastEvent(domain)`, the page's own record of the entities' states). */
+export function overviewOfArea(area, lastEvent) {
+  const tiles = DOMAINS.map((domain) => {
+    const tile = area.domains?.[domain] || {};
+    const values = Object.fromEntries(Object.entries(tile.metrics || {}).map(([metric, m]) => [metric, m.value]));
+    return {
+      domain,
+      entities: tile.entities ?? 0,
+      reporting: tile.reporting ?? 0,
+      alerts_open: tile.alerts_open || {},
+      metrics: {},
+      values,
+      minute: area.at || "",
+      last_event_time: lastEvent(domain),
+    };
+  });
+  return { tiles, live: true };
 }
