@@ -142,13 +142,19 @@ async def test_raw_events_are_kept_once_and_expire_after_30_days(
     for age, event_id in ((31, "old"), (29, "kept"), (29, "kept")):
         await conn.execute(insert, DAY - timedelta(days=age), event_id)
     await upsert(conn, {0: (1, 1.0, 1.0, 1.0, 1.0)}, 1)
+    await conn.execute(
+        "INSERT INTO area_minute VALUES ('quang-ninh', 'traffic', 'vehicles', $1, 1, 1, 1, 1,"
+        " 1, 1)",
+        DAY,
+    )
     deleted = dict(await conn.fetch("SELECT * FROM delete_expired($1)", DAY))
-    assert deleted == {"raw_event": 1, "metric_minute": 0}
+    assert deleted == {"raw_event": 1, "metric_minute": 0, "area_minute": 0}
     assert await conn.fetchval("SELECT array_agg(event_id) FROM raw_event") == ["kept"]
     late = DAY + timedelta(days=401)
     assert dict(await conn.fetch("SELECT * FROM delete_expired($1)", late)) == {
         "raw_event": 1,
         "metric_minute": 1,
+        "area_minute": 1,
     }
     brin = await conn.fetchval(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"

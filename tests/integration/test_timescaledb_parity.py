@@ -209,10 +209,17 @@ def build_script(now: datetime) -> Script:
             "city.traffic.flow.v1",
             '{"vehicles": 12, "speed_kmh": 41.5}',
         )
+    area = (
+        "INSERT INTO area_minute VALUES ('quang-ninh', 'traffic', 'vehicles', $1, 1, 1, 1, 1, 1, 1)"
+    )
+    for age_days in (420, 1):
+        script.sql(area, now - timedelta(days=age_days))
     script.run_job("policy_retention", "metric_minute")
     script.run_job("policy_retention", "raw_event")
+    script.run_job("policy_retention", "area_minute")
     script.sql("SELECT * FROM delete_expired($1)", now, only="postgres")
     script.sql(expired, now - timedelta(days=400), name="retention/minutes_after")
+    script.sql("SELECT count(*) AS n FROM area_minute", name="retention/area_minutes")
     script.sql(
         "SELECT entity_id, event_time, source, event_id, domain, event_type,"
         " payload::text AS payload FROM raw_event ORDER BY event_time",
@@ -297,10 +304,12 @@ async def test_timescaledb_and_postgres_flavours_give_identical_rollups_and_seri
         ("metric_hour", "policy_refresh_continuous_aggregate"),
         ("metric_day", "policy_refresh_continuous_aggregate"),
         ("raw_event", "policy_retention"),
+        ("area_minute", "policy_retention"),
     }
     assert '"compress_after": "7 days"' in policies[("metric_minute", "policy_compression")]
     assert '"drop_after": "400 days"' in policies[("metric_minute", "policy_retention")]
     assert '"drop_after": "30 days"' in policies[("raw_event", "policy_retention")]
+    assert '"drop_after": "400 days"' in policies[("area_minute", "policy_retention")]
     assert timescale["results"].keys() == postgres.keys()
     for name, rows in postgres.items():
         assert timescale["results"][name] == rows, name
@@ -313,6 +322,7 @@ async def test_timescaledb_and_postgres_flavours_give_identical_rollups_and_seri
     assert postgres["late/metric_day"] == postgres["window/metric_day"]
     assert postgres["retention/minutes_before"][0]["n"] > 0
     assert postgres["retention/minutes_after"][0]["n"] == 0
+    assert postgres["retention/area_minutes"] == [{"n": 1}]
     assert [e["event_id"] for e in postgres["retention/raw_event"]] == ["e-new", "e-now"]
     # The sink's refresh read the hour it wrote to again (the window step had not held it
     # whole), and the day from the hours.
