@@ -13,6 +13,9 @@ DEADLETTER_TOPIC = "ioc.deadletter"
 ALERTS_TOPIC = "ioc.alerts"
 #: Incident transitions (``streams.incidents``), keyed by area id.
 INCIDENTS_TOPIC = "ioc.incidents"
+#: Alerts and incidents opened per area and hour, as absolute counts
+#: (``streams.incidents.activity``), keyed by area id.
+AREA_ACTIVITY_TOPIC = "ioc.area-activity"
 
 
 @dataclass(frozen=True)
@@ -53,4 +56,5 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
     specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), n, by_size))
     specs.append(TopicSpec(settings.topic(ALERTS_TOPIC), n, by_size))
     specs.append(TopicSpec(settings.topic(INCIDENTS_TOPIC), n, by_size))
+    specs.append(TopicSpec(settings.topic(AREA_ACTIVITY_TOPIC), n, by_size))
     return specs

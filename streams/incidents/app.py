@@ -2,10 +2,15 @@
 
 Data flow, per level (commune and zone)::
 
-    ioc.alerts --filter (placed, final)--> group_by(area) --> ioc.alerts.<level>s
+    ioc.alerts --filter (placed, final or retract)--> group_by(area) --> ioc.alerts.<level>s
         (Faust forwards each alert transition, re-keyed by its area)
     ioc.alerts.<level>s --agent--> table <level>s (area -> Place, changelog) --> ioc.incidents
+                           +--> table <level>-activity (area|hour -> ids) --> ioc.area-activity
     ioc.incidents (operators' resolve, merge) --agent operators--> ioc.alerts.<level>s
+
+The same agent counts what opened in each place and hour (``streams.incidents.activity``):
+alerts (forecasts' retractions reach it for that) and the place's incidents, published as
+absolute counts after each change, which the sink stores in ``area_activity_hour``.
 
 Faust is used here for what it is made for: re-keying by a new key (``group_by`` with
 the repartition topic named explicitly), tables with changelogs and their recovery, and
@@ -40,13 +45,15 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.types import TableT
 
 from ioc.settings import Settings
+from streams.incidents.activity import PlaceActivity
 from streams.incidents.correlate import Place, fact_of
 from streams.incidents.events import OPERATORS_SOURCE
 from streams.incidents.rules import CorrelationRule
 from streams.kafka import ssl_context
-from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
+from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +89,8 @@ def _place_of(level: str) -> Callable[[bytes], bytes]:
 
 def _correlated(level: str) -> Callable[[bytes], bool]:
     """Whether an ``ioc.alerts`` record is an alert transition of a placed entity that
-    correlation takes (malformed records are logged and skipped)."""
+    correlation or the activity counts take: a final one, or the retraction of a forecast
+    (malformed records are logged and skipped)."""
     field = f"{level}_id"
 
     def keep(value: bytes) -> bool:
@@ -93,7 +101,8 @@ def _correlated(level: str) -> Callable[[bytes], bool]:
                 # ticks and operators' endings travel: they pass.
                 return True
             data = message["data"]
-            return bool(data.get(field)) and fact_of(data) is not None
+            taken = data.get("state") == "retract" or fact_of(data) is not None
+            return bool(data.get(field)) and taken
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             log.warning("skipping an ioc.alerts record correlation cannot read: %s", exc)
             return False
@@ -144,6 +153,7 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
     )
     alerts = app.topic(settings.topic(ALERTS_TOPIC), key_type=bytes, value_type=bytes)
     incidents = app.topic(settings.topic(INCIDENTS_TOPIC), key_type=bytes, value_type=bytes)
+    activity = app.topic(settings.topic(AREA_ACTIVITY_TOPIC), key_type=bytes, value_type=bytes)
     clock = Clock(
         wall=settings.clock_marks, lateness_ms=int(settings.streams.allowed_lateness_s * 1000)
     )
@@ -165,6 +175,7 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
             alerts=alerts,
             by_area=by_area[level],
             incidents=incidents,
+            activity=activity,
             clock=clock,
         )
 
@@ -206,28 +217,14 @@ def _add_level(
     alerts: faust.TopicT,
     by_area: faust.TopicT,
     incidents: faust.TopicT,
+    activity: faust.TopicT,
     clock: Clock,
 ) -> None:
-    """The agent, table and timer of one level, over its repartition topic ``by_area``."""
-    # The changelog is named in the namespace, like every other topic of it; its schema
-    # is the table's (recovery decodes with the topic's, not the table's).
-    schema: faust.Schema[bytes, Any] = faust.Schema(
-        key_type=bytes, key_serializer="raw", value_serializer="json"
-    )
-    changelog = app.topic(
-        f"{incidents.get_topic_name()}.{level}s-changelog",
-        schema=schema,
-        partitions=app.conf.topic_partitions,
-        compacting=True,
-        deleting=False,
-        internal=True,
-    )
-    table = app.Table(
-        f"{level}s",
-        default=None,
-        changelog_topic=changelog,
-        partitions=app.conf.topic_partitions,
-        schema=schema,
+    """The agent, tables and timer of one level, over its repartition topic ``by_area``:
+    the places' correlation state and their alerts and incidents per hour."""
+    table = _table(app, f"{level}s", changelog=f"{incidents.get_topic_name()}.{level}s-changelog")
+    hours = _table(
+        app, f"{level}-activity", changelog=f"{activity.get_topic_name()}.{level}s-changelog"
     )
 
     @app.agent(alerts, name=f"{level}-correlation")
@@ -237,6 +234,7 @@ def _add_level(
         async for key, value in grouped.items():
             area = key.decode()
             place = Place(area, level, table.get(key))
+            counting = PlaceActivity(area, level, hours.get)
             message = orjson.loads(value)
             tick = 0
             if "tick" in message:
@@ -247,15 +245,24 @@ def _add_level(
                 place.end(str(message["ended"]), at_ms=place.now_ms)
             else:
                 data = message["data"]
+                counting.take_alert(data)
                 fact = fact_of(data)
-                if fact is not None:
-                    place.take(fact, at_ms=_event_ms(data["updated_at"]))
+                if fact is None:
+                    # A forecast's retraction: counted, nothing for correlation.
+                    await _count(counting, key=key, activity=activity, hours=hours)
+                    yield None
+                    continue
+                place.take(fact, at_ms=_event_ms(data["updated_at"]))
             clock.see(place.now_ms)
             out = place.step(rules, clock_ms=max(tick, clock.now_ms() if tick else 0))
             for transition in out:
                 # Delivered before the table says so: a crash in between repeats it.
                 delivered = await incidents.send(key=key, value=transition.to_json())
                 await delivered
+            # Counted before the place records what it published: a crash in between
+            # repeats the step, and its withdrawals with it.
+            counting.take_step(place.emitted, out)
+            await _count(counting, key=key, activity=activity, hours=hours)
             table[key] = place.to_value()
             yield None
 
@@ -271,6 +278,46 @@ def _add_level(
                 await by_area.send(key=key, value=orjson.dumps({"tick": now}))
 
     del correlate, tick  # registered with the app by their decorators
+
+
+def _table(app: faust.App, name: str, *, changelog: str) -> TableT[bytes, Any]:
+    """A table of JSON values by area (bytes) with its changelog named in the namespace,
+    like every other topic of it; the changelog's schema is the table's (recovery decodes
+    with the topic's, not the table's)."""
+    schema: faust.Schema[bytes, Any] = faust.Schema(
+        key_type=bytes, key_serializer="raw", value_serializer="json"
+    )
+    topic = app.topic(
+        changelog,
+        schema=schema,
+        partitions=app.conf.topic_partitions,
+        compacting=True,
+        deleting=False,
+        internal=True,
+    )
+    return app.Table(
+        name,
+        default=None,
+        changelog_topic=topic,
+        partitions=app.conf.topic_partitions,
+        schema=schema,
+    )
+
+
+async def _count(
+    counting: PlaceActivity, *, key: bytes, activity: faust.TopicT, hours: TableT[bytes, Any]
+) -> None:
+    """Publish the place's changed hourly counts (delivery awaited), then write its hours
+    to the table."""
+    counts, writes = counting.settle()
+    for count in counts:
+        delivered = await activity.send(key=key, value=count.to_json())
+        await delivered
+    for name, value in writes.items():
+        if value is None:
+            hours.pop(name, None)
+        else:
+            hours[name] = value
 
 
 def _event_ms(iso: str) -> int:

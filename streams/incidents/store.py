@@ -21,16 +21,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
-from mode import Service
+from mode import Service, ServiceT
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -225,26 +225,51 @@ async def write_transitions(pool: asyncpg.Pool, items: Sequence[StoredTransition
     return applied
 
 
-class IncidentSink(Service):
-    """Consumes the namespace's ``ioc.incidents`` and stores the incidents."""
+T = TypeVar("T")
+
+
+class TopicSink(Service, Generic[T]):
+    """Consumes one topic of the namespace in batches and stores them: each batch in one
+    transaction, offsets committed after, writes retried with backoff until the database
+    takes them. Subclasses say how a record reads (:meth:`read`) and is written
+    (:meth:`write`)."""
+
+    #: The topic (``streams.topics``) and the consumer group's name in the namespace.
+    topic: str = INCIDENTS_TOPIC
+    group: str = "incident-sink"
+    #: The ``ioc_sink_rows`` label of what is written, and the counter of records skipped.
+    rows: str = "incident"
+    skipped_counter: Counter = SKIPPED
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self.consumer: AIOKafkaConsumer | None = None
-        #: Transitions applied, and records not applied by reason (``repeat``,
-        #: ``operators``, or why a record was malformed).
+        #: Items applied, and records not applied by reason (``repeat``, or why a record
+        #: was malformed, or the subclass's own).
         self.applied = 0
         self.skipped: Tally[str] = Tally()
         self.retries = 0
 
+    def read(self, value: bytes | None) -> T | None:
+        """The item a record carries; None to skip it (:attr:`skipped` by the reason
+        :meth:`skip_reason` gives); :class:`Malformed` for a record that is not one."""
+        raise NotImplementedError
+
+    def skip_reason(self) -> str:
+        raise NotImplementedError
+
+    async def write(self, pool: asyncpg.Pool, items: list[T]) -> int:
+        """Write the items in one transaction; return how many changed anything."""
+        raise NotImplementedError
+
     async def on_start(self) -> None:
-        # Incidents are few: two connections, beside the state sink's pool.
+        # Few records: two connections, beside the state sink's pool.
         self.pool = await create_pool(self.settings, max_size=2)
         self.consumer = AIOKafkaConsumer(
-            self.settings.topic(INCIDENTS_TOPIC),
-            group_id=f"ioc-{self.settings.namespace}-incident-sink",
+            self.settings.topic(self.topic),
+            group_id=f"ioc-{self.settings.namespace}-{self.group}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **client_options(self.settings),
@@ -271,10 +296,10 @@ class IncidentSink(Service):
             for messages in batch.values():
                 for message in messages:
                     try:
-                        item = read_transition(message.value)
+                        item = self.read(message.value)
                     except Malformed as exc:
                         log.warning(
-                            "skipping record %s[%d]@%d of ioc.incidents: %s",
+                            "skipping record %s[%d]@%d: %s",
                             message.topic,
                             message.partition,
                             message.offset,
@@ -283,7 +308,7 @@ class IncidentSink(Service):
                         self._skip(exc.reason)
                         continue
                     if item is None:
-                        self._skip("operators")
+                        self._skip(self.skip_reason())
                     else:
                         items.append(item)
             if items:
@@ -292,13 +317,13 @@ class IncidentSink(Service):
                 await self.consumer.commit()
             except CommitFailedError:
                 # Another member owns the partitions now and repeats the batch: harmless.
-                log.warning("incident sink commit failed after a rebalance; the batch will repeat")
+                log.warning("%s commit failed after a rebalance; the batch will repeat", self.group)
 
     def _skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] += count
-        SKIPPED.labels(reason).inc(count)
+        self.skipped_counter.labels(reason).inc(count)
 
-    async def _write_with_retry(self, items: list[StoredTransition]) -> None:
+    async def _write_with_retry(self, items: list[T]) -> None:
         """Write the batch, retrying with backoff until the database takes it (as
         ``streams.sink.StateSink`` does: the topic holds what is not written)."""
         assert self.consumer is not None
@@ -307,13 +332,14 @@ class IncidentSink(Service):
         paused = False
         while True:
             try:
-                applied = await write_transitions(self.pool, items)
+                applied = await self.write(self.pool, items)
             except Exception as exc:
                 # Retried, never raised, like the state sink's writes.
                 SINK_RETRIES.inc()
                 self.retries += 1
                 log.warning(
-                    "incident write failed (%s: %s); retrying in %.1f s",
+                    "%s write failed (%s: %s); retrying in %.1f s",
+                    self.group,
                     type(exc).__name__,
                     exc,
                     delay,
@@ -330,7 +356,26 @@ class IncidentSink(Service):
             if paused:
                 self.consumer.resume(*self.consumer.assignment())
             self.applied += applied
-            SINK_ROWS.labels("incident").inc(applied)
+            SINK_ROWS.labels(self.rows).inc(applied)
             if applied < len(items):
                 self._skip("repeat", len(items) - applied)
             return
+
+
+class IncidentSink(TopicSink[StoredTransition]):
+    """Consumes the namespace's ``ioc.incidents`` and stores the incidents; starts the
+    sink of the tier's other output, the area activity counts, with it."""
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        from streams.incidents.activity_store import AreaActivitySink
+
+        return [AreaActivitySink(self.settings)]
+
+    def read(self, value: bytes | None) -> StoredTransition | None:
+        return read_transition(value)
+
+    def skip_reason(self) -> str:
+        return "operators"
+
+    async def write(self, pool: asyncpg.Pool, items: list[StoredTransition]) -> int:
+        return await write_transitions(pool, items)
