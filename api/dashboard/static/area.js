@@ -195,37 +195,42 @@ export class AreaView {
     return row;
   }
 
-  /** Per domain: entities reporting, open alerts, and the live figures when the feed has them. */
+  /** A card per domain: entities reporting, open alerts, and the live figures (those of
+   * the header tiles) when the feed has sent the area's tile; then open incidents. */
   drawNow() {
     const { summary } = this.current;
     const live = this.liveOf(summary.id);
     this.parts.live.textContent = live?.at ? t("areaLive", { time: formatTime(live.at, { seconds: true }) }) : "";
-    const rows = [];
-    for (const domain of DOMAINS) {
+    const cards = DOMAINS.map((domain) => {
       const counts = summary.domains[domain];
       const now = live?.domains?.[domain];
-      const div = node("div");
-      div.dataset.domain = domain;
-      div.append(node("dt", null, t(`domains.${domain}`)));
+      const card = node("div", "area-now-domain");
+      card.dataset.domain = domain;
       const total = now?.entities ?? counts?.entities ?? 0;
       const reporting = now?.reporting ?? counts?.reporting ?? 0;
-      div.append(node("dd", null, total ? t("areaReporting", { n: formatNumber(reporting), total: formatNumber(total) }) : t("areaNoEntities")));
-      rows.push(div);
-      for (const metric of now ? TILE_METRICS[domain] : []) {
+      card.append(
+        node("h4", null, t(`domains.${domain}`)),
+        node("p", null, total ? t("areaReporting", { n: formatNumber(reporting), total: formatNumber(total) }) : t("areaNoEntities")),
+      );
+      card.dataset.reporting = String(reporting);
+      const alerts = now ? Object.values(now.alerts_open || {}).reduce((a, b) => a + b, 0) : counts?.alerts_open ?? 0;
+      if (total) card.append(node("p", "muted small", `${t("alertsOpen")}: ${formatNumber(alerts)}`));
+      const figures = node("dl", "figures");
+      for (const metric of total && now ? TILE_METRICS[domain] : []) {
         const value = now.metrics?.[metric]?.value ?? null;
-        const figure = node("div", "area-figure");
+        const figure = node("div");
         figure.dataset.metric = metric;
         figure.dataset.value = value === null ? "" : String(value);
         figure.append(node("dt", null, t(`metrics.${metric}`)), node("dd", null, formatNumber(value, metricInfo(metric).digits)));
-        rows.push(figure);
+        figures.append(figure);
       }
-    }
+      if (figures.children.length) card.append(figures);
+      return card;
+    });
     if (live && live.incidents_open !== undefined) {
-      const div = node("div");
-      div.append(node("dt", null, t("incidents")), node("dd", null, t("areaIncidents", { n: formatNumber(live.incidents_open) })));
-      rows.push(div);
+      cards.push(node("p", "area-now-incidents", t("areaIncidents", { n: formatNumber(live.incidents_open) })));
     }
-    this.parts.now.replaceChildren(...rows);
+    this.parts.now.replaceChildren(...cards);
   }
 
   async readAlerts(request) {

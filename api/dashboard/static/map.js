@@ -103,8 +103,9 @@ export class CityMap {
     const zoneHits = el("g", { class: "zone-hits" }, this.svg);
     this.communeLayer = el("g", { class: "communes" }, this.svg);
     this.zoneLayer = el("g", { class: "zones", "aria-hidden": "true" }, this.svg);
-    this.labelLayer = el("g", { class: "labels" }, this.svg);
     this.svg.appendChild(this.markerLayer);
+    // Zone names over the markers: they are the zones' handles for mouse and keyboard.
+    this.labelLayer = el("g", { class: "labels" }, this.svg);
     for (const area of areas) {
       if (!area.boundary.length || area.kind === "province") continue;
       const points = area.boundary.map((p) => this.project(p).join(",")).join(" ");
