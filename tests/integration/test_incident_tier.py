@@ -1,14 +1,17 @@
 """The incident tier (``ioc incidents``, Faust) on a fixed input of alert transitions:
 a kill -9 mid-run and a rebalance between two workers mid-run give the incidents of an
 undisturbed run, and those are the incidents the correlation rules make of the input
-computed directly (``streams.incidents.correlate``, no Kafka, no Faust).
+computed directly (``streams.incidents.correlate``, no Kafka, no Faust). The same holds
+for the places' alerts and incidents per hour as the area activity sink stores them
+(``area_activity_hour``), which also equal the counts made straight from the input.
 
 The input is a storm of alerts over a 200-entity city: 600 alerts of the rules the
 shipped correlation rules name, opened over four hours at random places and resolved
 5-90 minutes later (a tenth never), then one last unrelated alert in every commune that
 has a road sensor, so that most places' own clocks reach the end; the others close
 their incidents by the ticks of the worker that holds them, whose clock is the latest
-event time it has seen.
+event time it has seen. Forecasts ride along: some alerts are announced (``provisional``)
+a minute before they open, and some forecasts are retracted and never open.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,14 +27,25 @@ import pytest
 
 from simulators.city import build_city
 from streams.alerts import load_rules
-from streams.alerts.transitions import AlertTransition, alert_id, transition
-from streams.incidents.correlate import Place, fact_of
+from streams.alerts.transitions import AlertState, AlertTransition, alert_id, transition
+from streams.incidents.activity import HourCount, PlaceActivity
+from streams.incidents.correlate import MINUTE_MS, Place, fact_of
 from streams.incidents.events import OPERATORS_SOURCE, incident_event
 from streams.incidents.rules import load_correlation_rules
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
 from tests.conftest import Namespace, NamespaceFactory
 from tests.utils.events import Record
-from tests.utils.incident_tier import WHAT, final_incidents, incident_events, start_incidents
+from tests.utils.incident_tier import (
+    WHAT,
+    ActivityRows,
+    activity_sink,
+    counted_activity,
+    final_incidents,
+    incident_events,
+    published_activity,
+    start_incidents,
+    stored_activity,
+)
 from tests.utils.kafka import produce, records_in
 
 pytestmark = pytest.mark.timeout(420)
@@ -96,31 +111,96 @@ def storm(seed: int = 7, alerts: int = 600) -> list[AlertTransition]:
     return sorted(out, key=lambda t: (t.updated_at, t.alert_id))
 
 
-def expected(transitions: list[AlertTransition]) -> dict[str, dict[str, Any]]:
-    """What the correlation rules make of the input, computed directly."""
+def forecasts(transitions: list[AlertTransition], seed: int = 7) -> list[AlertTransition]:
+    """Forecasts for the input: a ``provisional`` a minute before some alerts open, and
+    alerts of the input's rules and entities that are only ever forecast, then
+    retracted."""
+    rng = random.Random(seed)
+    rules = {r.id: r for r in load_rules()}
+    opens = [t for t in transitions if t.state == "open"]
+    known = {t.alert_id for t in transitions}
+    out = [
+        t.model_copy(
+            update={"state": "provisional", "updated_at": t.opened_at - timedelta(minutes=1)}
+        )
+        for t in rng.sample(opens, 40)
+    ]
+    for t in rng.sample(opens, 20):
+        opened = _ms(t.opened_at + timedelta(minutes=7))
+        made = alert_id(rule_id=t.rule_id, entity_id=t.entity_id, opened_minute_ms=opened)
+        if made in known:
+            continue
+        steps: list[tuple[AlertState, int]] = [
+            ("provisional", opened - MINUTE_MS),
+            ("retract", opened),
+        ]
+        out += [
+            transition(
+                rules[t.rule_id],
+                alert_id=made,
+                entity_id=t.entity_id,
+                state=state,
+                opened_ms=opened,
+                since_ms=opened,
+                at_ms=at,
+                values={},
+            ).model_copy(update={"commune_id": t.commune_id, "zone_id": t.zone_id})
+            for state, at in steps
+        ]
+    return out
+
+
+def expected(
+    transitions: list[AlertTransition], forecast: list[AlertTransition]
+) -> tuple[dict[str, dict[str, Any]], ActivityRows]:
+    """What the correlation rules make of the input, and the places' hourly counts,
+    computed directly (as the agents do, without Kafka or Faust)."""
     rules = load_correlation_rules()
     places: dict[str, Place] = {}
+    hours: dict[bytes, Any] = {}
     last: dict[str, dict[str, Any]] = {}
-    for t in transitions:
+    counts: list[HourCount] = []
+
+    def settle(counting: PlaceActivity) -> None:
+        made, writes = counting.settle()
+        counts.extend(made)
+        for key, value in writes.items():
+            if value is None:
+                del hours[key]
+            else:
+                hours[key] = value
+
+    for t in sorted([*transitions, *forecast], key=lambda t: (t.updated_at, t.alert_id)):
         data = t.model_dump(mode="json")
         fact = fact_of(data)
-        assert fact is not None
+        assert fact is not None or t in forecast
         for level in ("commune", "zone"):
             area = data[f"{level}_id"]
-            place = places.setdefault(area, Place(area, level))
-            place.take(fact, at_ms=_ms(t.updated_at))
-            for made in place.step([r for r in rules if r.level == level]):
-                last[made.incident_id] = made.model_dump()
+            counting = PlaceActivity(area, level, hours.get)
+            counting.take_alert(data)
+            if fact is not None:
+                place = places.setdefault(area, Place(area, level))
+                place.take(fact, at_ms=_ms(t.updated_at))
+                out = place.step([r for r in rules if r.level == level])
+                for made in out:
+                    last[made.incident_id] = made.model_dump()
+                counting.take_step(place.emitted, out)
+            settle(counting)
     # Then the workers' ticks: every place with an open incident hears the clock.
     end = max(_ms(t.updated_at) for t in transitions)
     for place in places.values():
-        for made in place.step([r for r in rules if r.level == place.level], clock_ms=end):
+        counting = PlaceActivity(place.area_id, place.level, hours.get)
+        out = place.step([r for r in rules if r.level == place.level], clock_ms=end)
+        for made in out:
             last[made.incident_id] = made.model_dump()
-    return {
+        counting.take_step(place.emitted, out)
+        settle(counting)
+    incidents = {
         i: {**{k: d[k] for k in WHAT}, "closed": d["state"] == "close"}
         for i, d in last.items()
         if d["state"] != "retract"
     }
+    return incidents, published_activity(counts)
 
 
 def _records(transitions: list[AlertTransition]) -> list[Record]:
@@ -173,7 +253,15 @@ async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(
     namespace_factory: NamespaceFactory,
 ) -> None:
     transitions = storm()
-    truth = expected(transitions)
+    forecast = forecasts(transitions)
+    truth, derived_activity = expected(transitions, forecast)
+    # The hourly counts derived as the agents do equal those counted straight from the
+    # input (retracted forecasts never count; forecast alerts once, when they open).
+    activity = counted_activity([*transitions, *forecast], truth)
+    assert derived_activity == {row: n for row, n in activity.items() if any(n)}
+    # Each incident counts once, at its place; each alert in its commune and its zone.
+    assert sum(n[1] for n in activity.values()) == len(truth)
+    assert sum(n[0] for n in activity.values()) == 2 * len({t.alert_id for t in transitions})
     # The storm makes incidents of most rules (the input is random, the rules are not).
     assert len(truth) >= 20
     assert {d["rule_id"] for d in truth.values()} >= {
@@ -184,9 +272,13 @@ async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(
         "crowd-crush",
         "mass-admissions",
     }
-    records = _records(transitions)
+    records = _records(sorted([*transitions, *forecast], key=lambda t: (t.updated_at, t.alert_id)))
     half = len(records) // 2
     calm, killed, shared = [await namespace_factory() for _ in range(3)]
+    sinks = AsyncExitStack()
+    stores = [
+        await sinks.enter_async_context(activity_sink(ns.settings)) for ns in (calm, killed, shared)
+    ]
 
     # Undisturbed: one worker, the whole input.
     steady = await asyncio.to_thread(start_incidents, calm, name="calm")
@@ -217,9 +309,16 @@ async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(
             label: await _final(ns, want)
             for label, ns in (("undisturbed", calm), ("killed", killed), ("rebalanced", shared))
         }
+        stored = {
+            label: await stored_activity(ns.settings, store)
+            for label, ns, store in zip(
+                ("undisturbed", "killed", "rebalanced"), (calm, killed, shared), stores, strict=True
+            )
+        }
     finally:
         for process in processes:
             process.stop()
+        await sinks.aclose()
     for label, got in runs.items():
         have = _comparable(got)
         wrong = {
@@ -228,6 +327,13 @@ async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(
             if have.get(i) != want.get(i)
         }
         assert not wrong, (label, len(wrong), sorted(wrong.items())[:3])
+    for label, rows in stored.items():
+        differ = {
+            row: (rows.get(row), derived_activity.get(row))
+            for row in set(rows) | set(derived_activity)
+            if rows.get(row) != derived_activity.get(row)
+        }
+        assert not differ, (label, len(differ), sorted(differ.items())[:3])
 
 
 async def test_an_incident_an_operator_resolved_takes_no_new_alerts(namespace: Namespace) -> None:
