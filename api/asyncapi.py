@@ -2,7 +2,8 @@
 they may subscribe to, with keys, headers, partitioner and message schemas made from the
 contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``,
 ``streams.incidents.events``). The worker's changelog (``ioc.state``) is listed as
-internal, with no operation.
+internal, with no operation. The API's live feed is a channel of its own server (``ws``),
+with its ``area`` message (``api.live.schema``).
 
 Served at ``GET /v1/asyncapi``; ``tests/integration/test_asyncapi.py`` checks it with the
 AsyncAPI project's own parser (npm ``@asyncapi/parser``).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.live.schema import AreaMessage
 from api.routes.schemas import (
     ALERT_STATES,
     INCIDENT_STATES,
@@ -66,6 +68,7 @@ def _channel(
     channel: dict[str, Any] = {
         "address": address,
         "title": title,
+        "servers": [{"$ref": "#/servers/kafka"}],
         "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in messages},
         "bindings": {
             "kafka": {"topic": address, "partitions": partitions, "bindingVersion": KAFKA_BINDING}
@@ -74,6 +77,37 @@ def _channel(
     if description:
         channel["description"] = description
     return channel
+
+
+def _live_feed(
+    messages: dict[str, Any], channels: dict[str, Any], operations: dict[str, Any]
+) -> None:
+    """The live feed's ``area`` message (its other kinds: README, "Live feeds")."""
+    messages["liveArea"] = {
+        "name": "area",
+        "title": "Live area tile",
+        "summary": " ".join((AreaMessage.__doc__ or "").split()),
+        "contentType": "application/json",
+        "payload": _payload(AreaMessage.model_json_schema()),
+    }
+    channels["liveFeed"] = {
+        "address": "/v1/live",
+        "title": "Live feed",
+        "servers": [{"$ref": "#/servers/api"}],
+        "description": (
+            "The API's live feed (query parameters kind, domain, area, entity, severity; "
+            "since to resume): a snapshot, then messages numbered by the API process, of "
+            "kinds entity, alert, incident and area. This document describes the area "
+            "message; SSE (/v1/live/sse) sends the same JSON as data of an event named by "
+            "its type."
+        ),
+        "messages": {"liveArea": {"$ref": "#/components/messages/liveArea"}},
+    }
+    operations["receiveLiveAreas"] = {
+        "action": "receive",
+        "title": "Follow the area tiles",
+        "channel": {"$ref": "#/channels/liveFeed"},
+    }
 
 
 def asyncapi_document(settings: Settings) -> dict[str, Any]:
@@ -196,6 +230,7 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
         ["entityRecord"],
         partitions,
     )
+    _live_feed(messages, channels, operations)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -203,7 +238,8 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 f"Kafka topics of the namespace {settings.namespace!r}: raw events in; "
-                "alerts, incidents and dead letters out; the worker's internal changelog."
+                "alerts, incidents and dead letters out; the worker's internal changelog; "
+                "and the area tiles of the API's live feeds."
             ),
         },
         "defaultContentType": "application/json",
@@ -212,7 +248,15 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
                 "host": settings.bootstrap_servers.split(",")[0],
                 "protocol": "kafka",
                 "description": "The namespace's Kafka",
-            }
+            },
+            "api": {
+                "host": f"{settings.api.host}:{settings.api.port}",
+                "protocol": "ws",
+                "description": (
+                    "The API's live feeds: WebSocket /v1/live and Server-Sent Events "
+                    "/v1/live/sse, with the same messages"
+                ),
+            },
         },
         "channels": channels,
         "operations": operations,

@@ -101,14 +101,31 @@ class _Domain:
     metrics: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, readings: Mapping[str, float], sign: int) -> None:
-        for name, value in readings.items():
+        self.apply([(name, sign, sign * value) for name, value in readings.items()])
+
+    def apply(self, delta: list[tuple[str, int, float]]) -> None:
+        """Add (metric, entities, value) changes."""
+        for name, count, value in delta:
             entry = self.metrics.get(name)
             if entry is None:
                 entry = self.metrics[name] = [0, 0]
-            entry[0] += sign
-            entry[1] += sign * value
+            entry[0] += count
+            entry[1] += value
             if not entry[0]:
                 del self.metrics[name]  # no float residue left behind
+
+
+def _delta(before: Mapping[str, float], after: Mapping[str, float]) -> list[tuple[str, int, float]]:
+    """What changes in an area's sums when an entity's readings go from before to after."""
+    delta = []
+    for name, value in after.items():
+        old = before.get(name)
+        if old is None:
+            delta.append((name, 1, value))
+        elif old != value:
+            delta.append((name, 0, value - old))
+    delta += [(name, -1, -value) for name, value in before.items() if name not in after]
+    return delta
 
 
 @dataclass(slots=True)
@@ -156,12 +173,12 @@ class AreaTiles:
         if placed is None:
             return  # in no area until the registry places it
         domain, areas = placed
+        delta = _delta(before, known.counted)
         for area_id in areas:
             tile = self._tiles[area_id]
             counts = tile.domains[domain]
             counts.reporting += fresh
-            counts.add(before, -1)
-            counts.add(known.counted, 1)
+            counts.apply(delta)
             if time_ms is not None and (tile.at_ms is None or time_ms > tile.at_ms):
                 tile.at_ms = time_ms
             self._dirty.add(area_id)
@@ -265,9 +282,6 @@ class AreaTiles:
             self._sent[area_id] = (now, payload)
             out.append(payload)
         return out
-
-    def knows_entity(self, entity_id: str) -> bool:
-        return entity_id in self._entities
 
 
 def narrow(tile: dict[str, Any], domains: frozenset[str] | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from api.live.filters import LiveFilter, parse_filter
 from api.live.hub import Baseline, Hub
 from api.live.messages import EventId
 from api.live.outbox import Outbox
+from api.live.schema import AreaMessage
 from api.live.snapshot import snapshot_bodies
 from tests.utils.incidents import alert_ids, incident_record
 from tests.utils.incidents import transition as incident_transition
@@ -87,6 +88,7 @@ def tiles(h: Hub, now: float) -> dict[str, dict[str, Any]]:
     out = {}
     for message in h.publish_areas(now):
         body = orjson.loads(message.body)
+        AreaMessage.model_validate(body)  # what the AsyncAPI document says it is
         assert body["type"] == "area"
         assert body["id"] == f"ep-{message.seq}"
         out[body["area"]["area_id"]] = body["area"]
