@@ -24,7 +24,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import asyncpg
 import orjson
@@ -45,6 +45,9 @@ from streams.incidents.events import (
 )
 from streams.kafka import client_options
 from streams.topics import INCIDENTS_TOPIC
+
+if TYPE_CHECKING:
+    from streams.incidents.activity_store import AreaActivitySink
 
 log = logging.getLogger(__name__)
 
@@ -366,10 +369,14 @@ class IncidentSink(TopicSink[StoredTransition]):
     """Consumes the namespace's ``ioc.incidents`` and stores the incidents; starts the
     sink of the tier's other output, the area activity counts, with it."""
 
-    def on_init_dependencies(self) -> Iterable[ServiceT]:
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
         from streams.incidents.activity_store import AreaActivitySink
 
-        return [AreaActivitySink(self.settings)]
+        self.activity: AreaActivitySink = AreaActivitySink(settings)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        return [self.activity]
 
     def read(self, value: bytes | None) -> StoredTransition | None:
         return read_transition(value)

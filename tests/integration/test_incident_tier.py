@@ -32,7 +32,8 @@ from streams.incidents.activity import HourCount, PlaceActivity
 from streams.incidents.correlate import MINUTE_MS, Place, fact_of
 from streams.incidents.events import OPERATORS_SOURCE, incident_event
 from streams.incidents.rules import load_correlation_rules
-from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
+from streams.incidents.store import IncidentSink
+from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC
 from tests.conftest import Namespace, NamespaceFactory
 from tests.utils.events import Record
 from tests.utils.incident_tier import (
@@ -410,3 +411,47 @@ async def _commune_incidents(
             return mine
         await asyncio.sleep(1)
     raise AssertionError(f"{commune}: not {count} incidents: {mine}")
+
+
+async def test_the_incident_sink_stores_the_newest_counts_of_each_hour(
+    namespace: Namespace,
+) -> None:
+    """The incident sink, as the worker's sink process runs it, starts the area activity
+    sink: a row takes the record of the highest version, whatever the order the records
+    come in, a repeat changes nothing, and a record that is not counts is skipped."""
+    settings = namespace.settings
+    hour = _ms(START)
+
+    def count(area: str, version: int, alerts: int, incidents: int = 0) -> Record:
+        made = HourCount(
+            area_id=area,
+            level="commune",
+            hour_ms=hour,
+            alerts=alerts,
+            incidents=incidents,
+            version=version,
+        )
+        return Record(key=area.encode(), value=made.to_json(), time_ms=hour)
+
+    sink = IncidentSink(settings)
+    await sink.start()
+    try:
+        running = sink.activity
+        topic = settings.topic(AREA_ACTIVITY_TOPIC)
+        # One batch: the newest version wins within it.
+        await produce(settings, topic, [count("bai-chay", 2, 3, 1), count("bai-chay", 1, 2)])
+        first = await stored_activity(settings, running)
+        # Later batches: an older version and a malformed record change nothing, the
+        # same version again is a repeat, a newer one replaces the row.
+        await produce(settings, topic, [count("bai-chay", 1, 9)])
+        await produce(settings, topic, [Record(key=b"x", value=b"{}", time_ms=hour)])
+        await produce(settings, topic, [count("hong-gai", 1, 1), count("bai-chay", 2, 3, 1)])
+        second = await stored_activity(settings, running, skipped={"repeat", "invalid_field"})
+        await produce(settings, topic, [count("bai-chay", 3, 4, 1)])
+        third = await stored_activity(settings, running, skipped={"repeat", "invalid_field"})
+    finally:
+        await sink.stop()
+    assert first == {("bai-chay", hour): (3, 1)}
+    assert second == {("bai-chay", hour): (3, 1), ("hong-gai", hour): (1, 0)}
+    assert third == {("bai-chay", hour): (4, 1), ("hong-gai", hour): (1, 0)}
+    assert running.skipped["invalid_field"] == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -123,16 +123,20 @@ async def activity_sink(settings: Settings) -> AsyncIterator[AreaActivitySink]:
 
 
 async def stored_activity(
-    settings: Settings, sink: AreaActivitySink, *, within_s: float = 60
+    settings: Settings,
+    sink: AreaActivitySink,
+    *,
+    skipped: Set[str] = frozenset({"repeat"}),
+    within_s: float = 60,
 ) -> ActivityRows:
     """The namespace's ``area_activity_hour`` once the sink has taken every record now on
-    ``ioc.area-activity``."""
+    ``ioc.area-activity`` (and skipped none for another reason than ``skipped``)."""
     topic = settings.topic(AREA_ACTIVITY_TOPIC)
     deadline = time.monotonic() + within_s
     while sink.applied + sum(sink.skipped.values()) < (count := await records_in(settings, topic)):
         assert time.monotonic() < deadline, (count, sink.applied, sink.skipped)
         await asyncio.sleep(0.5)
-    assert not set(sink.skipped) - {"repeat"}, sink.skipped
+    assert not set(sink.skipped) - skipped, sink.skipped
     conn = await asyncpg.connect(
         settings.dsn, server_settings={"search_path": f"{settings.db_schema},public"}
     )
