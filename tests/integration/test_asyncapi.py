@@ -62,9 +62,10 @@ def test_the_asyncapi_parser_accepts_the_document_and_finds_every_topic(
         settings.topic("ioc.incidents"),
         settings.topic("ioc.deadletter"),
         settings.topic("ioc.state"),
+        "/v1/live",
     }
-    # Events in; alert and incident events out; dead letter; state.
-    assert parsed["messages"] == 8 + 6 + 10 + 2
+    # Events in; alert and incident events out; dead letter; state; the live area tiles.
+    assert parsed["messages"] == 8 + 6 + 10 + 2 + 1
     # The parser does check: a message that is not there makes the document invalid.
     broken = orjson.loads(orjson.dumps(document))
     broken["channels"]["trafficEvents"]["messages"]["city_traffic_flow_v1"] = {

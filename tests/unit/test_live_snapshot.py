@@ -103,7 +103,7 @@ def test_filters_accept_repeats_and_commas_and_name_bad_values() -> None:
     f = parse_filter(domain=["traffic,hospital", "school"], severity=["critical"])
     assert f.domains == frozenset({"traffic", "hospital", "school"})
     assert f.severities == frozenset({"critical"})
-    assert f.kinds == {"entity", "alert", "incident"}
+    assert f.kinds == {"entity", "alert", "incident", "area"}
     with pytest.raises(Problem) as bad:
         parse_filter(domain=["trafic"])
     assert bad.value.status == 422
