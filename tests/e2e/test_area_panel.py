@@ -247,5 +247,10 @@ async def test_a_zone_opens_its_panel_with_the_area_series_alerts_and_links(
     await expect(traffic).to_have_attribute("data-points", str(len(speeds)))
     await expect(traffic.locator("figcaption")).to_have_text("Average speed (km/h), last 3 hours")
     await page.keyboard.press("Escape")
+    # The area picker below the map reaches the communes too.
+    await page.locator("#area-select").select_option(COMMUNE)
+    await page.locator("#area-find button[type='submit']").click()
+    await expect(dialog.locator("#area-title")).to_have_text("Bai Chay")
+    await page.keyboard.press("Escape")
     assert browser.errors == []
     assert time.monotonic() - started < 60
