@@ -21,7 +21,7 @@ from ioc.settings import LIVE_NAMESPACE, KafkaSettings, Settings
 from streams.catalog import DOMAINS
 from streams.incidents.app import LEVELS, build_app
 from streams.incidents.rules import load_correlation_rules
-from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, topic_specs
+from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC, topic_specs
 from tests.deploy.test_compose import field_exists
 from tests.utils.k8s import K8S, ManifestError, documents, validate
 
@@ -283,6 +283,8 @@ def incident_tier_needs() -> dict[tuple[str, str], set[str]]:
     needs[("topic", settings.topic(ALERTS_TOPIC))] |= {"Read"}
     # Writes incidents; reads operators' resolutions and merges back (its operators agent).
     needs[("topic", settings.topic(INCIDENTS_TOPIC))] |= {"Read", "Write"}
+    # Writes the places' alerts and incidents per hour.
+    needs[("topic", settings.topic(AREA_ACTIVITY_TOPIC))] |= {"Write"}
     for topic in incident_tier_topics().values():
         written = {"Write"} if topic.written else set()
         needs[("topic", topic.name)] = {"Create", "Describe", "Read"} | written

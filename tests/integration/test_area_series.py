@@ -317,3 +317,74 @@ async def test_the_sink_keeps_the_area_minutes_of_events_through_kafka(
     finally:
         process.stop()
         worker.stop()
+
+
+async def test_ioc_series_count_alerts_and_incidents_per_area(
+    namespace: Namespace,
+) -> None:
+    """The incident agents' rows: a commune's and a zone's alerts are their own rows, the
+    province's the sum of its zones'; an area's incidents add those of the areas inside
+    it. Hours group into wider buckets; hours with none are left out."""
+    settings = namespace.settings
+    city = build_city(300)
+    await load_registry(settings, city)
+    halong = [c.id for c in city.communes if c.parent == "halong"][:2]
+    campha = next(c.id for c in city.communes if c.parent == "campha")
+    h0 = START
+    rows = [  # area, hour, alerts, incidents
+        (halong[0], h0, 4, 1),
+        (halong[1], h0, 2, 0),
+        ("halong", h0, 6, 1),
+        (halong[0], h0 + HOUR, 3, 0),
+        ("halong", h0 + HOUR, 3, 0),
+        (campha, h0 + 2 * HOUR, 5, 2),
+        ("campha", h0 + 2 * HOUR, 5, 1),
+    ]
+    conn = await asyncpg.connect(
+        settings.dsn, server_settings={"search_path": f"{settings.db_schema},public"}
+    )
+    try:
+        await conn.executemany(
+            "INSERT INTO area_activity_hour (area_id, hour, alerts, incidents)"
+            " VALUES ($1, $2, $3, $4)",
+            rows,
+        )
+    finally:
+        await conn.close()
+    process, base = start_api(namespace)
+    try:
+
+        def counts(area: str, metric: str, bucket: str) -> list[tuple[datetime, float]]:
+            response = httpx.get(
+                f"{base}/v1/areas/{area}/series",
+                params={
+                    "domain": "ioc",
+                    "metric": metric,
+                    "bucket": bucket,
+                    "from": h0.isoformat(),
+                    "to": (h0 + 6 * HOUR).isoformat(),
+                },
+                headers=auth("view"),
+                timeout=20,
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert (body["reading"], body["source"]) == ("count", "activity")
+            assert all(p["count"] == p["value"] for p in body["points"])
+            return [(datetime.fromisoformat(p["t"]), p["value"]) for p in body["points"]]
+
+        province = city.province.id
+        assert counts(halong[0], "alerts", "1h") == [(h0, 4), (h0 + HOUR, 3)]
+        assert counts("halong", "alerts", "1h") == [(h0, 6), (h0 + HOUR, 3)]
+        assert counts(province, "alerts", "1h") == [(h0, 6), (h0 + HOUR, 3), (h0 + 2 * HOUR, 5)]
+        assert counts(halong[0], "incidents", "1h") == [(h0, 1)]
+        # Ha Long's own zone-level incident and its commune's.
+        assert counts("halong", "incidents", "1h") == [(h0, 2)]
+        assert counts(province, "incidents", "1h") == [(h0, 2), (h0 + 2 * HOUR, 3)]
+        # 3-hour buckets from local midnight (17:00 UTC): 14:00-17:00 holds 16:00, then
+        # 17:00-20:00.
+        assert counts(province, "alerts", "3h") == [(h0 - 2 * HOUR, 6), (h0 + HOUR, 8)]
+        # auto over six hours would give 15 minutes: the counts come per hour.
+        assert counts(province, "alerts", "auto") == counts(province, "alerts", "1h")
+    finally:
+        process.stop()

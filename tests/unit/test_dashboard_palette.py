@@ -21,6 +21,11 @@ PAIRS = [
     *[(mark, "map-land", 3.0) for mark in ("ok", "warning", "critical", "ack", "none")],
     *[(mark, "bg", 3.0) for mark in ("ok", "warning", "critical", "ack", "none", "primary")],
     ("map-edge", "map-land", 3.0),
+    # Markers over the sea (islands, coastal entities), and the coast's edge against it.
+    ("text", "map-sea", 4.5),
+    ("focus", "map-sea", 3.0),
+    *[(mark, "map-sea", 3.0) for mark in ("ok", "warning", "critical", "ack", "none")],
+    ("map-edge", "map-sea", 3.0),
     ("muted", "panel", 3.0),  # chart axes and zone outlines
 ]
 
