@@ -4,7 +4,7 @@ hourly counts of alerts and incidents per area (kept by the incident agents)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -17,9 +17,16 @@ from pydantic import BaseModel, Field
 from api.auth import ViewCaller
 from api.deps import PoolDep, SettingsDep
 from api.namespaces import NAMESPACE_PROBLEMS
-from api.params import TIME_RANGE, Instant
 from api.problems import Problem, problem_responses
-from api.routes.series import JSON, align, choose_width
+from api.routes.series import (
+    JSON,
+    EndParam,
+    MetricParam,
+    StartParam,
+    align,
+    choose_width,
+    series_range,
+)
 from ioc.db.queries import (
     ACTIVITY_METRICS,
     SERIES_WIDTHS,
@@ -122,14 +129,9 @@ async def area_series(
         AreaDomain,
         Query(description="A domain, or `ioc` for the alerts and incidents opened per hour"),
     ],
-    metric: Annotated[str, Query(min_length=1, max_length=64, examples=["vehicles"])],
-    start: Annotated[
-        Instant | None,
-        Query(alias="from", description=f"Default: 24 h before `to`. {TIME_RANGE}"),
-    ] = None,
-    end: Annotated[
-        Instant | None, Query(alias="to", description=f"Default: now. {TIME_RANGE}")
-    ] = None,
+    metric: MetricParam,
+    start: StartParam = None,
+    end: EndParam = None,
     bucket: Annotated[
         AreaBucket,
         Query(description="Bucket width; `auto` picks one from the range (`ioc`: 1h or wider)"),
@@ -142,10 +144,7 @@ async def area_series(
     minutes may lag the entity series by that much; whole hours and days come from the
     area rollups, the newest one and after from the area minutes.
     """
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if start >= end:
-        raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
+    start, end = series_range(start, end)
     domain_name = str(domain.value)
     if domain_name == IOC_DOMAIN:
         known: set[str] = set(ACTIVITY_METRICS)

@@ -37,6 +37,24 @@ JSON = "application/json"
 Bucket = Literal["auto", "raw", "1m", "5m", "15m", "30m", "1h", "3h", "6h", "12h", "1d", "7d"]
 
 
+#: The query parameters every series route takes: the metric and the range.
+MetricParam = Annotated[str, Query(min_length=1, max_length=64, examples=["vehicles"])]
+StartParam = Annotated[
+    Instant | None, Query(alias="from", description=f"Default: 24 h before `to`. {TIME_RANGE}")
+]
+EndParam = Annotated[Instant | None, Query(alias="to", description=f"Default: now. {TIME_RANGE}")]
+
+
+def series_range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The range asked for, with its defaults (the 24 h up to now); a 422 problem when it
+    ends before it starts."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=24)
+    if start >= end:
+        raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
+    return start, end
+
+
 class SeriesPoint(BaseModel):
     t: datetime = Field(description="Bucket start (or event time for raw points)")
     count: int
@@ -187,14 +205,9 @@ async def entity_series(
     settings: SettingsDep,
     domain: DomainDep,
     entity_id: Annotated[str, Path(max_length=128, examples=["qn-ix-halong-001"])],
-    metric: Annotated[str, Query(min_length=1, max_length=64, examples=["vehicles"])],
-    start: Annotated[
-        Instant | None,
-        Query(alias="from", description=f"Default: 24 h before `to`. {TIME_RANGE}"),
-    ] = None,
-    end: Annotated[
-        Instant | None, Query(alias="to", description=f"Default: now. {TIME_RANGE}")
-    ] = None,
+    metric: MetricParam,
+    start: StartParam = None,
+    end: EndParam = None,
     bucket: Annotated[
         Bucket,
         Query(
@@ -208,10 +221,7 @@ async def entity_series(
     Minutes come from the minute table, whole hours and days from the hour and day
     rollups up to their last refresh and from minutes after it.
     """
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if start >= end:
-        raise Problem(422, "invalid-request", "Invalid request", "from must be before to")
+    start, end = series_range(start, end)
     max_points = settings.api.max_series_points
     async with pool.acquire() as conn:
         known = await conn.fetchval(
