@@ -1,5 +1,6 @@
 """Dependencies handed to routes: the database pool of the namespace read, the settings,
-the Kafka publisher."""
+the Kafka publisher, the recordings and replays of the process. Each long-lived object is
+made in the app's lifespan (``api.main``) and only looked up here."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from api.problems import Problem
 from api.publisher import Publisher
 from ioc.settings import Settings
 
+from recordings.jobs import Jobs
+from recordings.store import NAME_MAX_LENGTH, Entry, NameError_, check_name
+
+#: What a recording's name may be, for the OpenAPI document of every route naming one.
+NAME_RULE = (
+    f"Recording name: 1-{NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', a letter or "
+    "digit first, no '..'"
+)
 
 def get_pool(view: NamespaceDep) -> asyncpg.Pool:
     """The pool of the namespace the request reads (``?namespace=``, see api.namespaces)."""
@@ -36,7 +45,29 @@ def get_publisher(request: Request) -> Publisher:
 
 
 def known_domain(
-    domain: Annotated[str, Path(description="traffic, hospital, school or security")],
+def get_jobs(request: Request) -> Jobs:
+    """The API process's recordings and replays."""
+    jobs: Jobs = request.app.state.jobs
+    return jobs
+
+
+def valid_name(name: str) -> str:
+    """``name`` if allowed as a recording's name, else a 422 problem saying why."""
+    try:
+        return check_name(name)
+    except NameError_ as exc:
+        raise Problem(422, "invalid-name", "Invalid recording name", str(exc)) from None
+
+
+def find_recording(jobs: Jobs, name: str) -> Entry:
+    """The recording of that name, or a 404 problem."""
+    entry = jobs.store.find(valid_name(name))
+    if entry is None:
+        raise Problem(404, "unknown-recording", "Unknown recording", f"no recording {name!r}")
+    return entry
+
+
+    domain: Annotated[str, Path(description=f"{', '.join(DOMAINS[:-1])} or {DOMAINS[-1]}")],
 ) -> str:
     """The path's domain; a 404 problem when there is no such domain."""
     from streams.catalog import DOMAINS
@@ -54,5 +85,6 @@ def known_domain(
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 OwnPoolDep = Annotated[asyncpg.Pool, Depends(get_own_pool)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 DomainDep = Annotated[str, Depends(known_domain)]

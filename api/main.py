@@ -46,6 +46,7 @@ from ioc.collector import manage_collector
 from ioc.db.pool import create_pool
 from ioc.redact import install_log_redaction
 from ioc.settings import Settings, get_settings
+from recordings.jobs import Jobs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = await create_pool(settings)
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
+        app.state.jobs = Jobs(settings)
         # The hub's entity views and replay ring are a large long-lived heap, like the
         # worker's state: the same collector policy keeps full collections short.
         collector = asyncio.create_task(manage_collector(), name="collector-policy")
@@ -73,9 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             collector.cancel()
             # Replays stop and recordings get their summary before Kafka clients go.
-            jobs = getattr(app.state, "recording_jobs", None)
-            if jobs is not None:
-                await jobs.close()
+            await app.state.jobs.close()
             await app.state.publisher.stop()
             await app.state.pool.close()
 

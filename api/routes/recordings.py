@@ -5,55 +5,26 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from api.auth import ReplayCaller
-from api.deps import SettingsDep
+from api.deps import NAME_RULE, JobsDep, SettingsDep, find_recording, valid_name
 from api.params import RequestBody
 from api.problems import Problem, problem_responses
 from ioc.settings import NAMESPACE_PATTERN
-from recordings.jobs import Jobs
 from recordings.reader import RecordingError
 from recordings.recorder import RecorderError
 from recordings.recording import Recording
-from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN, Entry, NameError_, check_name
+from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN
 
 router = APIRouter(prefix="/v1/recordings", tags=["recordings"])
 
-NAME_RULE = (
-    f"Recording name: 1-{NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', a letter or "
-    "digit first, no '..'"
-)
 #: Recordings stop by themselves after at most this long (a week).
 MAX_DURATION_S = 7 * 86_400
 NameParam = Annotated[
     str, Path(description=NAME_RULE, pattern=NAME_PATTERN.pattern, max_length=NAME_MAX_LENGTH)
 ]
-
-
-def jobs_of(request: Request) -> Jobs:
-    """The API process's recordings and replays (made on first use)."""
-    jobs: Jobs | None = getattr(request.app.state, "recording_jobs", None)
-    if jobs is None:
-        jobs = request.app.state.recording_jobs = Jobs(request.app.state.settings)
-    return jobs
-
-
-def valid_name(name: str) -> str:
-    """``name`` if allowed, else a 422 problem saying why."""
-    try:
-        return check_name(name)
-    except NameError_ as exc:
-        raise Problem(422, "invalid-name", "Invalid recording name", str(exc)) from None
-
-
-def find(jobs: Jobs, name: str) -> Entry:
-    """The recording of that name, or a 404 problem."""
-    entry = jobs.store.find(valid_name(name))
-    if entry is None:
-        raise Problem(404, "unknown-recording", "Unknown recording", f"no recording {name!r}")
-    return entry
 
 
 class RecordingStart(RequestBody):
@@ -132,9 +103,8 @@ class RecordingInfo(BaseModel):
 
 
 @router.get("", responses=problem_responses())
-async def list_recordings(caller: ReplayCaller, request: Request) -> RecordingList:
+async def list_recordings(caller: ReplayCaller, jobs: JobsDep) -> RecordingList:
     """List recordings (recorded ones and the shipped seeds) with their size."""
-    jobs = jobs_of(request)
     out = []
     for entry in jobs.store.list():
         files = [entry.path] if entry.path.is_file() else list(entry.path.glob("*.mcap"))
@@ -152,10 +122,9 @@ async def list_recordings(caller: ReplayCaller, request: Request) -> RecordingLi
 
 
 @router.get("/{name}", response_model_exclude_unset=True, responses=problem_responses(404))
-async def recording_info(caller: ReplayCaller, request: Request, name: NameParam) -> RecordingInfo:
+async def recording_info(caller: ReplayCaller, jobs: JobsDep, name: NameParam) -> RecordingInfo:
     """Records per topic, time range and integrity of one recording."""
-    jobs = jobs_of(request)
-    entry = find(jobs, name)
+    entry = find_recording(jobs, name)
     active = jobs.recordings.get(entry.name)
     status = active.status() if active else None
     running = active is not None and not active.task.done()
@@ -175,10 +144,9 @@ async def recording_info(caller: ReplayCaller, request: Request, name: NameParam
 
 @router.post("", status_code=201, responses=problem_responses(409, 503))
 async def start_recording(
-    caller: ReplayCaller, request: Request, settings: SettingsDep, body: RecordingStart
+    caller: ReplayCaller, jobs: JobsDep, settings: SettingsDep, body: RecordingStart
 ) -> RecordingStatus:
     """Start recording topics of a namespace until stopped (or for ``duration_s``)."""
-    jobs = jobs_of(request)
     name = valid_name(body.name)
     namespace = body.namespace or settings.namespace
     if not NAMESPACE_PATTERN.fullmatch(namespace):
@@ -212,11 +180,8 @@ async def start_recording(
 
 
 @router.post("/{name}/stop", responses=problem_responses(404, 409))
-async def stop_recording(
-    caller: ReplayCaller, request: Request, name: NameParam
-) -> RecordingStatus:
+async def stop_recording(caller: ReplayCaller, jobs: JobsDep, name: NameParam) -> RecordingStatus:
     """Stop a recording started through the API; its files get their summary."""
-    jobs = jobs_of(request)
     job = jobs.recordings.get(valid_name(name))
     if job is None:
         raise Problem(

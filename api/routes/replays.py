@@ -8,14 +8,13 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import ReplayCaller
-from api.deps import SettingsDep
+from api.deps import NAME_RULE, JobsDep, SettingsDep, find_recording
 from api.params import JSON_INTEGER, MAX_INDEX, Instant, RecordIndex, RequestBody
 from api.problems import Problem, problem_responses
-from api.routes.recordings import NAME_RULE, find, jobs_of
 from ioc.settings import NAMESPACE_PATTERN
 from recordings.controller import ReplayState, Seek
 from recordings.jobs import Jobs, ReplayJob
@@ -138,11 +137,10 @@ def _steerable(job: ReplayJob) -> None:
 
 @router.post("", status_code=201, responses=problem_responses(404, 409))
 async def start_replay(
-    caller: ReplayCaller, request: Request, settings: SettingsDep, body: ReplayStart
+    caller: ReplayCaller, jobs: JobsDep, settings: SettingsDep, body: ReplayStart
 ) -> ReplayStatus:
     """Start replaying a recording into a namespace (a sandbox unless told otherwise)."""
-    jobs = jobs_of(request)
-    entry = find(jobs, body.recording)
+    entry = find_recording(jobs, body.recording)
     try:
         options = ReplayOptions(
             namespace=body.namespace or settings.recordings.sandbox_namespace,
@@ -203,30 +201,30 @@ async def start_replay(
 
 
 @router.get("", responses=problem_responses())
-async def list_replays(caller: ReplayCaller, request: Request) -> ReplayList:
+async def list_replays(caller: ReplayCaller, jobs: JobsDep) -> ReplayList:
     """Replays of this API process, newest last, with their progress."""
-    return ReplayList(replays=[_status(job) for job in jobs_of(request).replays.values()])
+    return ReplayList(replays=[_status(job) for job in jobs.replays.values()])
 
 
 @router.get("/{replay_id}", responses=problem_responses(404))
-async def replay_status(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
+async def replay_status(caller: ReplayCaller, jobs: JobsDep, replay_id: str) -> ReplayStatus:
     """Progress of one replay."""
-    return _status(_job(jobs_of(request), replay_id))
+    return _status(_job(jobs, replay_id))
 
 
 @router.post("/{replay_id}/pause", responses=problem_responses(404, 409))
-async def pause_replay(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
+async def pause_replay(caller: ReplayCaller, jobs: JobsDep, replay_id: str) -> ReplayStatus:
     """Hold the replay before its next record."""
-    job = _job(jobs_of(request), replay_id)
+    job = _job(jobs, replay_id)
     _steerable(job)
     job.controller.pause()
     return _status(job)
 
 
 @router.post("/{replay_id}/resume", responses=problem_responses(404, 409))
-async def resume_replay(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
+async def resume_replay(caller: ReplayCaller, jobs: JobsDep, replay_id: str) -> ReplayStatus:
     """Go on at the replay's pace."""
-    job = _job(jobs_of(request), replay_id)
+    job = _job(jobs, replay_id)
     _steerable(job)
     job.controller.resume()
     return _status(job)
@@ -234,10 +232,10 @@ async def resume_replay(caller: ReplayCaller, request: Request, replay_id: str) 
 
 @router.post("/{replay_id}/step", responses=problem_responses(404, 409))
 async def step_replay(
-    caller: ReplayCaller, request: Request, replay_id: str, body: StepBody
+    caller: ReplayCaller, jobs: JobsDep, replay_id: str, body: StepBody
 ) -> ReplayStatus:
     """Let ``count`` records out of a paused replay."""
-    job = _job(jobs_of(request), replay_id)
+    job = _job(jobs, replay_id)
     _steerable(job)
     job.controller.step(body.count)
     return _status(job)
@@ -245,10 +243,10 @@ async def step_replay(
 
 @router.post("/{replay_id}/seek", responses=problem_responses(404, 409))
 async def seek_replay(
-    caller: ReplayCaller, request: Request, replay_id: str, body: SeekBody
+    caller: ReplayCaller, jobs: JobsDep, replay_id: str, body: SeekBody
 ) -> ReplayStatus:
     """Continue from a record index or a time (the state before it is primed again)."""
-    job = _job(jobs_of(request), replay_id)
+    job = _job(jobs, replay_id)
     _steerable(job)
     total = job.controller.progress.total
     if body.index is not None and total and body.index >= total:
@@ -266,9 +264,9 @@ async def seek_replay(
 
 
 @router.post("/{replay_id}/stop", responses=problem_responses(404, 409))
-async def stop_replay(caller: ReplayCaller, request: Request, replay_id: str) -> ReplayStatus:
+async def stop_replay(caller: ReplayCaller, jobs: JobsDep, replay_id: str) -> ReplayStatus:
     """End the replay; what was sent stays sent."""
-    job = _job(jobs_of(request), replay_id)
+    job = _job(jobs, replay_id)
     _steerable(job)
     job.controller.stop()
     await asyncio.wait([job.task], timeout=10)
