@@ -13,7 +13,6 @@ from api.namespaces import NamespaceDep
 from api.problems import Problem
 from api.publisher import Publisher
 from ioc.settings import Settings
-
 from recordings.jobs import Jobs
 from recordings.store import NAME_MAX_LENGTH, Entry, NameError_, check_name
 
@@ -22,6 +21,7 @@ NAME_RULE = (
     f"Recording name: 1-{NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', a letter or "
     "digit first, no '..'"
 )
+
 
 def get_pool(view: NamespaceDep) -> asyncpg.Pool:
     """The pool of the namespace the request reads (``?namespace=``, see api.namespaces)."""
@@ -44,7 +44,6 @@ def get_publisher(request: Request) -> Publisher:
     return publisher
 
 
-def known_domain(
 def get_jobs(request: Request) -> Jobs:
     """The API process's recordings and replays."""
     jobs: Jobs = request.app.state.jobs
@@ -67,7 +66,8 @@ def find_recording(jobs: Jobs, name: str) -> Entry:
     return entry
 
 
-    domain: Annotated[str, Path(description=f"{', '.join(DOMAINS[:-1])} or {DOMAINS[-1]}")],
+def known_domain(
+    domain: Annotated[str, Path(description="traffic, hospital, school or security")],
 ) -> str:
     """The path's domain; a 404 problem when there is no such domain."""
     from streams.catalog import DOMAINS
@@ -85,6 +85,6 @@ def find_recording(jobs: Jobs, name: str) -> Entry:
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 OwnPoolDep = Annotated[asyncpg.Pool, Depends(get_own_pool)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-JobsDep = Annotated[Jobs, Depends(get_jobs)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 DomainDep = Annotated[str, Depends(known_domain)]
