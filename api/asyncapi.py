@@ -1,6 +1,6 @@
 """The AsyncAPI 3 document of the namespace's topics: what integrators publish and what
 they may subscribe to, with keys, headers, partitioner and message schemas made from the
-contract the worker applies (``streams.catalog``, ``streams.alerts.transitions``,
+contract the worker applies (``contract.catalog``, ``streams.alerts.transitions``,
 ``streams.incidents.events``). The worker's changelog (``ioc.state``) is listed as
 internal, with no operation. The API's live feed is a channel of its own server (``ws``),
 with its ``area`` message (``api.live.schema``).
@@ -21,9 +21,9 @@ from api.routes.schemas import (
     event_schema,
     incident_event_schema,
 )
+from contract.catalog import DOMAINS, PAYLOAD_MODELS
+from contract.envelope import REASONS
 from ioc.settings import Settings
-from streams.catalog import DOMAINS, PAYLOAD_MODELS
-from streams.envelope import REASONS
 from streams.partitions import CLIENT_SETTING
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC, raw_topic
 

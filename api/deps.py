@@ -12,6 +12,7 @@ from fastapi import Depends, Path, Request
 from api.namespaces import NamespaceDep
 from api.problems import Problem
 from api.publisher import Publisher
+from contract.catalog import DOMAINS
 from ioc.settings import Settings
 from recordings.jobs import Jobs
 from recordings.store import NAME_MAX_LENGTH, Entry, NameError_, check_name
@@ -67,11 +68,9 @@ def find_recording(jobs: Jobs, name: str) -> Entry:
 
 
 def known_domain(
-    domain: Annotated[str, Path(description="traffic, hospital, school or security")],
+    domain: Annotated[str, Path(description=f"{', '.join(DOMAINS[:-1])} or {DOMAINS[-1]}")],
 ) -> str:
     """The path's domain; a 404 problem when there is no such domain."""
-    from streams.catalog import DOMAINS
-
     if domain not in DOMAINS:
         raise Problem(
             404,

@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from streams.envelope import RFC3339
-from streams.payload import json_number
+from contract.envelope import RFC3339
+from contract.payload import json_number
 
 #: Years a time parameter may have, as written in its own zone. The JSON Schema states
 #: them (``pattern``), so clients and generated tests know the bound; a year short of

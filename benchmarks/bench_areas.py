@@ -44,11 +44,11 @@ import httpx
 
 from benchmarks.bench_live import drop_topics
 from benchmarks.provenance import commit_id
+from city.model import build_city
 from ioc.db.migrate import migrate
 from ioc.db.queries import area_minutes_query, area_mixed_series_query, area_series_query
 from ioc.db.registry import load_registry
 from ioc.settings import Settings
-from simulators.city import build_city
 from streams.admin import ensure_topics
 from tests.utils.apikeys import auth, keys_env
 from tests.utils.services import Process, free_port, wait_for

@@ -48,8 +48,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.provenance import commit_id
+from city.model import City, Entity, build_city
 from ioc.settings import Settings
-from simulators.city import City, Entity, build_city
 from streams.admin import ensure_topics
 from streams.alerts import AnyRuleModel, load_rules
 from streams.alerts.transitions import alert_id, transition

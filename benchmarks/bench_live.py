@@ -67,10 +67,10 @@ from benchmarks.live_probes import (
 )
 from benchmarks.provenance import commit_id
 from benchmarks.soak import rate_multiplier
+from contract.catalog import DOMAINS
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
 from streams.admin import ensure_topics
-from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import raw_topic, topic_specs
 from tests.utils.apikeys import KEYS, keys_env

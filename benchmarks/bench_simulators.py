@@ -23,13 +23,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.provenance import commit_id
+from contract.catalog import DOMAINS
 from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, Simulation
 from simulators.events import Batch
 from simulators.producer import ProduceStats, make_producer, produce
 from streams.admin import ensure_topics
-from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import raw_topic, topic_specs
 
@@ -63,7 +63,7 @@ async def baseline(settings: Settings, batches: list[Batch]) -> float:
         acks="all", linger_ms=20, max_batch_size=1024 * 1024, **client_options(settings)
     )
     await producer.start()
-    topics = {d: raw_topic(settings, d) for d in ("traffic", "hospital", "school", "security")}
+    topics = {d: raw_topic(settings, d) for d in DOMAINS}
     started, futures, count = time.perf_counter(), [], 0
     try:
         for batch in batches:
@@ -84,7 +84,7 @@ async def ours(settings: Settings, batches: list[Batch]) -> tuple[float, Produce
     """Events/s of the simulator's batch producer on the same records."""
     producer = make_producer(settings)
     await producer.start()
-    topics = {d: raw_topic(settings, d) for d in ("traffic", "hospital", "school", "security")}
+    topics = {d: raw_topic(settings, d) for d in DOMAINS}
     started = time.perf_counter()
     try:
         stats = await produce(producer, topics, batches, clock=SimClock(START, speed=None))
@@ -98,7 +98,7 @@ async def end_to_end(settings: Settings, seconds: int) -> tuple[float, ProduceSt
     simulation = Simulation(SimConfig(start=START, entities=20_000, duration_s=seconds))
     producer = make_producer(settings)
     await producer.start()
-    topics = {d: raw_topic(settings, d) for d in ("traffic", "hospital", "school", "security")}
+    topics = {d: raw_topic(settings, d) for d in DOMAINS}
     started = time.perf_counter()
     try:
         stats = await produce(

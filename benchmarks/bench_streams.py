@@ -6,7 +6,7 @@ Both measurements read the same backlog of flow events from the same local broke
 the same run:
 
 - baseline: a plain aiokafka consumer that fetches and ``orjson.loads`` every record;
-- the same loop validating every record with the event contract (``streams.envelope.decode``),
+- the same loop validating every record with the event contract (``contract.envelope.decode``),
   the floor of per-event work any exact worker must do;
 - worker: ``ioc worker`` (aggregator + sink), one or more processes, started on the
   backlog and timed until PostgreSQL holds every event (sum of counts = events
@@ -42,11 +42,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.provenance import commit_id
+from contract.envelope import decode, encode
 from ioc.db.migrate import migrate
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.settings import Settings
 from streams.admin import ensure_topics
-from streams.envelope import decode, encode
 from streams.kafka import client_options
 from streams.partitions import home_partition
 from streams.topics import raw_topic
@@ -109,7 +109,7 @@ async def produce(
 
 async def baseline(settings: Settings, expect: int, *, validate: bool = False) -> float:
     """Events/s of a plain aiokafka consume-and-decode loop over the backlog; with
-    ``validate``, each record also goes through the event contract (streams.envelope)."""
+    ``validate``, each record also goes through the event contract (contract.envelope)."""
     consumer = AIOKafkaConsumer(
         raw_topic(settings, "traffic"),
         group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}",

@@ -16,8 +16,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from websockets.asyncio.client import ClientConnection
 
+from contract.envelope import encode
 from ioc.settings import Settings
-from streams.envelope import encode
 from streams.kafka import client_options
 from streams.topics import STATE_TOPIC, raw_topic
 from tests.utils.apikeys import KEYS

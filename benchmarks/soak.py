@@ -30,12 +30,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.provenance import commit_id
+from contract.catalog import DOMAINS
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
 from simulators.engine import SimConfig, Simulation
 from simulators.run import run_simulation
 from streams.admin import ensure_topics
-from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import raw_topic
 from tests.utils.namespaces import drop_namespace

@@ -26,6 +26,7 @@ import time
 import typer
 from rich.console import Console
 
+from contract.catalog import DOMAINS
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.infra.process import InfraError, ServiceStatus, terminate
 from ioc.redact import install_log_redaction
@@ -166,8 +167,8 @@ def seed_registry(
     seed: int = typer.Option(0, help="Seed of the generated entities, as for ioc simulate"),
 ) -> None:
     """Load the city model (zones, communes, entities) into the namespace's registry."""
+    from city.model import build_city
     from ioc.db.registry import load_registry
-    from simulators.city import build_city
 
     settings = get_settings()
     try:
@@ -254,9 +255,7 @@ def api(
 
 @app.command()
 def simulate(
-    domains: str = typer.Option(
-        "traffic,hospital,school,security", help="Comma-separated domains to simulate"
-    ),
+    domains: str = typer.Option(",".join(DOMAINS), help="Comma-separated domains to simulate"),
     entities: int = typer.Option(2000, help="Entities in the city model (up to 100,000)"),
     rate: float = typer.Option(1.0, help="Event-rate multiplier (2: twice as many events)"),
     seed: int = typer.Option(0, help="Random seed: same seed, scenario and start, same events"),

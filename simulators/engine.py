@@ -10,10 +10,14 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import get_args
 
 import orjson
 
-from simulators.city import City, build_city
+from city.model import City, build_city
+from city.seeds import load_base
+from contract.catalog import Domain
+from contract.envelope import encode
 from simulators.clock import VIETNAM
 from simulators.events import Batch, SimEvent, Tick
 from simulators.faults import Faults, FaultStage
@@ -22,17 +26,17 @@ from simulators.hospital import HospitalGenerator
 from simulators.scenario import Scenario, ScenarioRuntime
 from simulators.school import SchoolGenerator
 from simulators.security import SecurityGenerator
-from simulators.seeds import load_base
 from simulators.traffic import TrafficGenerator
-from streams.envelope import encode
 
 GENERATORS: dict[str, type[DomainGenerator]] = {
-    "traffic": TrafficGenerator,
-    "hospital": HospitalGenerator,
-    "school": SchoolGenerator,
-    "security": SecurityGenerator,
+    generator.domain: generator
+    for generator in (HospitalGenerator, SchoolGenerator, SecurityGenerator, TrafficGenerator)
 }
-DOMAINS = tuple(GENERATORS)
+#: The domains in the order they run each tick: the contract's ``Domain`` order (a
+#: simulation's bytes depend on it), every one with its generator.
+DOMAINS: tuple[str, ...] = get_args(Domain)
+if set(DOMAINS) != set(GENERATORS):
+    raise RuntimeError(f"generators for {sorted(GENERATORS)}, domains {list(DOMAINS)}")
 INJECTED_SOURCE = "/simulators/scenario"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import ClassVar
 
-from simulators.city import REPORT_INTERVAL_S, City, Entity
+from city.model import REPORT_INTERVAL_S, City, Entity
 from simulators.events import Batch, Tick
 from simulators.template import Template, cut
 

@@ -12,12 +12,12 @@ import math
 
 import orjson
 
-from simulators.city import City
+from city.model import City
+from contract.hospital import HospitalAdmission, HospitalStatus
 from simulators.events import Batch, Picker, Tick, noise_table, phase_buckets, poisson
 from simulators.generator import DomainGenerator
 from simulators.rhythms import admission_table, occupancy_target
 from simulators.template import cut
-from streams.hospital.models import HospitalAdmission, HospitalStatus
 
 #: Admissions per bed per second at the daily mean (about 6 an hour for 1,200 beds).
 ADMISSION_RATE = 0.005 / 3600

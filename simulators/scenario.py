@@ -16,9 +16,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simulators.city import City
-from simulators.seeds import load_base
-from streams.catalog import PAYLOAD_MODELS
+from city.model import City
+from city.seeds import load_base
+from contract.catalog import PAYLOAD_MODELS
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "seeds" / "scenarios"
 Signal = Literal[

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import orjson
 
-from simulators.city import City
+from city.model import City
+from contract.school import SchoolAttendance, SchoolSafety
 from simulators.events import Batch, Picker, Tick, noise_table, phase_buckets, poisson
 from simulators.generator import DomainGenerator
 from simulators.rhythms import SchoolCalendar
 from simulators.template import cut
-from streams.school.models import SchoolAttendance, SchoolSafety
 
 #: Safety reports per school per second of school time (about one a term).
 SAFETY_RATE = 1 / (60 * 8 * 3600)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import orjson
 
-from simulators.city import City
+from city.model import City
+from contract.security import SecurityAlarm, SecurityDetection
 from simulators.events import Batch, Picker, Tick, poisson
 from simulators.generator import DomainGenerator
 from simulators.rhythms import DETECTION_MIX, SITES, site_group, site_table
 from simulators.template import cut
-from streams.security.models import SecurityAlarm, SecurityDetection
 
 #: Detections per hour at each kind of site, at the site's mean.
 SITE_RATES = {

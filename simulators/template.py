@@ -1,6 +1,6 @@
 """Pre-encoded CloudEvents: the constant bytes of an entity's events, cut out of ``encode``.
 
-``streams.envelope.encode`` defines the wire format. Rather than re-implement it, a
+``contract.envelope.encode`` defines the wire format. Rather than re-implement it, a
 template calls it once per (entity, event type) with marker values and keeps the bytes
 around the markers. Rendering an event then joins those bytes with the per-tick stamp
 (id suffix and time) and the payload: byte-for-byte what ``encode`` would have produced.
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from streams.envelope import encode
+from contract.envelope import encode
 
 ID_MARK = "@@id@@"
 DATA_MARK = {"@@data@@": 0}

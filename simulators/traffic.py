@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import orjson
 
-from simulators.city import City
+from city.model import City
+from contract.traffic import TrafficFlow, TrafficIncident
 from simulators.events import Batch, Picker, Tick, noise_table, phase_buckets, poisson
 from simulators.generator import DomainGenerator
 from simulators.rhythms import TRAFFIC_PROFILES, traffic_table
 from simulators.template import cut
-from streams.traffic.models import TrafficFlow, TrafficIncident
 
 #: Incidents per second per vehicle-per-minute of base volume (about one every two days
 #: at a 60 vehicles/min intersection).

@@ -9,8 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from contract.catalog import DOMAINS
 from ioc.settings import LIVE_NAMESPACE, Settings
-from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import TopicSpec, topic_specs
 

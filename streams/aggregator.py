@@ -33,10 +33,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
-from ioc.db.registry import read_entities
+from contract.catalog import DOMAINS
 from ioc.settings import Settings
 from streams.alerts import AnyRuleModel, RuleEngine
-from streams.catalog import DOMAINS
 from streams.counters import (
     CONSUMED,
     CONTROL,
@@ -49,6 +48,7 @@ from streams.counters import (
 from streams.deadletter import deadletter_headers
 from streams.kafka import client_options
 from streams.marks import mark_headers
+from streams.registry import read_entities
 from streams.state import Batch, EntityStore, Owned
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
 

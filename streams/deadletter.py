@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from streams.envelope import Rejection
+from contract.envelope import Rejection
 from streams.state import RawRecord
 
 

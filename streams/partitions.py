@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
-from streams.envelope import Rejection
+from contract.envelope import Rejection
 
 #: What the dead letter tells the integrator to change.
 CLIENT_SETTING = (

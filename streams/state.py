@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from contract.envelope import Rejection, check_clock, decode
 from streams.alerts import AlertTransition, RuleEngine, last_final_minute
-from streams.envelope import Rejection, check_clock, decode
 from streams.marks import MARK_HEADER, Action, ControlError, Mark, control_of
 from streams.partitions import home_partition, wrong_partition
 from streams.registry import Registered, Registry

@@ -1,7 +1,7 @@
 """Live area tiles: per area (the province, its zones, their communes) and domain, what the
 area's registered entities report now, kept up to date one update at a time. Pure.
 
-An entity's readings are the metrics (``streams.catalog``) of its latest event of each
+An entity's readings are the metrics (``contract.catalog``) of its latest event of each
 periodic type (a flow, a hospital status, an attendance count), and those of its current
 state when that is a happening (an incident, an admission, a detection, an alarm, a safety
 report: a happening counts while it is the entity's latest event). An area reads each
@@ -23,8 +23,8 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from api.live.messages import epoch_ms, iso_ms
+from contract.catalog import DOMAINS, METRIC_READINGS, PAYLOAD_MODELS
 from streams.alerts.rules import Severity
-from streams.catalog import DOMAINS, METRIC_READINGS, PAYLOAD_MODELS
 
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 #: Order of the area kinds, province first (the order tiles are sent in).

@@ -27,8 +27,8 @@ from typing import get_args
 
 from api.live.messages import Kind, Message
 from api.problems import Problem
+from contract.catalog import DOMAINS
 from streams.alerts.rules import Severity
-from streams.catalog import DOMAINS
 
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 KINDS: tuple[Kind, ...] = ("entity", "alert", "incident", "area")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from streams.payload import Reading
+from contract.payload import Reading
 
 
 class _Strict(BaseModel):
@@ -33,7 +33,7 @@ class AreaDomain(_Strict):
     entities: int = Field(ge=0, description="Entities the registry places in the area")
     reporting: int = Field(ge=0, description="Of those, entities with a live state")
     alerts_open: AreaAlerts = Field(description="Open and acknowledged alerts by severity")
-    metrics: dict[str, AreaMetric] = Field(description="By metric name (streams.catalog)")
+    metrics: dict[str, AreaMetric] = Field(description="By metric name (contract.catalog)")
 
 
 class AreaTile(_Strict):

@@ -17,9 +17,9 @@ from api.deps import PoolDep, PublisherDep
 from api.namespaces import NAMESPACE_PROBLEMS, NamespaceDep
 from api.problems import Problem, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
+from contract.catalog import DOMAINS
 from ioc.settings import Settings
 from streams.alerts.transitions import OPERATORS_SOURCE, alert_event
-from streams.catalog import DOMAINS
 from streams.marks import action_headers
 from streams.topics import ALERTS_TOPIC, raw_topic
 

@@ -27,6 +27,7 @@ from api.routes.series import (
     choose_width,
     series_range,
 )
+from contract.catalog import DOMAINS, METRIC_READINGS
 from ioc.db.queries import (
     ACTIVITY_METRICS,
     SERIES_WIDTHS,
@@ -36,7 +37,6 @@ from ioc.db.queries import (
     area_mixed_series_query,
     rollup_for,
 )
-from streams.catalog import DOMAINS, METRIC_READINGS
 
 router = APIRouter(prefix="/v1/areas", tags=["areas"])
 

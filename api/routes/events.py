@@ -1,6 +1,6 @@
 """Publishing events over HTTP: one CloudEvent or a batch, checked by the stream contract.
 
-Each event is validated by ``streams.envelope.decode`` (the rules the worker applies)
+Each event is validated by ``contract.envelope.decode`` (the rules the worker applies)
 and produced to its domain's raw topic, keyed by entity id, with the event time as the
 Kafka timestamp. A key may publish the domains of its ``publish:<domain>`` scopes.
 """
@@ -22,9 +22,9 @@ from api.problems import Problem, malformed_json, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from api.routes.metrics import PUBLISHED
 from api.routes.schemas import event_schema
+from contract.catalog import PAYLOAD_MODELS
+from contract.envelope import REASONS, Rejection, check_clock, decode, event_object
 from ioc.settings import ApiSettings, Settings
-from streams.catalog import PAYLOAD_MODELS
-from streams.envelope import REASONS, Rejection, check_clock, decode, event_object
 from streams.topics import raw_topic
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from api.auth import ViewCaller
 from api.deps import PoolDep
 from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import problem_responses
-from streams.catalog import DOMAINS
+from contract.catalog import DOMAINS
 
 router = APIRouter(prefix="/v1", tags=["overview"])
 

@@ -11,14 +11,14 @@ from pydantic import BaseModel, Field
 
 from api.auth import AnyCaller
 from api.problems import Problem, problem_responses
+from contract.catalog import PAYLOAD_MODELS
+from contract.envelope import CloudEvent
 from streams.alerts.transitions import (
     ALERT_EVENT_TYPES,
     OPERATORS_SOURCE,
     RULES_SOURCE,
     AlertTransition,
 )
-from streams.catalog import PAYLOAD_MODELS
-from streams.envelope import CloudEvent
 from streams.incidents.events import (
     CORRELATION_SOURCE,
     INCIDENT_EVENT_TYPES,

@@ -18,6 +18,7 @@ from api.deps import DomainDep, PoolDep, SettingsDep
 from api.namespaces import NAMESPACE_PROBLEMS
 from api.params import TIME_RANGE, Instant
 from api.problems import Problem, problem_responses
+from contract.catalog import PAYLOAD_MODELS
 from ioc.db.queries import (
     SERIES_WIDTHS,
     mixed_series_query,
@@ -25,7 +26,6 @@ from ioc.db.queries import (
     rollup_for,
     series_query,
 )
-from streams.catalog import PAYLOAD_MODELS
 
 router = APIRouter(prefix="/v1", tags=["history"])
 

@@ -1,6 +1,6 @@
 """The city model in the database: areas and entities, upserted idempotently.
 
-``ioc seed`` (and ``ioc run``, after migrating) loads ``simulators.city.build_city``'s
+``ioc seed`` (and ``ioc run``, after migrating) loads ``city.model.build_city``'s
 model into the namespace's ``area`` and ``entity`` tables, which the area rollups
 (``area_metric_minute``, ``_hour``, ``_day``) join to the entity rollups. A load writes
 only rows that differ from what is stored, so loading the same model twice changes
@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 import orjson
 
+from city.model import REPORT_INTERVAL_S, Area, City, Point
 from ioc.db.pool import connect_options
 from ioc.settings import Settings
-from simulators.city import REPORT_INTERVAL_S, Area, City, Point
-from streams.registry import Registered
 
 #: The place in the hierarchy of each administrative level of the city model.
 AREA_KINDS: Final = {
@@ -180,48 +178,3 @@ async def load_registry(settings: Settings, city: City) -> RegistryLoad:
         areas_changed=areas_changed,
         entities_changed=entities_changed,
     )
-
-
-#: The registry as the stream worker reads it: rows changed after $1 (all: -infinity).
-READ_ENTITIES: Final = """
-SELECT id, domain, kind, commune_id, zone_id, report_interval_s, updated_at
-FROM entity WHERE updated_at > $1 ORDER BY updated_at
-"""
-
-
-#: Rows a refresh reads again before its ``since``: a load's rows carry the time its
-#: transaction began, and one that commits after a refresh must not be missed by the next.
-REREAD: Final = timedelta(minutes=5)
-
-
-async def read_entities(
-    settings: Settings, *, since: datetime | None = None
-) -> tuple[list[tuple[str, Registered]], datetime | None]:
-    """Registry entries changed after ``since - REREAD`` (all when None), and the latest
-    change among them (``since`` again when none changed): the next call's ``since``."""
-    start = datetime.min.replace(tzinfo=UTC) if since is None else since - REREAD
-    conn = await asyncpg.connect(
-        settings.dsn,
-        timeout=10,
-        server_settings={"search_path": f'"{settings.db_schema}",public'},
-        **connect_options(settings),
-    )
-    try:
-        rows = await conn.fetch(READ_ENTITIES, start)
-    finally:
-        await conn.close()
-    entries = [
-        (
-            row["id"],
-            Registered(
-                domain=row["domain"],
-                kind=row["kind"],
-                commune=row["commune_id"],
-                zone=row["zone_id"],
-                interval_s=row["report_interval_s"],
-            ),
-        )
-        for row in rows
-    ]
-    latest = rows[-1]["updated_at"] if rows else None
-    return entries, (since if latest is None or (since and since > latest) else latest)

@@ -41,12 +41,11 @@ from pydantic import (
     model_validator,
 )
 
-from streams.catalog import PAYLOAD_MODELS
+from contract.catalog import PAYLOAD_MODELS, Domain
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "seeds" / "rules"
 UTC_OFFSET_MIN = 7 * 60  # Asia/Ho_Chi_Minh: UTC+7 all year
 
-Domain = Literal["traffic", "hospital", "school", "security"]
 Severity = Literal["info", "warning", "critical"]
 Statistic = Literal["avg", "min", "max", "sum", "count", "last"]
 Comparison = Literal["<", "<=", ">", ">="]

@@ -19,7 +19,8 @@ from typing import Any, Literal, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from streams.alerts.rules import Domain, Severity
+from contract.catalog import Domain
+from streams.alerts.rules import Severity
 
 #: Namespace of alert ids: uuid5 of ``<rule>/<entity>/<opening minute ms>``.
 ALERT_NAMESPACE = uuid.UUID("6f0f3c52-8a4e-4b8e-9d0e-2c1a7f4b9e10")

@@ -25,7 +25,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streams.alerts.rules import Domain, Severity, Title
+from contract.catalog import Domain
+from streams.alerts.rules import Severity, Title
 
 CORRELATION_DIR = Path(__file__).resolve().parents[2] / "seeds" / "correlation"
 

@@ -17,8 +17,8 @@ import faust
 import pytest
 import yaml
 
+from contract.catalog import DOMAINS
 from ioc.settings import LIVE_NAMESPACE, KafkaSettings, Settings
-from streams.catalog import DOMAINS
 from streams.incidents.app import LEVELS, build_app
 from streams.incidents.rules import load_correlation_rules
 from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC, topic_specs

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
+from city.model import City, build_city
 from ioc.db.migrate import migrate
 from ioc.db.registry import load_registry
 from ioc.infra.chromium import install_chromium
 from ioc.settings import Settings
-from simulators.city import City, build_city
 from streams.admin import ensure_topics
 from tests.conftest import Namespace
 from tests.integration.conftest import start_worker

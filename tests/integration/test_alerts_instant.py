@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from city.model import build_city
 from ioc.db.registry import load_registry
-from simulators.city import build_city
 from streams.alerts.rules import RULES_DIR
 from streams.topics import raw_topic
 from tests.conftest import Namespace

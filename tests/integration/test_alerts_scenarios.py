@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from city.model import build_city
 from ioc.db.registry import load_registry
-from simulators.city import build_city
 from simulators.engine import SimConfig
 from simulators.run import run_simulation
 from simulators.scenario import Scenario, load_scenario

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from streams.envelope import decode
+from contract.envelope import decode
 from streams.topics import raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api

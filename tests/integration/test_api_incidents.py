@@ -21,9 +21,9 @@ import jsonschema
 import orjson
 import pytest
 
+from city.model import build_city
 from ioc.db.registry import load_registry
 from ioc.settings import Settings
-from simulators.city import build_city
 from streams.incidents.events import OPERATORS_SOURCE, IncidentTransition
 from streams.topics import INCIDENTS_TOPIC
 from tests.conftest import Namespace

@@ -16,8 +16,8 @@ import httpx
 import jsonschema
 import pytest
 
+from city.model import City, build_city
 from ioc.db.registry import load_registry
-from simulators.city import City, build_city
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from city.model import build_city
 from ioc.db.registry import load_registry
-from simulators.city import build_city
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api
 from tests.utils.apikeys import KEYS

@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
+from city.model import City, Entity, build_city
+from contract.catalog import METRIC_READINGS
 from ioc.db.registry import load_registry
-from simulators.city import City, Entity, build_city
-from streams.catalog import METRIC_READINGS
 from streams.topics import raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api, start_worker

@@ -21,6 +21,7 @@ import asyncpg
 import orjson
 import pytest
 
+from city.model import City, Entity, build_city
 from ioc.db.queries import area_series_query
 from ioc.db.registry import (
     UPSERT_AREAS,
@@ -29,7 +30,6 @@ from ioc.db.registry import (
     entity_columns,
     load_registry,
 )
-from simulators.city import City, Entity, build_city
 from tests.conftest import Namespace
 from tests.utils.services import ROOT
 

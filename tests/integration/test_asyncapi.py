@@ -15,7 +15,7 @@ import jsonschema
 import orjson
 import pytest
 
-from streams.catalog import DOMAINS
+from contract.catalog import DOMAINS
 from streams.topics import raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api

@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 import orjson
 
+from city.model import build_city
 from ioc.db.registry import load_registry
-from simulators.city import build_city
 from streams.topics import DEADLETTER_TOPIC, raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import start_api, start_worker

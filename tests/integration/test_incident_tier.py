@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from simulators.city import build_city
+from city.model import build_city
 from streams.alerts import load_rules
 from streams.alerts.transitions import AlertState, AlertTransition, alert_id, transition
 from streams.incidents.activity import HourCount, PlaceActivity

@@ -12,10 +12,10 @@ import httpx
 import orjson
 import pytest
 
+from city.model import build_city
+from contract.envelope import MAX_DEPTH
 from ioc.db.registry import load_registry
 from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN
-from simulators.city import build_city
-from streams.envelope import MAX_DEPTH
 from streams.topics import DEADLETTER_TOPIC, raw_topic
 from tests.conftest import Namespace
 from tests.integration.conftest import new_namespace, start_api

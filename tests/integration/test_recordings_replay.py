@@ -15,15 +15,15 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from city.model import build_city
+from contract.catalog import DOMAINS
 from ioc.db.registry import load_registry
 from ioc.settings import Settings
 from recordings.options import ReplayOptions
 from recordings.recording import Recording
 from recordings.replayer import Replayer
 from recordings.store import SEEDS_DIR
-from simulators.city import build_city
 from streams.alerts.transitions import FINAL_STATES
-from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.state import IDLE_S
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC, raw_topic

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from contract.catalog import DOMAINS
 from ioc.settings import Settings
 from streams.admin import TopicsNotReady, check_topics, ensure_topics
-from streams.catalog import DOMAINS
 from streams.kafka import client_options
 from streams.topics import topic_specs
 from tests.conftest import Namespace

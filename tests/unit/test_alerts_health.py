@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from simulators.city import REPORT_INTERVAL_S, City
+from city.model import REPORT_INTERVAL_S, City
 from simulators.engine import SimConfig, Simulation
 from simulators.faults import Faults
 from streams.alerts import RuleEngine, SilentRule, StuckRule, load_rules

@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
+from contract.payload import Payload
+from contract.school import SchoolSafety
+from contract.security import SecurityAlarm
+from contract.traffic import TrafficIncident
 from streams.alerts import RuleEngine
 from streams.alerts.rules import RULES_DIR, RuleError, load_rule_file, load_rules
-from streams.payload import Payload
-from streams.school.models import SchoolSafety
-from streams.security.models import SecurityAlarm
-from streams.traffic.models import TrafficIncident
 from tests.utils.rules import FIRE_ALARM
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from simulators.city import build_city, contains
+from city.model import build_city, contains
 
 ZONES = {
     "halong", "campha", "uongbi", "mongcai", "dongtrieu", "quangyen", "vandon",

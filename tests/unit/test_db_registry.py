@@ -8,6 +8,7 @@ import re
 import orjson
 import pytest
 
+from city.model import City, build_city
 from ioc.db.queries import area_series_query, series_query
 from ioc.db.registry import (
     UPSERT_AREAS,
@@ -17,7 +18,6 @@ from ioc.db.registry import (
     boundary_json,
     entity_columns,
 )
-from simulators.city import City, build_city
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.envelope import REASONS, Rejection, decode
+from contract.envelope import REASONS, Rejection, decode
 from tests.utils.events import T0, flow_value
 
 

@@ -18,8 +18,8 @@ from aiokafka.structs import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.envelope import REASONS, Event, Rejection, decode
 from streams.alerts import RuleEngine, load_rules
-from streams.envelope import REASONS, Event, Rejection, decode
 from streams.state import EntityStore
 
 AT = datetime(2024, 9, 7, 8, 0, tzinfo=UTC)

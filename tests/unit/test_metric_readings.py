@@ -7,9 +7,9 @@ from typing import Any, get_args
 
 import pytest
 
-from streams.catalog import METRIC_READINGS, PAYLOAD_MODELS
-from streams.payload import Reading
-from streams.security.models import DetectionKind
+from contract.catalog import METRIC_READINGS, PAYLOAD_MODELS
+from contract.payload import Reading
+from contract.security import DetectionKind
 
 #: One valid payload per event type (each kind of detection gets its own metric).
 SAMPLES: dict[str, list[dict[str, Any]]] = {

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from contract.envelope import Rejection, decode, encode
 from ioc.settings import ApiKeySettings, Settings
 from recordings.options import OptionsError, ReplayOptions
 from recordings.recorder import base_name
 from recordings.store import NameError_, check_name
-from streams.envelope import Rejection, decode, encode
 
 EVENT_TIME = "2026-12-01T08:00:00+07:00"
 

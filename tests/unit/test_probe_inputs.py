@@ -11,8 +11,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.params import MAX_INDEX, Instant, RecordIndex
+from contract.envelope import MAX_DEPTH, Rejection, decode, event_object
 from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN, is_name
-from streams.envelope import MAX_DEPTH, Rejection, decode, event_object
 from tests.utils.events import T0, flow_value
 
 INCIDENT = {"kind": "crash", "severity": 3, "lanes_blocked": 1}

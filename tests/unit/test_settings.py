@@ -54,7 +54,7 @@ def test_bad_namespace_names_are_refused(bad: str) -> None:
 
 
 def test_event_time_topics_keep_records_by_size_not_age() -> None:
-    from streams.catalog import DOMAINS
+    from contract.catalog import DOMAINS
     from streams.topics import topic_specs
 
     specs = {s.name: s.config for s in topic_specs(Settings(_env_file=None), DOMAINS)}

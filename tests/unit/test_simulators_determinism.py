@@ -9,11 +9,11 @@ from pathlib import Path
 
 import orjson
 
+from contract.catalog import PAYLOAD_MODELS
+from contract.envelope import decode, encode
 from simulators.engine import SimConfig, Simulation
 from simulators.faults import Faults
 from simulators.scenario import load_scenario
-from streams.catalog import PAYLOAD_MODELS
-from streams.envelope import decode, encode
 
 START = datetime(2024, 9, 6, 0, 0, tzinfo=UTC)  # Friday 07:00 in Quang Ninh
 

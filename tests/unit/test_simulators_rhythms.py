@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from city.seeds import load_base
 from simulators.clock import VIETNAM
 from simulators.engine import SimConfig, Simulation
 from simulators.rhythms import SchoolCalendar
-from simulators.seeds import load_base
 
 
 def _flow_by_entity(start_local: datetime, minutes: int) -> dict[bytes, int]:

@@ -13,9 +13,9 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from contract.envelope import encode
 from streams.aggregator import watermark_metadata, watermark_of
 from streams.alerts import RuleEngine, load_rules
-from streams.envelope import encode
 from streams.sink import merge_records
 from streams.state import Batch, EntityStore
 from tests.utils.events import T0, flow_value, random_flow

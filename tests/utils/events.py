@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from streams.envelope import encode
+from contract.envelope import encode
 
 T0 = datetime(2024, 9, 7, 8, 0, tzinfo=UTC)
 

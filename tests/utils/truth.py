@@ -9,8 +9,8 @@ from datetime import datetime
 import asyncpg
 import orjson
 
+from contract.catalog import PAYLOAD_MODELS
 from ioc.settings import Settings
-from streams.catalog import PAYLOAD_MODELS
 
 Key = tuple[str, str, int]  # entity, metric, bucket start (ms)
 Agg = tuple[int, float, float, float]  # count, sum, min, max

@@ -1,4 +1,4 @@
-"""Hospital event payloads."""
+"""Hospital event payloads: bed, ICU, emergency-room and ambulance status; admissions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from streams.payload import Integer, Payload, Reading, json_number
+from contract.payload import Integer, Payload, Reading, json_number
 
 
 class HospitalStatus(Payload):

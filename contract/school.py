@@ -1,4 +1,4 @@
-"""School event payloads."""
+"""School event payloads: attendance and safety reports."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from streams.payload import Integer, Payload, Reading
+from contract.payload import Integer, Payload, Reading
 
 
 class SchoolAttendance(Payload):

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from simulators.seeds import SEED_DIR, CityBase, CommuneSeed, Kind, load_base
+from city.seeds import SEED_DIR, CityBase, CommuneSeed, Kind, load_base
 
 Point = tuple[float, float]
 KIND_CODES = {

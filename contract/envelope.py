@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from streams.catalog import PAYLOAD_MODELS, Payload
+from contract.catalog import PAYLOAD_MODELS, Payload
 
 #: Every reason a message can be rejected for, and what it means.
 REASONS: Mapping[str, str] = {

@@ -1,4 +1,4 @@
-"""Security event payloads."""
+"""Security event payloads: camera detections and alarms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from streams.payload import Integer, Number, Payload, Reading
+from contract.payload import Integer, Number, Payload, Reading
 
 DetectionKind = Literal["intrusion", "crowd", "fire", "smoke", "loitering", "wrong_way"]
 

@@ -1,4 +1,4 @@
-"""Traffic event payloads."""
+"""Traffic event payloads: flow counts and incidents from intersections and road segments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from streams.payload import Integer, Number, Payload, Reading
+from contract.payload import Integer, Number, Payload, Reading
 
 
 class TrafficFlow(Payload):

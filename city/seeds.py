@@ -10,8 +10,9 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.catalog import Domain
+
 SEED_DIR = Path(__file__).resolve().parents[1] / "seeds" / "quang_ninh"
-Domain = Literal["traffic", "hospital", "school", "security"]
 Kind = Literal["intersection", "road_segment", "hospital", "school", "camera"]
 
 

@@ -1,1 +1,0 @@
-"""Hospitals: bed, ICU, emergency-room and ambulance status; admissions."""

@@ -1,1 +1,0 @@
-"""Schools: attendance and safety reports."""

@@ -1,1 +1,0 @@
-"""Security: camera detections and alarms."""

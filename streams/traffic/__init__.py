@@ -1,1 +1,0 @@
-"""Traffic: flow counts and incidents from intersections and road segments."""
