@@ -1,5 +1,5 @@
-"""Every topic of the platform, named once. The worker, the incident tier, the sink and the
-API import them from here."""
+"""Every topic of the platform, named once: the aggregator, the incident tier's Faust app,
+the sinks, the simulator, recordings and the API import them from here."""
 
 from __future__ import annotations
 
