@@ -30,7 +30,7 @@ from contract.catalog import DOMAINS
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.infra.process import InfraError, ServiceStatus, terminate
 from ioc.redact import install_log_redaction
-from ioc.settings import get_settings
+from ioc.settings import Settings, get_settings
 from recordings.cli import register as register_recordings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -59,10 +59,30 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _with_brokers(settings: Settings, brokers: int | None) -> Settings:
+    """The settings with ``--brokers`` applied (IOC_KAFKA__LOCAL_BROKERS otherwise)."""
+    if brokers is None:
+        return settings
+    kafka = settings.kafka.model_copy(update={"local_brokers": brokers})
+    if "replication_factor" not in settings.kafka.model_fields_set:
+        kafka.replication_factor = min(3, brokers)
+    return settings.model_copy(update={"kafka": kafka})
+
+
+BrokersOption = typer.Option(
+    None,
+    "--brokers",
+    min=1,
+    max=5,
+    help="Local Kafka brokers (default IOC_KAFKA__LOCAL_BROKERS, 1); 3 is a cluster with "
+    "three replicas per partition and min.insync.replicas=2, beside any single broker",
+)
+
+
 @infra_app.command("up")
-def infra_up() -> None:
+def infra_up(brokers: int | None = BrokersOption) -> None:
     """Start Kafka and PostgreSQL (installing or resolving them on first use)."""
-    settings = get_settings()
+    settings = _with_brokers(get_settings(), brokers)
     try:
         with console.status("starting Kafka (first start resolves its jars with Maven)"):
             kafka = KafkaBroker(settings).up()
@@ -74,18 +94,18 @@ def infra_up() -> None:
 
 
 @infra_app.command("down")
-def infra_down() -> None:
+def infra_down(brokers: int | None = BrokersOption) -> None:
     """Stop the local Kafka and PostgreSQL (external services are left alone)."""
-    settings = get_settings()
+    settings = _with_brokers(get_settings(), brokers)
     KafkaBroker(settings).down()
     PostgresCluster(settings).down()
     _print_status([KafkaBroker(settings).status(), PostgresCluster(settings).status()])
 
 
 @infra_app.command("status")
-def infra_status() -> None:
+def infra_status(brokers: int | None = BrokersOption) -> None:
     """Say whether each service runs, and where."""
-    settings = get_settings()
+    settings = _with_brokers(get_settings(), brokers)
     _print_status([KafkaBroker(settings).status(), PostgresCluster(settings).status()])
 
 

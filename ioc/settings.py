@@ -47,10 +47,19 @@ class KafkaSettings(BaseModel):
     # resources): they are then only checked (present, partition count), never altered.
     # Sandbox namespaces' topics are created all the same.
     create_topics: bool = True
+    # Replicas of every topic the project creates. Default: 1 with one local broker,
+    # 3 with a local cluster of three or more (``ioc infra up --brokers 3``).
     replication_factor: int = Field(default=1, ge=1)
-    # Ports of the broker the launcher starts when no bootstrap servers are given.
+    # Ports of the broker the launcher starts when no bootstrap servers are given. A local
+    # cluster of several brokers (local_brokers) puts node n (from 0) on local_port + 2n
+    # and local_controller_port + 2n.
     local_port: int = 19092
     local_controller_port: int = 19093
+    # Brokers of the local KRaft cluster, each a combined broker and controller. With
+    # three or more, topics get three replicas and min.insync.replicas=2: writes with
+    # acks=all go on while one broker is down, and stop (rather than risk a loss) when
+    # two are.
+    local_brokers: int = Field(default=1, ge=1, le=5)
     partitions: int = Field(default=8, ge=1, le=1024)
     # The compacted state topic keeps each record at least this long before compaction
     # may drop it, so a sink that lags (database down) still reads every version.
@@ -58,6 +67,17 @@ class KafkaSettings(BaseModel):
     # Raw and dead-letter topics keep records by size, never by age: their timestamps are
     # event times, and a replayed 2024 scenario would otherwise be deleted on arrival.
     log_retention_bytes: int = 2 * 1024**3
+
+    @model_validator(mode="after")
+    def _replicate_on_a_cluster(self) -> KafkaSettings:
+        if "replication_factor" not in self.model_fields_set and self.local_brokers > 1:
+            self.replication_factor = min(3, self.local_brokers)
+        return self
+
+    @property
+    def local_ports(self) -> list[int]:
+        """The client ports of the local brokers, node 1 first."""
+        return [self.local_port + 2 * n for n in range(self.local_brokers)]
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:
@@ -356,7 +376,8 @@ class Settings(BaseSettings):
         return (
             self.kafka_bootstrap_servers
             or self.kafka.bootstrap_servers
-            or f"127.0.0.1:{self.kafka.local_port}"
+            # Every local broker, so a client starts while any one of them is down.
+            or ",".join(f"127.0.0.1:{port}" for port in self.kafka.local_ports)
         )
 
     @property
