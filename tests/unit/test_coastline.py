@@ -63,7 +63,7 @@ def signed_area(ring: Ring) -> float:
 
 
 def inside(ring: Ring, lat: float, lon: float) -> bool:
-    """Ray casting, as simulators.city.contains, on [lon, lat] vertices."""
+    """Ray casting, as city.model.contains, on [lon, lat] vertices."""
     hit = False
     for (x1, y1), (x2, y2) in itertools.pairwise(ring):
         if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
