@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from ioc.infra import KafkaBroker, PostgresCluster
 from ioc.settings import Settings
+from tests.utils.namespaces import Namespace, NamespaceFactory, drop_namespace, new_namespace
 from tests.utils.services import ROOT
 
 
@@ -19,7 +17,10 @@ def infra() -> Iterator[Settings]:
     """Kafka and PostgreSQL through the project's launcher; stopped after the run if we
     started them (already running or external services are left as they were)."""
     settings = Settings(state_dir=ROOT / ".ioc")
-    services = [KafkaBroker(settings), PostgresCluster(settings)]
+    services: list[KafkaBroker | PostgresCluster] = [
+        KafkaBroker(settings),
+        PostgresCluster(settings),
+    ]
     started = []
     for service in services:
         if service.status().state == "stopped":
@@ -31,42 +32,21 @@ def infra() -> Iterator[Settings]:
         service.down()
 
 
-@dataclass
-class Namespace:
-    """A sandbox namespace of its own for one test: topics, schema, consumer groups."""
-
-    settings: Settings
-    env: dict[str, str] = field(default_factory=dict)
-    logs: Path = Path()
-
-
-NamespaceFactory = Callable[[], Awaitable[Namespace]]
-
-
 @pytest.fixture
-async def namespace_factory(infra: Settings, tmp_path: Path) -> AsyncIterator[NamespaceFactory]:
+async def namespace_factory(
+    infra: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[NamespaceFactory]:
     """Makes fresh namespaces, each with its topics created and its schema migrated;
     drops them after the test."""
-    from ioc.db.migrate import migrate
-    from streams.admin import ensure_topics
-    from tests.utils.namespaces import drop_namespace
-
-    made: list[Settings] = []
+    made: list[Namespace] = []
 
     async def make() -> Namespace:
-        name = f"t_{uuid.uuid4().hex[:10]}"
-        settings = infra.model_copy(update={"namespace": name})
-        made.append(settings)
-        await migrate(settings)
-        await ensure_topics(settings)
-        env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-        logs = tmp_path / name
-        logs.mkdir()
-        return Namespace(settings=settings, env=env, logs=logs)
+        made.append(await new_namespace(infra, tmp_path_factory))
+        return made[-1]
 
     yield make
-    for settings in made:
-        await drop_namespace(settings)
+    for namespace in made:
+        await drop_namespace(namespace.settings)
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
 from ioc.cli import app
 from ioc.settings import Settings
 from tests.utils.compose import compose_config, install_docker_compose, rendered
 from tests.utils.services import ROOT
+from tests.utils.setting_names import field_exists
 
 COMPOSE = ROOT / "docker-compose.yml"
 ENV = {"IOC_DB_PASSWORD": "pw-for-the-test-71c"}
@@ -123,17 +124,6 @@ def ioc_variables(environment: dict[str, Any]) -> dict[str, str]:
         if v is not None
         and (k.startswith("IOC_") or k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"))
     }
-
-
-def field_exists(name: str) -> bool:
-    """True when IOC_A__B names field b of section a of the settings."""
-    model: Any = Settings
-    for part in name.removeprefix("IOC_").lower().split("__"):
-        if model is None or part not in model.model_fields:
-            return False
-        model = model.model_fields[part].annotation
-        model = model if isinstance(model, type) and hasattr(model, "model_fields") else None
-    return True
 
 
 def test_every_variable_is_a_setting_and_the_settings_load(

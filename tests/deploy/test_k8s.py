@@ -15,15 +15,15 @@ from typing import Any
 
 import faust
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from contract.catalog import DOMAINS
 from ioc.settings import LIVE_NAMESPACE, KafkaSettings, Settings
 from streams.incidents.app import LEVELS, build_app
 from streams.incidents.rules import load_correlation_rules
 from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC, topic_specs
-from tests.deploy.test_compose import field_exists
 from tests.utils.k8s import K8S, ManifestError, documents, validate
+from tests.utils.setting_names import field_exists
 
 EXAMPLES = {"secrets.example.yaml"}
 
@@ -91,7 +91,7 @@ class FaustTopic:
     """An internal topic the incident tier's Faust app declares itself."""
 
     name: str
-    partitions: int
+    partitions: int | None
     config: dict[str, str]
     written: bool
 
@@ -121,7 +121,7 @@ def incident_tier_topics() -> dict[str, FaustTopic]:
             if isinstance(value, faust.TopicT) and value.internal:
                 name = value.get_topic_name()
                 found[name] = FaustTopic(name, value.partitions, {}, True)
-    leader = app._leader_assignor._leader_topic
+    leader = app._leader_assignor._leader_topic  # type: ignore[attr-defined]
     found[leader.get_topic_name()] = FaustTopic(leader.get_topic_name(), 1, {}, False)
     return found
 

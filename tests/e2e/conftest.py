@@ -3,41 +3,21 @@ with the city model, its worker and an API the dashboard is served from."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.async_api import ConsoleMessage, Page, async_playwright
+from playwright.async_api import ConsoleMessage, async_playwright
 
-from city.model import City, build_city
-from ioc.db.migrate import migrate
+from city.model import build_city
 from ioc.db.registry import load_registry
 from ioc.infra.chromium import install_chromium
 from ioc.settings import Settings
-from streams.admin import ensure_topics
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
-from tests.utils.apikeys import keys_env
+from tests.utils.browser import ARTIFACTS, CHROMIUM_ARGS, CITY_ENTITIES, Browser, Dashboard
 from tests.utils.live_clients import EventClock
-from tests.utils.namespaces import drop_namespace
-from tests.utils.services import ROOT, Process, free_port, wait_for
-
-#: Screenshots of every browser test, one per test (ignored by git).
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Entities in the test city: every domain is represented, the page stays quick to load.
-CITY_ENTITIES = 120
+from tests.utils.namespaces import drop_namespace, new_namespace
+from tests.utils.services import free_port, start_worker
 
 
 @pytest.fixture(scope="session")
@@ -46,65 +26,14 @@ def chromium() -> Path:
     return install_chromium()
 
 
-@dataclass
-class Dashboard:
-    """A namespace with the city model, its worker, and the API serving the page."""
-
-    namespace: Namespace
-    city: City
-    port: int
-    clock: EventClock
-    api: Process | None = None
-    used: set[str] = field(default_factory=set)
-
-    @property
-    def settings(self) -> Settings:
-        return self.namespace.settings
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def entity(self, domain: str, kind: str | None = None) -> str:
-        """An entity of the city no other test of the module has used yet."""
-        for entity in self.city.entities:
-            wanted = entity.domain == domain and (kind is None or entity.kind == kind)
-            if wanted and entity.id not in self.used:
-                self.used.add(entity.id)
-                return entity.id
-        raise AssertionError(f"no unused {domain} entity left in the test city")
-
-    def start_api(self) -> None:
-        """Start ``ioc api`` on the dashboard's port and wait until it answers."""
-        self.api = _api_process(self.namespace, self.port).start()
-        wait_for(
-            lambda: httpx.get(f"{self.base}/healthz").status_code == 200,
-            timeout=30,
-            what="the API",
-        )
-
-
-def _api_process(namespace: Namespace, port: int) -> Process:
-    return Process(
-        ["api", "--port", str(port)],
-        env={**namespace.env, **keys_env()},
-        log=namespace.logs / "api.log",
-    )
-
-
 @pytest.fixture(scope="module")
 async def dashboard(
     infra: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Dashboard]:
     """The city model in a namespace of the module's own, its worker and its API."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    settings = infra.model_copy(update={"namespace": name})
-    await migrate(settings)
-    await ensure_topics(settings)
+    namespace = await new_namespace(infra, tmp_path_factory)
     city = build_city(CITY_ENTITIES, seed=0)
-    await load_registry(settings, city)
-    env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    namespace = Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))
+    await load_registry(namespace.settings, city)
     worker = start_worker(namespace)
     # Event times start half an hour back and only move forward across the module's
     # tests, so no test's events are late for a partition another test moved on.
@@ -117,18 +46,10 @@ async def dashboard(
         if board.api is not None:
             board.api.stop()
         worker.stop()
-        await drop_namespace(settings)
+        await drop_namespace(namespace.settings)
 
 
-@dataclass
-class Browser:
-    """A page in a fresh Chromium profile, with what its console reported."""
-
-    page: Page
-    errors: list[str]
-
-
-def _console(errors: list[str]) -> object:
+def _console(errors: list[str]) -> Callable[[ConsoleMessage], None]:
     def record(message: ConsoleMessage) -> None:
         if message.type == "error":
             errors.append(f"console: {message.text} ({message.location.get('url', '')})")

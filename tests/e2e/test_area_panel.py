@@ -8,7 +8,6 @@ and of the panel go to ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections import defaultdict
@@ -22,9 +21,10 @@ from playwright.async_api import Page, expect
 
 from simulators.engine import SimConfig, Simulation
 from streams.topics import raw_topic
-from tests.e2e.conftest import ARTIFACTS, CITY_ENTITIES, Browser, Dashboard
 from tests.utils.apikeys import KEYS, auth
+from tests.utils.browser import ARTIFACTS, CITY_ENTITIES, Browser, Dashboard
 from tests.utils.events import Record, alarm_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
 
 VIEW_KEY = KEYS["view"]
@@ -78,13 +78,18 @@ async def settled_series(
         "to": (start + timedelta(minutes=SIMULATED_MINUTES)).isoformat(),
         "bucket": "5m",
     }
-    deadline = time.monotonic() + 40
-    while True:
-        points: list[dict[str, Any]] = (await get(board, path, **params))["points"]
-        if sum(p["value"] for p in points) == vehicles:
-            return points
-        assert time.monotonic() < deadline, f"the zone's vehicles never added up: {points}"
-        await asyncio.sleep(1)
+
+    async def points() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = (await get(board, path, **params))["points"]
+        return found
+
+    return await eventually(
+        points,
+        until=lambda points: sum(p["value"] for p in points) == vehicles,
+        within_s=40,
+        interval_s=1,
+        what=f"the zone's vehicles to add up to {vehicles}",
+    )
 
 
 async def chart_values(page: Page, domain: str) -> list[float]:

@@ -6,7 +6,6 @@ the API's reads. Every test leaves a screenshot in ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +18,13 @@ from playwright.async_api import Page, expect
 from ioc.db.registry import load_registry
 from ioc.settings import Settings
 from streams.topics import raw_topic
-from tests.e2e.conftest import ARTIFACTS, Browser, Dashboard
-from tests.integration.conftest import new_namespace, start_worker
 from tests.utils.apikeys import KEYS, auth
+from tests.utils.browser import ARTIFACTS, Browser, Dashboard
 from tests.utils.events import Record, alarm_value, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.namespaces import drop_namespace
+from tests.utils.namespaces import drop_namespace, new_namespace
+from tests.utils.services import start_worker
 
 VIEW_KEY = KEYS["view"]
 #: On a fresh machine the first test's setup installs Chromium from Debian's packages.
@@ -226,13 +226,18 @@ async def test_drill_down_chart_shows_the_entity_history(
     )
     series = f"/v1/traffic/entities/{entity}/series"
     end = start + timedelta(minutes=3)
-    deadline = time.monotonic() + 30
-    sums: list[float] = []
-    while sums != [15.0, 27.0, 39.0]:
-        assert time.monotonic() < deadline, f"the sink wrote {sums} in 30 s"
-        await asyncio.sleep(0.3)
+
+    async def sums() -> list[float]:
         body = await get(dashboard, series, metric="vehicles", **{"from": start, "to": end})
-        sums = [p["sum"] for p in body["points"]]
+        return [p["sum"] for p in body["points"]]
+
+    await eventually(
+        sums,
+        until=lambda sums: sums == [15.0, 27.0, 39.0],
+        within_s=30,
+        interval_s=0.3,
+        what="the sink to write the three minutes' vehicles",
+    )
 
     await open_live(page, dashboard)
     name = next(e.name_vi or e.name for e in dashboard.city.entities if e.id == entity)
@@ -324,15 +329,20 @@ async def test_an_engineer_switches_to_a_sandbox_and_watches_it_live(
         topic = raw_topic(settings, "traffic")
         await produce(settings, topic, [flow(e, at, 7) for e in traffic[:2]])
         async with httpx.AsyncClient(base_url=dashboard.base, headers=auth("engineer")) as client:
-            wait_until = time.monotonic() + 30
-            while True:
+
+            async def reporting() -> int:
                 body = (await client.get("/v1/overview", params={"namespace": name})).json()
-                reporting = {t["domain"]: t for t in body["tiles"]}["traffic"]["reporting"]
-                if reporting == 2:
-                    break
-                # It used to give up here silently and let the page checks below fail.
-                assert time.monotonic() < wait_until, f"the sandbox shows {reporting} of 2"
-                await asyncio.sleep(0.3)
+                count: int = {t["domain"]: t for t in body["tiles"]}["traffic"]["reporting"]
+                return count
+
+            # It used to give up here silently and let the page checks below fail.
+            await eventually(
+                reporting,
+                until=lambda count: count == 2,
+                within_s=30,
+                interval_s=0.3,
+                what="the sandbox's overview to show 2 traffic entities reporting",
+            )
         own = await get(dashboard, "/v1/overview")
         own_reporting = {t["domain"]: t for t in own["tiles"]}["traffic"]["reporting"]
 

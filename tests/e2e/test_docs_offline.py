@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import Request, Route, async_playwright, expect
 
 from ioc.settings import Settings
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM_ARGS
-from tests.integration.conftest import new_namespace, start_api
-from tests.utils.namespaces import drop_namespace
+from tests.utils.browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.utils.namespaces import drop_namespace, new_namespace
+from tests.utils.services import start_api
 
 #: On a fresh machine the setup installs Chromium from Debian's packages.
 pytestmark = pytest.mark.timeout(600)

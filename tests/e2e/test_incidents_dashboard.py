@@ -18,8 +18,8 @@ from playwright.async_api import expect
 
 from streams.incidents.sops import load_sops
 from streams.topics import raw_topic
-from tests.e2e.conftest import ARTIFACTS, Browser, Dashboard
 from tests.utils.apikeys import KEYS, auth
+from tests.utils.browser import ARTIFACTS, Browser, Dashboard
 from tests.utils.events import Record
 from tests.utils.incident_tier import start_incidents
 from tests.utils.kafka import produce

@@ -10,8 +10,9 @@ import time
 
 import httpx
 
-from tests.conftest import Namespace
-from tests.utils.services import ROOT, free_port, wait_for
+from tests.utils.eventually import eventually
+from tests.utils.namespaces import Namespace
+from tests.utils.services import ROOT, free_port
 
 
 def test_readme_run_command_serves_data_within_60_s_and_stops_cleanly(
@@ -38,14 +39,14 @@ def test_readme_run_command_serves_data_within_60_s_and_stops_cleanly(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(
-            lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60, what="/healthz"
+        eventually(
+            lambda: httpx.get(f"{base}/healthz").status_code == 200, within_s=60, what="/healthz"
         )
 
         # The demo prints its key once; an operator copies it from there.
-        key = wait_for(
+        key = eventually(
             lambda: re.search(r"(?<![\w-])ioc_[\w-]{43}(?![\w-])", log.read_text()),
-            timeout=10,
+            within_s=10,
             what="the demo key",
         ).group(0)
         series = f"{base}/v1/traffic/entities/qn-ix-halong-001/series"
@@ -56,7 +57,7 @@ def test_readme_run_command_serves_data_within_60_s_and_stops_cleanly(
             return response.status_code == 200 and len(response.json()["points"]) > 0
 
         remaining = 60 - (time.monotonic() - started)
-        wait_for(series_has_points, timeout=remaining, what="series data")
+        eventually(series_has_points, within_s=remaining, what="series data")
         assert time.monotonic() - started <= 60
         assert f"{base}/docs" in log.read_text()
     finally:
@@ -65,7 +66,7 @@ def test_readme_run_command_serves_data_within_60_s_and_stops_cleanly(
     assert code == 0, log.read_text()[-3000:]
     assert "stopped" in log.read_text()
     # Nothing it started is left listening.
-    wait_for(lambda: _refused(base), timeout=5, what="the API to be gone")
+    eventually(lambda: _refused(base), within_s=5, what="the API to be gone")
 
 
 def _refused(base: str) -> bool:

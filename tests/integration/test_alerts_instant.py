@@ -24,14 +24,14 @@ from city.model import build_city
 from ioc.db.registry import load_registry
 from streams.alerts.rules import RULES_DIR
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
 from tests.utils.events import Record, alarm_value, detection_value, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.live_clients import Received, WsClient, open_ws, wait_until
+from tests.utils.live_clients import Received, WsClient, open_ws
+from tests.utils.namespaces import Namespace
 from tests.utils.rules import FIRE_ALARM
-from tests.utils.services import ROOT, wait_for
+from tests.utils.services import ROOT, start_api, start_worker
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -95,7 +95,9 @@ async def pipeline(module_namespace: Namespace, rules_dir: Path) -> AsyncIterato
 async def alert_feed(base: str) -> WsClient:
     """The live feed's alert transitions, once its snapshot has come."""
     ws = await open_ws(base, kind="alert")
-    await wait_until(ws.received, lambda r: bool(r.of("snapshot")), within_s=20, what="a snapshot")
+    await eventually(
+        ws.received.so_far, until=lambda r: bool(r.of("snapshot")), within_s=20, what="a snapshot"
+    )
     return ws
 
 
@@ -109,8 +111,11 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
     settings = module_namespace.settings
     ws = await open_ws(pipeline, kind="alert")
     try:
-        await wait_until(
-            ws.received, lambda r: bool(r.of("snapshot")), within_s=20, what="a snapshot"
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(r.of("snapshot")),
+            within_s=20,
+            what="a snapshot",
         )
         # A registered traffic sensor reports, then stops: nothing else reaches traffic.
         last_report = datetime.now(UTC).replace(microsecond=0)
@@ -122,9 +127,9 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
             raw_topic(settings, "security"),
             [now_record("t-cam-quiet", alarm_value("t-cam-quiet", now, kind="panic"))],
         )
-        await wait_until(
-            ws.received,
-            lambda r: bool(alerts(r, "security-alarm-panic", "open")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(alerts(r, "security-alarm-panic", "open")),
             within_s=10,
             what="the panic alarm's alert on the live feed",
         )
@@ -148,16 +153,16 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
                 )
             ],
         )
-        await wait_until(
-            ws.received,
-            lambda r: bool(alerts(r, "security-intrusion", "open")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(alerts(r, "security-intrusion", "open")),
             within_s=60 + LATENESS_S + 20,
             what="the intrusion window rule to open with no other event",
         )
         # The panic alarm's quiet minute ends and becomes final the same way.
-        await wait_until(
-            ws.received,
-            lambda r: bool(alerts(r, "security-alarm-panic", "resolve")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(alerts(r, "security-alarm-panic", "resolve")),
             within_s=60 + LATENESS_S + 20,
             what="the panic alert to resolve after its quiet minute",
         )
@@ -167,9 +172,9 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
         assert datetime.fromisoformat(resolved["resolved_at"]).timestamp() == quiet_end
 
         # The sensor's silence is certain one minute after its report, plus the lateness.
-        await wait_until(
-            ws.received,
-            lambda r: bool(alerts(r, "traffic-sensor-silent", "open")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(alerts(r, "traffic-sensor-silent", "open")),
             within_s=60 + LATENESS_S + 20,
             what="the silent sensor's alert",
         )
@@ -181,9 +186,9 @@ async def test_an_alarm_alone_is_on_the_feed_in_seconds_and_quiet_rules_go_on(
         # It reports again: the alert resolves at that report's time.
         back = datetime.now(UTC).replace(microsecond=0)
         await produce(settings, raw_topic(settings, "traffic"), [_flow(back)])
-        await wait_until(
-            ws.received,
-            lambda r: bool(alerts(r, "traffic-sensor-silent", "resolve")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(alerts(r, "traffic-sensor-silent", "resolve")),
             within_s=10,
             what="the silence to end",
         )
@@ -205,14 +210,17 @@ async def test_an_operators_resolve_reaches_the_rules(
     topic = raw_topic(settings, "security")
     ws = await open_ws(pipeline, kind="alert")
     try:
-        await wait_until(
-            ws.received, lambda r: bool(r.of("snapshot")), within_s=20, what="a snapshot"
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(r.of("snapshot")),
+            within_s=20,
+            what="a snapshot",
         )
         first_alarm = alarm_value("t-cam-9", datetime.now(UTC), kind="fire")
         await produce(settings, topic, [now_record("t-cam-9", first_alarm)])
-        await wait_until(
-            ws.received,
-            lambda r: bool(alerts(r, "security-alarm-fire", "open")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: bool(alerts(r, "security-alarm-fire", "open")),
             within_s=10,
             what="the fire alarm's alert",
         )
@@ -223,14 +231,14 @@ async def test_an_operators_resolve_reaches_the_rules(
             # 404 until the sink has stored the alert.
             return httpx.post(url, headers=auth("view"), timeout=10).status_code == 200
 
-        wait_for(resolve, timeout=20, what="the operator's resolve to be taken")
+        eventually(resolve, within_s=20, what="the operator's resolve to be taken")
         # Within the alarm's 60 quiet minutes, another fire alarm: the rules know the
         # first alert is resolved, so this one opens a new alert.
         again = alarm_value("t-cam-9", datetime.now(UTC), kind="fire", zone="hall")
         await produce(settings, topic, [now_record("t-cam-9", again)])
-        await wait_until(
-            ws.received,
-            lambda r: len(alerts(r, "security-alarm-fire", "open")) == 2,
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: len(alerts(r, "security-alarm-fire", "open")) == 2,
             within_s=10,
             what="a new alert for the second fire alarm",
         )

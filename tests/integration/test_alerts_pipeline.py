@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import orjson
 from cloudevents.core.formats.json import JSONFormat
 
 from streams.topics import ALERTS_TOPIC, raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api
 from tests.utils.apikeys import auth
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce, read_all
-from tests.utils.services import Process, wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.services import Process, start_api
 
-BAD = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
-GOOD = {"avg_speed_kmh": 48.0, "occupancy_pct": 25.0}
+BAD: dict[str, Any] = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
+GOOD: dict[str, Any] = {"avg_speed_kmh": 48.0, "occupancy_pct": 25.0}
 
 
 def minutes_of(entity: str, pattern: str) -> list[Record]:
@@ -65,15 +64,14 @@ async def test_congestion_opens_after_three_bad_minutes_not_two_and_resolves_onc
 
     conn = await asyncpg.connect(settings.dsn)
     try:
-        deadline = time.monotonic() + 30
-        rows: list[asyncpg.Record] = []
-        while time.monotonic() < deadline:
-            rows = await conn.fetch(
+        rows: list[asyncpg.Record] = await eventually(
+            lambda: conn.fetch(
                 f'SELECT entity_id, state, rule_id FROM "{settings.db_schema}".alert'
-            )
-            if rows and all(r["state"] == "resolved" for r in rows):
-                break
-            await asyncio.sleep(0.3)
+            ),
+            until=lambda rows: rows and all(r["state"] == "resolved" for r in rows),
+            within_s=30,
+            what="every stored alert to be resolved",
+        )
     finally:
         await conn.close()
     assert [(r["entity_id"], r["state"], r["rule_id"]) for r in rows] == [
@@ -81,7 +79,7 @@ async def test_congestion_opens_after_three_bad_minutes_not_two_and_resolves_onc
     ]
 
 
-def readings(entity: str, minute: int, seconds: range, data: dict[str, float]) -> list[Record]:
+def readings(entity: str, minute: int, seconds: range, data: dict[str, Any]) -> list[Record]:
     return [
         Record(
             entity.encode(),
@@ -112,23 +110,25 @@ async def test_a_foreseen_alert_is_stored_provisional_then_confirmed_or_retracte
             ahead += readings(entity, 4, range(0, 1), GOOD)
         await produce(settings, topic, ahead)
 
-        def stored(entity: str, **query: str) -> list[dict[str, object]]:
+        def stored(entity: str, **query: str) -> list[dict[str, Any]]:
             answer = httpx.get(
                 f"{base}/v1/alerts", params={"entity": entity, **query}, headers=auth("view")
             )
             assert answer.status_code == 200, answer.text
-            return answer.json()["items"]
+            items: list[dict[str, Any]] = answer.json()["items"]
+            return items
 
         for entity in ("t-ix-soon", "t-ix-maybe"):
-            wait_for(lambda e=entity: stored(e), timeout=30, what=f"{entity}'s provisional alert")
+            eventually(partial(stored, entity), within_s=30, what=f"{entity}'s provisional alert")
             [alert] = stored(entity)
             assert (alert["state"], alert["provisional"]) == ("open", True)
             assert alert["opened_at"].startswith(minute_text(3))
 
-        def acknowledge(alert_id: object) -> dict[str, object]:
+        def acknowledge(alert_id: object) -> dict[str, Any]:
             answer = httpx.post(f"{base}/v1/alerts/{alert_id}/ack", headers=auth("view"))
             assert answer.status_code == 200, answer.text
-            return answer.json()
+            acked: dict[str, Any] = answer.json()
+            return acked
 
         # Operators may acknowledge a provisional alert.
         [soon] = stored("t-ix-soon")
@@ -154,17 +154,17 @@ async def test_a_foreseen_alert_is_stored_provisional_then_confirmed_or_retracte
                 *readings("t-ix-maybe", 6, range(0, 1), GOOD),
             ],
         )
-        wait_for(
+        eventually(
             lambda: not stored("t-ix-soon")[0]["provisional"],
-            timeout=30,
+            within_s=30,
             what="the provisional alert to be confirmed",
         )
         [confirmed] = stored("t-ix-soon")
         assert confirmed["alert_id"] == soon["alert_id"]
         assert confirmed["state"] == "acknowledged"  # what the operator did stays
-        wait_for(
+        eventually(
             lambda: stored("t-ix-maybe")[0]["state"] == "retracted",
-            timeout=30,
+            within_s=30,
             what="the unfounded provisional alert to be retracted",
         )
         [retracted] = stored("t-ix-maybe", state="retracted")

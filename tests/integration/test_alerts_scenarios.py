@@ -13,7 +13,6 @@ zone or commune of the entity, from the registry) and the event-time window.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,10 +27,11 @@ from simulators.engine import SimConfig
 from simulators.run import run_simulation
 from simulators.scenario import Scenario, load_scenario
 from streams.topics import INCIDENTS_TOPIC
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
+from tests.utils.eventually import Steady, eventually
 from tests.utils.incident_tier import final_incidents, incident_events, start_incidents
 from tests.utils.kafka import records_in
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_worker
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -117,15 +117,13 @@ async def alerts(module_namespace: Namespace) -> AsyncIterator[list[dict[str, An
 
         # The sink writes in batches: wait until the stored alerts cover what is
         # expected and their number has stopped growing.
-        rows: list[asyncpg.Record] = []
-        steady = 0
-        deadline = time.monotonic() + 240
-        while steady < 5 and time.monotonic() < deadline:
-            await asyncio.sleep(1)
-            now = await conn.fetch(query)
-            grown = len(now) != len(rows)
-            steady = 0 if grown or len(now) < expected_total else steady + 1
-            rows = now
+        rows: list[asyncpg.Record] = await eventually(
+            lambda: conn.fetch(query),
+            until=Steady(5, of=len, holds=lambda rows: len(rows) >= expected_total),
+            within_s=240,
+            interval_s=1,
+            what=f"at least {expected_total} stored alerts, their number still for 5 s",
+        )
         yield [dict(r) for r in rows]
     finally:
         await conn.close()
@@ -160,14 +158,14 @@ async def incidents(
     process = await asyncio.to_thread(start_incidents, module_namespace)
     try:
         # Wait until ioc.incidents stops growing (Faust commits every few seconds).
-        topic, count, steady = settings.topic(INCIDENTS_TOPIC), -1, 0
-        deadline = time.monotonic() + 120
-        while steady < 8 and time.monotonic() < deadline:
-            await asyncio.sleep(1)
-            now = await records_in(settings, topic)
-            steady = steady + 1 if now == count and now > 0 else 0
-            count = now
-        assert steady >= 8, f"ioc.incidents did not settle ({count}): {process.tail()}"
+        topic = settings.topic(INCIDENTS_TOPIC)
+        await eventually(
+            lambda: records_in(settings, topic),
+            until=Steady(8, holds=lambda count: count > 0),
+            within_s=120,
+            interval_s=1,
+            what="ioc.incidents to stop growing for 8 s",
+        )
         yield list(final_incidents(await incident_events(settings)).values())
     finally:
         process.stop()
@@ -175,7 +173,9 @@ async def incidents(
 
 def _within(alert: dict[str, Any], scenario: str, from_h: float, to_h: float) -> bool:
     start = start_of(load_scenario(scenario))
-    return start + timedelta(hours=from_h) <= alert["opened_at"] <= start + timedelta(hours=to_h)
+    return bool(
+        start + timedelta(hours=from_h) <= alert["opened_at"] <= start + timedelta(hours=to_h)
+    )
 
 
 def test_typhoon_gives_a_flooding_incident_in_each_flooded_commune_of_ha_long_and_cam_pha(

@@ -12,12 +12,11 @@ import pytest
 
 from contract.envelope import decode
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api
 from tests.utils.apikeys import auth
 from tests.utils.events import HOSPITAL_STATUS, T0
 from tests.utils.kafka import read_all
-from tests.utils.services import free_port
+from tests.utils.namespaces import Namespace
+from tests.utils.services import free_port, start_api
 
 FLOW = {"vehicles": 12, "avg_speed_kmh": 40.0, "occupancy_pct": 20.0, "interval_s": 60}
 STATUS = HOSPITAL_STATUS

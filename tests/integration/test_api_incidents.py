@@ -8,8 +8,6 @@ incidents of its own, the list tests on four nobody acts on.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import orjson
 import pytest
 
@@ -26,9 +24,8 @@ from ioc.db.registry import load_registry
 from ioc.settings import Settings
 from streams.incidents.events import OPERATORS_SOURCE, IncidentTransition
 from streams.topics import INCIDENTS_TOPIC
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
+from tests.utils.eventually import eventually
 from tests.utils.incidents import (
     alert_ids,
     incident_record,
@@ -37,6 +34,8 @@ from tests.utils.incidents import (
     transition,
 )
 from tests.utils.kafka import produce, read_all, records_in
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_api, start_worker
 
 ENTITY = "qn-ix-test-001"
 
@@ -130,7 +129,12 @@ async def world(module_namespace: Namespace) -> AsyncIterator[World]:
         await produce(
             settings, settings.topic(INCIDENTS_TOPIC), [incident_record(t) for t in TRANSITIONS]
         )
-        await wait_for_log(settings, len(TRANSITIONS))
+        await eventually(
+            lambda: log_count(settings),
+            until=lambda found: found >= len(TRANSITIONS),
+            within_s=60,
+            what=f"{len(TRANSITIONS)} timeline lines stored",
+        )
         yield w
     finally:
         process.stop()
@@ -145,14 +149,6 @@ async def log_count(settings: Settings) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM incident_log"))
     finally:
         await conn.close()
-
-
-async def wait_for_log(settings: Settings, count: int) -> None:
-    """Wait (a minute at most) until the timeline holds ``count`` lines in all."""
-    deadline = time.monotonic() + 60
-    while (found := await log_count(settings)) < count:
-        assert time.monotonic() < deadline, f"{found} of {count} timeline lines stored"
-        await asyncio.sleep(0.3)
 
 
 def problem_slug(response: httpx.Response) -> str:
@@ -276,7 +272,12 @@ async def test_acknowledge_is_published_and_holds_through_correlation(world: Wor
     newcomer = alert_ids(1, seed="ack-late")[0]
     update = later(ACK, "update", 50, severity="critical", alerts=sorted([*ACK.alerts, newcomer]))
     await produce(settings, settings.topic(INCIDENTS_TOPIC), [incident_record(update)])
-    await wait_for_log(settings, lines + 1)
+    await eventually(
+        lambda: log_count(settings),
+        until=lambda found: found >= lines + 1,
+        within_s=60,
+        what=f"{lines + 1} timeline lines stored",
+    )
     body = world.incident(ACK)
     assert (body["state"], body["severity"]) == ("acknowledged", "critical")
     assert newcomer in body["alert_ids"]

@@ -17,15 +17,14 @@ import pytest
 
 from ioc.settings import Settings
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import new_namespace, start_api, start_worker
 from tests.utils.apikeys import KEYS, auth
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.live_clients import open_ws, wait_until, ws_refusal
-from tests.utils.live_env import BAD, GOOD, poll_db, snapshot_of
-from tests.utils.namespaces import drop_namespace
-from tests.utils.services import wait_for
+from tests.utils.live_clients import open_ws, ws_refusal
+from tests.utils.live_env import BAD, GOOD, db_value, snapshot_of
+from tests.utils.namespaces import Namespace, drop_namespace, new_namespace
+from tests.utils.services import start_api, start_worker
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -77,8 +76,10 @@ async def spaces(
         await produce(
             sandbox.settings, raw_topic(sandbox.settings, "traffic"), flow("sb-jam", "BBBBBGG", T0)
         )
-        await poll_db(own.settings, "SELECT count(*) = 1 FROM {s}.entity_state")
-        await poll_db(sandbox.settings, "SELECT count(*) = 1 FROM {s}.alert WHERE state = 'open'")
+        holds = "SELECT count(*) = 1 FROM {s}.entity_state"
+        await eventually(lambda: db_value(own.settings, holds), within_s=30, what=holds)
+        holds = "SELECT count(*) = 1 FROM {s}.alert WHERE state = 'open'"
+        await eventually(lambda: db_value(sandbox.settings, holds), within_s=30, what=holds)
         yield Spaces(base, own, sandbox, spare)
     finally:
         api.stop()
@@ -174,7 +175,9 @@ async def test_the_live_feed_and_alert_actions_of_a_named_namespace(spaces: Spac
     _, sandbox, _ = names(spaces)
     ws = await open_ws(spaces.base, key=ENGINEER, namespace=sandbox)
     try:
-        await wait_until(ws.received, lambda r: bool(r.messages), within_s=20, what="a snapshot")
+        await eventually(
+            ws.received.so_far, until=lambda r: bool(r.messages), within_s=20, what="a snapshot"
+        )
         entities = snapshot_of(ws.received)["entities"]
         assert [e["entity_id"] for e in entities] == ["sb-jam"]  # type: ignore[attr-defined]
         # Something new in the sandbox comes through its feed.
@@ -184,9 +187,9 @@ async def test_the_live_feed_and_alert_actions_of_a_named_namespace(spaces: Spac
             raw_topic(spaces.sandbox.settings, "traffic"),
             flow("sb-new", "G", later),
         )
-        await wait_until(
-            ws.received,
-            lambda r: any(m["entity"]["entity_id"] == "sb-new" for m in r.of("entity")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: any(m["entity"]["entity_id"] == "sb-new" for m in r.of("entity")),
             within_s=30,
             what="the sandbox's new entity",
         )
@@ -195,9 +198,9 @@ async def test_the_live_feed_and_alert_actions_of_a_named_namespace(spaces: Spac
         acked = spaces.post(f"/v1/alerts/{alert['alert_id']}/ack", namespace=sandbox)
         assert acked.status_code == 200, acked.text
         assert acked.json()["acknowledged_by"] == "engineer"
-        await wait_until(
-            ws.received,
-            lambda r: any(m["alert"]["state"] == "acknowledge" for m in r.of("alert")),
+        await eventually(
+            ws.received.so_far,
+            until=lambda r: any(m["alert"]["state"] == "acknowledge" for m in r.of("alert")),
             within_s=20,
             what="the acknowledgement on the sandbox's feed",
         )
@@ -219,7 +222,9 @@ async def test_namespaces_open_at_once_are_bounded(spaces: Spaces) -> None:
     _, sandbox, spare = names(spaces)
     ws = await open_ws(spaces.base, key=ENGINEER, namespace=sandbox)
     try:
-        await wait_until(ws.received, lambda r: bool(r.messages), within_s=20, what="a snapshot")
+        await eventually(
+            ws.received.so_far, until=lambda r: bool(r.messages), within_s=20, what="a snapshot"
+        )
         # The sandbox is watched, and one other namespace is all this API may hold open.
         busy = spaces.get("/v1/overview", namespace=spare)
         assert busy.status_code == 503, busy.text
@@ -234,5 +239,5 @@ async def test_namespaces_open_at_once_are_bounded(spaces: Spaces) -> None:
         opened.append(spaces.get("/v1/overview", namespace=spare))
         return opened[-1].status_code == 200
 
-    wait_for(spare_opens, timeout=10, what="the spare namespace to open")
+    eventually(spare_opens, within_s=10, what="the spare namespace to open")
     assert all(t["reporting"] == 0 for t in opened[-1].json()["tiles"])

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from city.model import City, build_city
 from ioc.db.registry import load_registry
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
 from tests.utils.events import T0
+from tests.utils.eventually import eventually
+from tests.utils.namespaces import Namespace
 from tests.utils.rules import shipped_rules_dir
-from tests.utils.services import wait_for
+from tests.utils.services import start_api, start_worker
 
 BAD = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
 GOOD = {"avg_speed_kmh": 48.0, "occupancy_pct": 25.0}
@@ -71,7 +72,8 @@ class World:
         return httpx.post(self.base + path, headers=auth(role), timeout=20, **kwargs)
 
     def alert_of(self, entity: str) -> dict[str, Any]:
-        [alert] = self.get("/v1/alerts", entity=entity).json()["items"]
+        items: list[dict[str, Any]] = self.get("/v1/alerts", entity=entity).json()["items"]
+        [alert] = items
         return alert
 
 
@@ -162,7 +164,7 @@ async def world(module_namespace: Namespace, tmp_path_factory: pytest.TempPathFa
         )
 
     try:
-        wait_for(settled, timeout=120, interval=1, what="alerts and rollups in the database")
+        eventually(settled, within_s=120, interval_s=1, what="alerts and rollups in the database")
         yield w
     finally:
         process.stop()
@@ -426,7 +428,7 @@ def test_metrics_count_requests_by_route(world: World) -> None:
 ROLES = (None, "view", "publish:traffic", "replay", "admin")
 
 
-def routes(world: World) -> Iterator[tuple[str, str, dict[str, Any], int, set[str | None]]]:
+def routes(world: World) -> Iterator[tuple[str, str, dict[str, Any], int, AbstractSet[str | None]]]:
     """(method, path, request, status when allowed, roles allowed) of every route."""
     view = {"view", "admin"}
     jam = world.jam_a

@@ -7,26 +7,17 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from recordings.store import SEEDS_DIR
 from streams.topics import raw_topic
-from tests.conftest import NamespaceFactory
-from tests.integration.conftest import start_api
 from tests.utils.apikeys import auth
 from tests.utils.events import Record
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.services import wait_for
-
-
-def _poll(client: httpx.Client, url: str, check: Any, what: str) -> dict[str, Any]:
-    return wait_for(  # type: ignore[no-any-return]
-        lambda: (lambda body: body if check(body) else None)(client.get(url).json()),
-        timeout=60,
-        what=what,
-    )
+from tests.utils.namespaces import NamespaceFactory
+from tests.utils.services import start_api
 
 
 def test_recordings_and_replays_over_http(
@@ -99,16 +90,33 @@ def test_recordings_and_replays_over_http(
             )
             assert started.status_code == 201, started.text
             url = f"/v1/replays/{started.json()['id']}"
-            _poll(client, url, lambda b: b["state"] == "paused", "the replay to start paused")
+            eventually(
+                lambda: client.get(url).json(),
+                until=lambda b: b["state"] == "paused",
+                within_s=60,
+                what="the replay to start paused",
+            )
             client.post(f"{url}/step", json={"count": 5})
-            stepped = _poll(client, url, lambda b: b["sent"] == 5, "five stepped records")
+            stepped = eventually(
+                lambda: client.get(url).json(),
+                until=lambda b: b["sent"] == 5,
+                within_s=60,
+                what="five stepped records",
+            )
             assert stepped["state"] == "paused"
             assert stepped["position"] == 4
+            # Not a wait for something: half a second in which a running replay (x1) would
+            # have sent more, so that the next status shows the pause held.
             time.sleep(0.5)
             assert client.get(url).json()["sent"] == 5  # paused: nothing more
             client.post(f"{url}/seek", json={"index": 100_000})
             client.post(f"{url}/step", json={"count": 1})
-            sought = _poll(client, url, lambda b: b["position"] >= 100_000, "the seek")
+            sought = eventually(
+                lambda: client.get(url).json(),
+                until=lambda b: b["position"] >= 100_000,
+                within_s=60,
+                what="the seek",
+            )
             assert sought["primed"] > 1000  # every entity's state before the new point
             stopped = client.post(f"{url}/stop").json()
             assert stopped["state"] == "stopped"
@@ -122,11 +130,11 @@ def test_recordings_and_replays_over_http(
             topic = raw_topic(home.settings, "traffic")
             records = [Record(f"qn-{i}".encode(), b"{}", 1_725_670_800_000 + i) for i in range(300)]
             asyncio.run(produce(home.settings, topic, records))
-            _poll(
-                client,
-                "/v1/recordings/api-made",
-                lambda b: (b.get("recording") or {}).get("records") == 300,
-                "the API's recorder",
+            eventually(
+                lambda: client.get("/v1/recordings/api-made").json(),
+                until=lambda b: (b.get("recording") or {}).get("records") == 300,
+                within_s=60,
+                what="the API's recorder",
             )
             done = client.post("/v1/recordings/api-made/stop").json()
             assert done["state"] == "done"

@@ -20,12 +20,12 @@ from city.model import City, Entity, build_city
 from contract.catalog import METRIC_READINGS
 from ioc.db.registry import load_registry
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.services import wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_api, start_worker
 
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC) - timedelta(hours=7)
 #: 23:00 local on 8 March 2025: the rows cross an hour and a local midnight.
@@ -304,9 +304,9 @@ async def test_the_sink_keeps_the_area_minutes_of_events_through_kafka(
         def want(area: str) -> dict[datetime, float]:
             return {t: float(v) for (a, t), v in sent.items() if a == area}
 
-        wait_for(
+        eventually(
             lambda: all(series(a) == want(a) for a in areas),
-            timeout=60,
+            within_s=60,
             what="the area minutes to hold every event sent",
         )
         for area in areas:

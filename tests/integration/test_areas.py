@@ -30,7 +30,7 @@ from ioc.db.registry import (
     entity_columns,
     load_registry,
 )
-from tests.conftest import Namespace
+from tests.utils.namespaces import Namespace
 from tests.utils.services import ROOT
 
 # Local midnight in Quang Ninh (UTC+07:00): hour and day buckets are aligned to it.

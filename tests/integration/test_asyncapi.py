@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import orjson
 import pytest
 
 from contract.catalog import DOMAINS
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api
 from tests.utils.apikeys import auth
 from tests.utils.events import T0, flow_value
+from tests.utils.namespaces import Namespace
 from tests.utils.node import node_harness
+from tests.utils.services import start_api
 
 CHECKER = Path(__file__).resolve().parents[1] / "asyncapi"
 

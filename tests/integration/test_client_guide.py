@@ -16,12 +16,11 @@ import pytest
 from ioc.infra.debian import ensure_command
 from streams.partitions import home_partition
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api
-from tests.integration.test_stream_exactness import settle
 from tests.utils.apikeys import KEYS
 from tests.utils.kafka import read_all
-from tests.utils.services import ROOT, Process
+from tests.utils.namespaces import Namespace
+from tests.utils.pipeline import settle
+from tests.utils.services import ROOT, Process, start_api
 from tests.utils.truth import database_rows
 
 EXAMPLE = re.compile(r"<!-- client: (\S+) -->\n```(\w+)\n(.*?)\n```", re.DOTALL)

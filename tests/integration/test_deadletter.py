@@ -7,10 +7,11 @@ from datetime import timedelta
 import orjson
 
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce, read_all
-from tests.utils.services import Process, wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.services import Process
 
 
 def counter(worker: Process, name: str, **labels: str) -> float:
@@ -51,9 +52,9 @@ async def test_malformed_records_are_dead_lettered_and_the_agent_goes_on(
     assert isinstance(source["offset"], int)
 
     # Counted, and the good records behind them were processed by the same worker.
-    wait_for(
+    eventually(
         lambda: counter(worker, "ioc_events_processed_total", domain="traffic") == 2,
-        timeout=30,
+        within_s=30,
         what="both good events processed",
     )
     assert counter(worker, "ioc_events_deadlettered_total", reason="not_json") == 1

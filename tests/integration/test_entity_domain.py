@@ -4,7 +4,6 @@ entry's, or that of its first applied event) is refused with its own reason, by 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -14,12 +13,12 @@ import orjson
 from city.model import build_city
 from ioc.db.registry import load_registry
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import auth
 from tests.utils.events import T0, Record, alarm_value, flow_value, status_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce, read_all
-from tests.utils.services import wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_api, start_worker
 
 JUNCTION = next(e for e in build_city(60).entities if e.kind == "intersection").id
 
@@ -35,12 +34,13 @@ def publish(base: str, value: bytes) -> httpx.Response:
 async def domain_of(ns: Namespace, entity: str) -> str | None:
     conn = await asyncpg.connect(ns.settings.dsn)
     try:
-        return await conn.fetchval(
+        domain: str | None = await conn.fetchval(
             f'SELECT domain FROM "{ns.settings.db_schema}".entity_state WHERE entity_id = $1',
             entity,
         )
     finally:
         await conn.close()
+    return domain
 
 
 async def test_an_entity_keeps_one_domain_at_the_api_and_in_the_worker(
@@ -63,10 +63,12 @@ async def test_an_entity_keeps_one_domain_at_the_api_and_in_the_worker(
             raw_topic(settings, "traffic"),
             [Record(b"t-free-1", flow_value("t-free-1", T0), 0)],
         )
-        for _ in range(100):
-            if await domain_of(namespace, "t-free-1") == "traffic":
-                break
-            await asyncio.sleep(0.2)
+        await eventually(
+            lambda: domain_of(namespace, "t-free-1"),
+            until=lambda domain: domain == "traffic",
+            within_s=20,
+            what="t-free-1 to be registered as traffic by its first event",
+        )
         assert await domain_of(namespace, "t-free-1") == "traffic"
         # ...and stays so, at the API and straight on Kafka.
         later = publish(base, alarm_value("t-free-1", T0, kind="fire"))
@@ -90,9 +92,9 @@ async def test_an_entity_keeps_one_domain_at_the_api_and_in_the_worker(
             {"key": JUNCTION.encode(), "reason": b"wrong_domain"},
             {"key": b"t-free-1", "reason": b"wrong_domain"},
         ]
-        wait_for(
+        eventually(
             lambda: worker.total("ioc_events_deadlettered_total") >= 2,
-            timeout=10,
+            within_s=10,
             what="the refusals counted",
         )
         # Nothing of the refused events reached a state.

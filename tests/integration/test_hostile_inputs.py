@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -16,10 +17,11 @@ from aiokafka import AIOKafkaProducer
 from simulators.events import SimEvent
 from streams.kafka import client_options
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace
-from tests.integration.test_stream_exactness import produce_events, settle, simulated
+from tests.utils.eventually import eventually
 from tests.utils.kafka import read_all
-from tests.utils.services import Process, wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.pipeline import produce_events, settle, simulated
+from tests.utils.services import Process
 from tests.utils.truth import database_rows, truth_of
 
 HOSTILE = 100_000
@@ -46,7 +48,8 @@ def hostile_messages(normal: list[SimEvent], *, count: int, seed: int = 9) -> It
     for n in range(count):
         good = normal[rng.randrange(len(normal))]
         event = orjson.loads(good.value)
-        domain, key, value = good.domain, good.key, good.value
+        domain, value = good.domain, good.value
+        key: bytes | None = good.key
         headers: list[tuple[str, bytes]] = []
         kind = n % 15
         if kind == 0:
@@ -68,7 +71,7 @@ def hostile_messages(normal: list[SimEvent], *, count: int, seed: int = 9) -> It
             domain = other.get(domain, "traffic")
             value, reason = orjson.dumps(event), "wrong_topic"
         elif kind == 6:
-            key, reason = key + b"-x", "key_mismatch"
+            key, reason = cast(bytes, key) + b"-x", "key_mismatch"
         elif kind == 7:
             key, reason = None, "key_mismatch"
         elif kind == 8:
@@ -118,10 +121,10 @@ async def test_100k_hostile_messages_are_dead_lettered_and_normal_traffic_stays_
     # A real client writes both at once, interleaved in the same partitions.
     await asyncio.gather(produce_events(namespace, normal), produce_hostile(namespace, messages))
     total = len(normal) + HOSTILE
-    wait_for(
+    eventually(
         lambda: worker.total("ioc_events_consumed_total") >= total,
-        timeout=240,
-        interval=1,
+        within_s=240,
+        interval_s=1,
         what="the worker to consume everything",
     )
     assert worker.alive(), worker.tail()

@@ -34,8 +34,8 @@ from streams.incidents.events import OPERATORS_SOURCE, incident_event
 from streams.incidents.rules import load_correlation_rules
 from streams.incidents.store import IncidentSink
 from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC
-from tests.conftest import Namespace, NamespaceFactory
 from tests.utils.events import Record
+from tests.utils.eventually import Steady, eventually
 from tests.utils.incident_tier import (
     WHAT,
     ActivityRows,
@@ -48,6 +48,7 @@ from tests.utils.incident_tier import (
     stored_activity,
 )
 from tests.utils.kafka import produce, records_in
+from tests.utils.namespaces import Namespace, NamespaceFactory
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -214,16 +215,14 @@ def _records(transitions: list[AlertTransition]) -> list[Record]:
 async def _settled(namespace: Namespace, *, quiet_s: float = 8, within_s: float = 150) -> int:
     """Wait until the namespace's ioc.incidents has stopped growing for ``quiet_s``."""
     topic = namespace.settings.topic(INCIDENTS_TOPIC)
-    deadline = time.monotonic() + within_s
-    count, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = await records_in(namespace.settings, topic)
-        if now != count:
-            count, since = now, time.monotonic()
-        elif count > 0 and time.monotonic() - since >= quiet_s:
-            return count
-        await asyncio.sleep(1)
-    raise AssertionError(f"{namespace.settings.namespace}: ioc.incidents never settled")
+    count: int = await eventually(
+        lambda: records_in(namespace.settings, topic),
+        until=Steady(quiet_s, holds=lambda count: count > 0),
+        within_s=within_s,
+        interval_s=1,
+        what=f"{namespace.settings.namespace}: ioc.incidents to stop growing for {quiet_s} s",
+    )
+    return count
 
 
 async def _final(
@@ -231,19 +230,26 @@ async def _final(
 ) -> dict[str, dict[str, Any]]:
     """The namespace's incidents once they equal ``want`` or ioc.incidents has stopped
     growing with the time left (a restarted worker first waits for the killed one's
-    session to expire, then recovers its tables)."""
+    session to expire, then recovers its tables): the caller compares them."""
+    topic = namespace.settings.topic(INCIDENTS_TOPIC)
     deadline = time.monotonic() + within_s
-    while True:
-        count = await _settled(namespace, within_s=max(deadline - time.monotonic(), 10))
-        got = final_incidents(await incident_events(namespace.settings))
-        if _comparable(got) == want or time.monotonic() > deadline:
-            return got
-        while (
-            await records_in(namespace.settings, namespace.settings.topic(INCIDENTS_TOPIC)) == count
-        ):
-            if time.monotonic() > deadline:
-                return got
-            await asyncio.sleep(1)
+    steady = Steady(8, holds=lambda count: count > 0)
+
+    async def settled_incidents() -> dict[str, dict[str, Any]] | None:
+        if not steady(await records_in(namespace.settings, topic)):
+            return None
+        return final_incidents(await incident_events(namespace.settings))
+
+    got: dict[str, dict[str, Any]] = await eventually(
+        settled_incidents,
+        until=lambda got: (
+            got is not None and (_comparable(got) == want or time.monotonic() > deadline)
+        ),
+        within_s=within_s + 150,
+        interval_s=1,
+        what=f"{namespace.settings.namespace}: ioc.incidents to settle",
+    )
+    return got
 
 
 def _comparable(incidents: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
@@ -293,10 +299,12 @@ async def test_kill9_and_a_rebalance_give_the_incidents_of_an_undisturbed_run(
         for ns in (calm, killed, shared):
             await produce(ns.settings, ns.settings.topic(ALERTS_TOPIC), records[:half])
         topic = killed.settings.topic(INCIDENTS_TOPIC)
-        for _ in range(300):
-            if await records_in(killed.settings, topic) >= 20:
-                break
-            await asyncio.sleep(0.2)
+        await eventually(
+            lambda: records_in(killed.settings, topic),
+            until=lambda count: count >= 20,
+            within_s=60,
+            what="the worker to be killed to publish 20 incident records first",
+        )
         first.kill9()
         two = await asyncio.to_thread(start_incidents, shared, name="two")
         processes.append(two)
@@ -404,13 +412,21 @@ async def _commune_incidents(
 ) -> dict[str, dict[str, Any]]:
     """The commune's incidents once there are ``count`` of them (and, with ``closed``,
     one of them has closed)."""
-    for _ in range(60):
+
+    async def mine() -> dict[str, dict[str, Any]]:
         found = final_incidents(await incident_events(namespace.settings))
-        mine = {i: d for i, d in found.items() if d["area_id"] == commune}
-        if len(mine) >= count and (not closed or any(d["closed"] for d in mine.values())):
-            return mine
-        await asyncio.sleep(1)
-    raise AssertionError(f"{commune}: not {count} incidents: {mine}")
+        return {i: d for i, d in found.items() if d["area_id"] == commune}
+
+    found: dict[str, dict[str, Any]] = await eventually(
+        mine,
+        until=lambda mine: (
+            len(mine) >= count and (not closed or any(d["closed"] for d in mine.values()))
+        ),
+        within_s=60,
+        interval_s=1,
+        what=f"{commune}: {count} incidents" + (", one of them closed" if closed else ""),
+    )
+    return found
 
 
 async def test_the_incident_sink_stores_the_newest_counts_of_each_hour(

@@ -4,8 +4,6 @@ transitions change nothing, operators' states hold, malformed records are skippe
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,10 +15,11 @@ import pytest
 from streams.incidents.events import OPERATORS_SOURCE, IncidentTransition, incident_event
 from streams.incidents.store import IncidentSink
 from streams.topics import INCIDENTS_TOPIC
-from tests.conftest import Namespace
 from tests.utils.events import Record
+from tests.utils.eventually import eventually
 from tests.utils.incidents import alert_ids, incident_record, transition
 from tests.utils.kafka import produce
+from tests.utils.namespaces import Namespace
 
 AREA = "qn-commune-test"
 
@@ -52,10 +51,16 @@ class Feed:
     async def send(self, *items: IncidentTransition | Record) -> None:
         records = [i if isinstance(i, Record) else incident_record(i) for i in items]
         self.sent += await produce(self.settings, self.settings.topic(INCIDENTS_TOPIC), records)
-        deadline = time.monotonic() + 30
-        while self.sink.applied + sum(self.sink.skipped.values()) < self.sent:
-            assert time.monotonic() < deadline, (self.sent, self.sink.applied, self.sink.skipped)
-            await asyncio.sleep(0.1)
+
+        async def taken() -> tuple[int, int, dict[str, int]]:
+            return self.sent, self.sink.applied, dict(self.sink.skipped)
+
+        await eventually(
+            taken,
+            until=lambda seen: seen[1] + sum(seen[2].values()) >= seen[0],
+            within_s=30,
+            what="the sink to apply or skip every record sent (sent, applied, skipped)",
+        )
 
 
 @pytest.fixture
@@ -306,10 +311,11 @@ async def test_database_errors_are_retried_until_the_write_succeeds(
     await conn.execute("ALTER TABLE incident_log RENAME TO incident_log_away")
     settings = namespace.settings
     await produce(settings, settings.topic(INCIDENTS_TOPIC), [incident_record(opened)])
-    deadline = time.monotonic() + 30
-    while sink.retries < 2:
-        assert time.monotonic() < deadline, "the sink never retried"
-        await asyncio.sleep(0.1)
+
+    async def retries() -> int:
+        return sink.retries
+
+    await eventually(retries, until=lambda n: n >= 2, within_s=30, what="the sink to retry")
     await conn.execute("ALTER TABLE incident_log_away RENAME TO incident_log")
     feed.sent += 1
     await feed.send()

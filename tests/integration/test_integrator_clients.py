@@ -16,11 +16,11 @@ from confluent_kafka import Producer
 from ioc.infra.debian import ensure_command
 from streams.partitions import home_partition
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
-from tests.integration.test_stream_exactness import settle
 from tests.utils.events import T0, Record, flow_value
 from tests.utils.kafka import produce, read_all
+from tests.utils.namespaces import Namespace
+from tests.utils.pipeline import settle
+from tests.utils.services import start_worker
 from tests.utils.truth import database_rows, truth_of
 
 ENTITIES = [f"t-mix-{n:02d}" for n in range(24)]

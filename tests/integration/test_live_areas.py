@@ -9,22 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import orjson
 import pytest
 
 from streams.topics import raw_topic
 from tests.utils.apikeys import auth
 from tests.utils.events import Record
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.live_clients import Received, SseClient, WsClient, open_sse, open_ws, wait_until
+from tests.utils.live_clients import Received, SseClient, WsClient, open_sse, open_ws
 from tests.utils.live_env import (
     Live,
+    db_value,
     hospital_record,
     ids_increase,
     live_env,  # noqa: F401 (the "live" fixture)
     minutes_of,
-    poll_db,
     snapshot_of,
 )
 
@@ -131,7 +132,9 @@ async def test_area_tiles_equal_the_readings_of_the_events_sent_on_ws_and_sse(
     ]
     try:
         for c in clients:
-            await wait_until(c.received, lambda r: bool(r.messages), within_s=10, what="snapshot")
+            await eventually(
+                c.received.so_far, until=lambda r: bool(r.messages), within_s=10, what="snapshot"
+            )
         # The registry was read at start: every area has its tile in the first snapshot.
         first: list[dict[str, Any]] = snapshot_of(everything_ws.received)["areas"]  # type: ignore[assignment]
         assert [t["area_id"] for t in first] == ["p", "z1", "c1", "c2"]
@@ -149,15 +152,13 @@ async def test_area_tiles_equal_the_readings_of_the_events_sent_on_ws_and_sse(
         await live.flow([*jam, *readings])
         hospital = [hospital_record(live, "lv-h-c1")]
         await produce(live.settings, raw_topic(live.settings, "hospital"), hospital)
-        await poll_db(
-            live.settings,
-            "SELECT count(*) = 1 FROM {s}.alert WHERE entity_id = 'lv-c1-a' AND state = 'open'",
-        )
+        holds = "SELECT count(*) = 1 FROM {s}.alert WHERE entity_id = 'lv-c1-a' AND state = 'open'"
+        await eventually(lambda: db_value(live.settings, holds), within_s=30, what=holds)
         latest = latest_data([*jam, *readings, *hospital])
         alert_ws = await open_ws(live.base, kind="alert", entity="lv-c1-a")
-        await wait_until(
-            alert_ws.received,
-            lambda r: bool(r.messages) and bool(snapshot_of(r)["alerts"]),
+        await eventually(
+            alert_ws.received.so_far,
+            until=lambda r: bool(r.messages) and bool(snapshot_of(r)["alerts"]),
             within_s=10,
             what="the alert in a snapshot",
         )
@@ -166,9 +167,9 @@ async def test_area_tiles_equal_the_readings_of_the_events_sent_on_ws_and_sse(
         alerts = {"info": 0, "warning": 0, "critical": 0, severity: 1}
 
         for client in (everything_ws, everything_sse):
-            await wait_until(
-                client.received,
-                lambda r: matches(current_tiles(r), latest, alerts=alerts),
+            await eventually(
+                client.received.so_far,
+                until=lambda r: matches(current_tiles(r), latest, alerts=alerts),
                 within_s=30,
                 what="tiles with the readings sent",
             )
@@ -185,16 +186,18 @@ async def test_area_tiles_equal_the_readings_of_the_events_sent_on_ws_and_sse(
 
         # The commune's client gets its commune only; the zone's its zone and communes,
         # narrowed to traffic; the drill-down none.
-        await wait_until(
-            commune.received,
-            lambda r: matches(current_tiles(r), latest, alerts=alerts, areas=("c1",)),
+        await eventually(
+            commune.received.so_far,
+            until=lambda r: matches(current_tiles(r), latest, alerts=alerts, areas=("c1",)),
             within_s=10,
             what="the commune's tile",
         )
         assert set(current_tiles(commune.received)) == {"c1"}
-        await wait_until(
-            zone_traffic.received,
-            lambda r: matches(current_tiles(r), latest, alerts=alerts, areas=("z1", "c1", "c2")),
+        await eventually(
+            zone_traffic.received.so_far,
+            until=lambda r: matches(
+                current_tiles(r), latest, alerts=alerts, areas=("z1", "c1", "c2")
+            ),
             within_s=10,
             what="the zone's tiles",
         )
@@ -207,7 +210,9 @@ async def test_area_tiles_equal_the_readings_of_the_events_sent_on_ws_and_sse(
         # A screen that connects now has the same tiles in its snapshot.
         late = await open_ws(live.base, kind="area")
         try:
-            await wait_until(late.received, lambda r: bool(r.messages), within_s=10, what="start")
+            await eventually(
+                late.received.so_far, until=lambda r: bool(r.messages), within_s=10, what="start"
+            )
             areas: list[dict[str, Any]] = snapshot_of(late.received)["areas"]  # type: ignore[assignment]
             snapshot_tiles = {t["area_id"]: t for t in areas}
             assert matches(snapshot_tiles, latest, alerts=alerts)

@@ -15,19 +15,13 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.utils.apikeys import KEYS, keys_env
-from tests.utils.live_clients import (
-    Received,
-    open_sse,
-    open_ws,
-    url,
-    wait_until,
-    ws_refusal,
-)
+from tests.utils.eventually import eventually
+from tests.utils.live_clients import Received, open_sse, open_ws, url, ws_refusal
 from tests.utils.live_env import (
     Live,
     live_env,  # noqa: F401 (the "live" fixture)
 )
-from tests.utils.services import Process, free_port, wait_for
+from tests.utils.services import Process, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,8 +81,8 @@ async def wave(live: Live, client: Received, names: list[str]) -> float:
     """Produce one update per entity; seconds until ``client`` has them all."""
     start = time.monotonic()
     await live.flow([live.flow_record(n) for n in names])
-    await wait_until(
-        client, lambda r: set(names) <= set(r.entity_ids()), within_s=30, what="a wave"
+    await eventually(
+        client.so_far, until=lambda r: set(names) <= set(r.entity_ids()), within_s=30, what="a wave"
     )
     return time.monotonic() - start
 
@@ -109,7 +103,9 @@ async def test_a_client_that_never_reads_does_not_delay_another(live: Live) -> N
     fast = await open_ws(live.base, domain="traffic")
     fast_sse = await open_sse(live.base, domain="traffic")
     try:
-        await wait_until(fast.received, lambda r: bool(r.messages), within_s=10, what="snapshot")
+        await eventually(
+            fast.received.so_far, until=lambda r: bool(r.messages), within_s=10, what="snapshot"
+        )
         baseline = await wave(live, fast.received, [f"{prefix}-base-{n}" for n in range(300)])
         key = KEYS["view"]
         host = live.base.removeprefix("http://")
@@ -134,9 +130,9 @@ async def test_a_client_that_never_reads_does_not_delay_another(live: Live) -> N
         ]
         print(f"fast client: baseline wave {baseline:.2f} s, with stalled clients {latencies}")
         assert max(latencies) < max(3 * baseline, baseline + 2.0)
-        await wait_until(
-            fast_sse.received,
-            lambda r: sum(e.startswith(f"{prefix}-6-") for e in r.entity_ids()) == 300,
+        await eventually(
+            fast_sse.received.so_far,
+            until=lambda r: sum(e.startswith(f"{prefix}-6-") for e in r.entity_ids()) == 300,
             within_s=10,
             what="the SSE reader",
         )
@@ -160,17 +156,21 @@ async def test_stopping_the_api_ends_open_feeds_with_a_reason(live: Live) -> Non
     )
     api.start()
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=30, what="the API")
+    eventually(lambda: httpx.get(f"{base}/healthz").status_code == 200, within_s=30, what="the API")
     sse = await open_sse(base, entity="lv-stop")
     ws = await open_ws(base, entity="lv-stop")
     try:
         for c in (sse.received, ws.received):
-            await wait_until(c, lambda r: bool(r.messages), within_s=10, what="a snapshot")
+            await eventually(
+                c.so_far, until=lambda r: bool(r.messages), within_s=10, what="a snapshot"
+            )
         started = time.monotonic()
         # uvicorn re-raises the SIGTERM it handled once it has shut down.
         assert await asyncio.to_thread(api.stop, 20) in (0, -signal.SIGTERM)
         assert time.monotonic() - started < 10  # not held open by the event stream
-        await wait_until(sse.received, lambda r: bool(r.of("closing")), within_s=5, what="closing")
+        await eventually(
+            sse.received.so_far, until=lambda r: bool(r.of("closing")), within_s=5, what="closing"
+        )
         assert sse.received.of("closing")[-1]["reason"] == "shutdown"
         await asyncio.wait_for(ws.task, 5)
         assert ws.ws.close_code == 1001

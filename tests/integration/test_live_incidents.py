@@ -11,8 +11,6 @@ test has a namespace and an API of its own.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,17 +24,17 @@ from ioc.settings import Settings
 from streams.incidents.events import IncidentTransition
 from streams.kafka import client_options
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC
-from tests.conftest import Namespace
-from tests.integration.conftest import new_namespace, start_api
 from tests.utils.apikeys import auth
 from tests.utils.events import Record
+from tests.utils.eventually import eventually
 from tests.utils.incidents import alert_ids, incident_record, store_transitions, transition
 from tests.utils.kafka import produce
 from tests.utils.live import T0_MS, incident_action
 from tests.utils.live import transition as live_transition
-from tests.utils.live_clients import Received, SseClient, WsClient, open_sse, open_ws, wait_until
+from tests.utils.live_clients import Received, SseClient, WsClient, open_sse, open_ws
 from tests.utils.live_env import ids_increase, seed_registry, snapshot_of
-from tests.utils.namespaces import drop_namespace
+from tests.utils.namespaces import Namespace, drop_namespace, new_namespace
+from tests.utils.services import start_api
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,7 +90,9 @@ def incidents_of(received: Received, *ids: str) -> list[dict[str, Any]]:
 
 async def first_snapshot(*clients: WsClient | SseClient) -> None:
     for client in clients:
-        await wait_until(client.received, lambda r: bool(r.messages), within_s=10, what="snapshot")
+        await eventually(
+            client.received.so_far, until=lambda r: bool(r.messages), within_s=10, what="snapshot"
+        )
 
 
 async def test_transitions_and_operators_actions_reach_ws_and_sse_once(env: Env) -> None:
@@ -114,9 +114,9 @@ async def test_transitions_and_operators_actions_reach_ws_and_sse_once(env: Env)
             [incident_record(a), incident_record(escalated), ack, incident_record(a), step]
         )
         for client in (ws, sse):
-            await wait_until(
-                client.received,
-                lambda r: len(incidents_of(r, a.incident_id)) >= 4,
+            await eventually(
+                client.received.so_far,
+                until=lambda r: len(incidents_of(r, a.incident_id)) >= 4,
                 within_s=15,
                 what="four incident messages",
             )
@@ -171,15 +171,15 @@ async def test_filters_by_kind_area_severity_and_none_to_entity_clients(env: Env
             ]
         )
         everyone = (*ids, unseen.incident_id)
-        await wait_until(
-            everything.received,
-            lambda r: len(incidents_of(r, *everyone)) == 4,
+        await eventually(
+            everything.received.so_far,
+            until=lambda r: len(incidents_of(r, *everyone)) == 4,
             within_s=15,
             what="the four incident messages",
         )
-        await wait_until(
-            incidents_only.received,
-            lambda r: len(incidents_of(r, *everyone)) == 4,
+        await eventually(
+            incidents_only.received.so_far,
+            until=lambda r: len(incidents_of(r, *everyone)) == 4,
             within_s=5,
             what="the four incident messages",
         )
@@ -232,16 +232,20 @@ async def test_snapshot_holds_incidents_on_screens_with_the_hubs_news(env: Env) 
     )
     # One partition (one area) keeps the order: once a snapshot shows the new incident,
     # the hub had seen the close and the escalation too.
-    deadline = time.monotonic() + 15
-    while True:
+
+    async def snapshot_incidents() -> list[dict[str, Any]]:
         ws = await open_ws(env.base, area="c2")
         await first_snapshot(ws)
         await ws.close()
         shown: list[dict[str, Any]] = snapshot_of(ws.received)["incidents"]  # type: ignore[assignment]
-        if fresh.incident_id in {i["incident_id"] for i in shown}:
-            break
-        assert time.monotonic() < deadline, "no snapshot showed the incident the hub saw"
-        await asyncio.sleep(0.2)
+        return shown
+
+    shown = await eventually(
+        snapshot_incidents,
+        until=lambda shown: fresh.incident_id in {i["incident_id"] for i in shown},
+        within_s=15,
+        what="a snapshot to show the incident the hub saw",
+    )
     rows = [i for i in shown if i["incident_id"] in mine]
     # Newest opened first; the closed one is off the screens.
     assert [i["incident_id"] for i in rows] == [
@@ -317,7 +321,9 @@ async def test_a_namespace_without_the_incidents_topic_keeps_its_feed(
             settings.topic(ALERTS_TOPIC),
             [Record(b"lv-old-sandbox", orjson.dumps(event), T0_MS)],
         )
-        await wait_until(ws.received, lambda r: bool(r.of("alert")), within_s=15, what="alert")
+        await eventually(
+            ws.received.so_far, until=lambda r: bool(r.of("alert")), within_s=15, what="alert"
+        )
         assert ws.received.of("alert")[0]["alert"] == alert
     finally:
         await ws.close()

@@ -11,7 +11,7 @@ import pytest
 
 from ioc.db.queries import series_query
 from streams.sink import UPSERT_METRICS
-from tests.conftest import Namespace
+from tests.utils.namespaces import Namespace
 
 # Local midnight in Quang Ninh (UTC+07:00), where hour and day buckets are aligned.
 DAY = datetime(2025, 3, 9, 17, 0, tzinfo=UTC)
@@ -147,11 +147,13 @@ async def test_raw_events_are_kept_once_and_expire_after_30_days(
         " 1, 1)",
         DAY,
     )
-    deleted = dict(await conn.fetch("SELECT * FROM delete_expired($1)", DAY))
+    deleted = {
+        table: rows for table, rows in await conn.fetch("SELECT * FROM delete_expired($1)", DAY)
+    }
     assert deleted == {"raw_event": 1, "metric_minute": 0, "area_minute": 0}
     assert await conn.fetchval("SELECT array_agg(event_id) FROM raw_event") == ["kept"]
     late = DAY + timedelta(days=401)
-    assert dict(await conn.fetch("SELECT * FROM delete_expired($1)", late)) == {
+    assert dict(await conn.fetch("SELECT * FROM delete_expired($1)", late)) == {  # type: ignore[arg-type]
         "raw_event": 1,
         "metric_minute": 1,
         "area_minute": 1,

@@ -12,11 +12,10 @@ import orjson
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api
 from tests.utils.apikeys import KEYS, auth
 from tests.utils.live_clients import open_ws, ws_refusal
-from tests.utils.services import Process
+from tests.utils.namespaces import Namespace
+from tests.utils.services import Process, start_api
 
 pytestmark = pytest.mark.timeout(180)
 

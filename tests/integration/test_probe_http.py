@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api
 from tests.utils.apikeys import KEYS, auth
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_api
 
 PROBLEM = "application/problem+json"
 #: Methods sent to every path; those it does not serve must answer 405.

@@ -17,13 +17,12 @@ from contract.envelope import MAX_DEPTH
 from ioc.db.registry import load_registry
 from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import new_namespace, start_api
 from tests.utils.apikeys import auth
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce, read_all
-from tests.utils.namespaces import drop_namespace
-from tests.utils.services import Process, wait_for
+from tests.utils.namespaces import Namespace, drop_namespace, new_namespace
+from tests.utils.services import Process, start_api
 
 DEEP = 300
 PROBLEM = "application/problem+json"
@@ -107,9 +106,9 @@ def replay_url(probe: Probe) -> Iterator[str]:
     )
     assert started.status_code == 201, started.text
     url = f"/v1/replays/{started.json()['id']}"
-    wait_for(
+    eventually(
         lambda: probe.call("GET", url, role="replay").json()["state"] == "paused",
-        timeout=60,
+        within_s=60,
         what="the replay to start paused",
     )
     yield url
@@ -155,9 +154,9 @@ async def test_the_worker_dead_letters_a_deeply_nested_record_with_its_reason(
     assert headers["ioc_reason"] == b"invalid_field"
     assert f"deeper than {MAX_DEPTH} levels".encode() in headers["ioc_detail"]
     assert letter.value == deep
-    wait_for(
+    eventually(
         lambda: worker.total("ioc_events_processed_total") == 1,
-        timeout=30,
+        within_s=30,
         what="the good event behind the deep one",
     )
     assert worker.alive(), worker.tail()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 
 import asyncpg
 import orjson
 
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.services import Process
+from tests.utils.namespaces import Namespace
+from tests.utils.services import Process, start_worker
 
 
 def incident(entity: str, n: int) -> Record:
@@ -48,16 +46,15 @@ async def test_incidents_are_stored_raw_and_flow_readings_are_not(
 
     conn = await asyncpg.connect(settings.dsn)
     try:
-        deadline = time.monotonic() + 60
-        rows: list[asyncpg.Record] = []
-        while time.monotonic() < deadline:
-            rows = await conn.fetch(
+        rows: list[asyncpg.Record] = await eventually(
+            lambda: conn.fetch(
                 f'SELECT event_id, source, event_type, payload FROM "{settings.db_schema}"'
                 ".raw_event ORDER BY event_time"
-            )
-            if len(rows) >= 5:
-                break
-            await asyncio.sleep(0.3)
+            ),
+            until=lambda rows: len(rows) >= 5,
+            within_s=60,
+            what="five raw events stored",
+        )
     finally:
         await conn.close()
     assert [r["event_id"] for r in rows] == [f"inc-{n}" for n in range(5)]
@@ -91,10 +88,12 @@ async def test_rows_past_retention_are_deleted_by_the_sink(namespace: Namespace)
             namespace, env={"IOC_SINK__EXPIRE": "true", "IOC_SINK__EXPIRE_INTERVAL_S": "0.5"}
         )
         try:
-            deadline = time.monotonic() + 30
-            while await conn.fetchval("SELECT count(*) FROM raw_event") > 1:
-                assert time.monotonic() < deadline, "expired raw events were not deleted"
-                await asyncio.sleep(0.3)
+            await eventually(
+                lambda: conn.fetchval("SELECT count(*) FROM raw_event"),
+                until=lambda count: count <= 1,
+                within_s=30,
+                what="expired raw events to be deleted (raw events left)",
+            )
             assert await conn.fetchval("SELECT event_id FROM raw_event") == "recent"
             ages = await conn.fetch(
                 "SELECT extract(day FROM now() - bucket)::int AS age FROM metric_minute"

@@ -27,11 +27,11 @@ from streams.alerts.transitions import FINAL_STATES
 from streams.kafka import client_options
 from streams.state import IDLE_S
 from streams.topics import ALERTS_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC, raw_topic
-from tests.conftest import Namespace, NamespaceFactory
-from tests.integration.conftest import start_worker
+from tests.utils.eventually import Steady, eventually
 from tests.utils.incident_tier import final_incidents, incident_events, start_incidents
 from tests.utils.kafka import read_all, records_in
-from tests.utils.services import ROOT, Process
+from tests.utils.namespaces import Namespace, NamespaceFactory
+from tests.utils.services import ROOT, Process, start_worker
 from tests.utils.truth import database_rows
 
 TYPHOON = SEEDS_DIR / "typhoon-yagi.mcap"
@@ -108,15 +108,14 @@ async def _final_transitions(settings: Settings) -> list[dict[str, Any]]:
 async def _settled_incidents(settings: Settings) -> dict[str, dict[str, Any]]:
     """The namespace's incidents once ioc.incidents has stopped growing for 8 s (more than
     the tier's ticks and commits take)."""
-    topic, count, steady = settings.topic(INCIDENTS_TOPIC), -1, 0
-    for _ in range(120):
-        if steady >= 8:
-            break
-        await asyncio.sleep(1)
-        now = await records_in(settings, topic)
-        steady = steady + 1 if now == count and now > 0 else 0
-        count = now
-    assert steady >= 8, f"{topic} did not settle ({count})"
+    topic = settings.topic(INCIDENTS_TOPIC)
+    await eventually(
+        lambda: records_in(settings, topic),
+        until=Steady(8, holds=lambda count: count > 0),
+        within_s=120,
+        interval_s=1,
+        what=f"{topic} to stop growing for 8 s",
+    )
     return final_incidents(await incident_events(settings))
 
 
@@ -127,21 +126,26 @@ async def _settle(worker: Process, settings: Settings, sent: int) -> dict[Any, A
     Stopped changing means for longer than the worker's idle sweep takes to come: entities
     that reported in the replay's last seconds are judged once the watermark has stood
     still for streams.state.IDLE_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 180
-    last: tuple[Any, ...] | None = None
-    since = loop.time()
-    while loop.time() < deadline:
+
+    async def now() -> tuple[Any, ...]:
         consumed = worker.total("ioc_events_consumed_total")
         pending = worker.total("ioc_sink_pending_records")
         rows = await database_rows(settings)
-        now = (rows, await _alerts(settings))
-        if now != last:
-            last, since = now, loop.time()
-        elif consumed >= sent and pending == 0 and rows and loop.time() - since > IDLE_S + 3:
-            return rows
-        await asyncio.sleep(1.5)
-    raise AssertionError(f"{settings.namespace}: not settled ({worker.tail()})")
+        return rows, await _alerts(settings), consumed, pending
+
+    rows, _, _, _ = await eventually(
+        now,
+        until=Steady(
+            IDLE_S + 3,
+            of=lambda seen: seen[:2],
+            holds=lambda seen: seen[2] >= sent and seen[3] == 0 and seen[0],
+        ),
+        within_s=180,
+        interval_s=1.5,
+        what=f"{settings.namespace} to settle: {sent} records consumed, nothing pending, "
+        f"minutes and alerts still for {IDLE_S + 3} s",
+    )
+    return rows  # type: ignore[no-any-return]
 
 
 async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results(

@@ -14,9 +14,10 @@ from aiokafka import AIOKafkaProducer
 
 from streams.kafka import client_options
 from streams.topics import raw_topic
-from tests.conftest import Namespace, NamespaceFactory
+from tests.utils.eventually import eventually
 from tests.utils.kafka import read_all
-from tests.utils.services import ROOT, Process, wait_for
+from tests.utils.namespaces import Namespace, NamespaceFactory
+from tests.utils.services import ROOT, Process
 
 RECORDS = 50_000
 T0_MS = 1_725_670_800_000
@@ -77,11 +78,13 @@ async def test_recorded_records_replay_with_key_value_headers_partition_and_rela
         log=source.logs / "record.log",
     ).start()
     try:
-        wait_for(lambda: "Ctrl-C stops" in recorder.log.read_text(), timeout=60, what="recording")
+        eventually(
+            lambda: "Ctrl-C stops" in recorder.log.read_text(), within_s=60, what="recording"
+        )
         await _produce(source)
-        wait_for(
+        eventually(
             lambda: f"record: {RECORDS:,} records" in recorder.log.read_text(),
-            timeout=90,
+            within_s=90,
             what="the recorder to write every record",
         )
         assert recorder.popen is not None

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import defaultdict
 from datetime import datetime
 
 import asyncpg
 
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
 from tests.utils.events import random_flow
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_worker
 
 
 async def test_hour_rollups_equal_the_produced_sums(namespace: Namespace) -> None:
@@ -27,17 +26,22 @@ async def test_hour_rollups_equal_the_produced_sums(namespace: Namespace) -> Non
         await produce(settings, raw_topic(settings, "traffic"), batch.records)
         conn = await asyncpg.connect(settings.dsn)
         try:
-            deadline = time.monotonic() + 90
-            got: dict[tuple[str, datetime], int] = {}
-            while time.monotonic() < deadline:
-                rows = await conn.fetch(
-                    f'SELECT entity_id, bucket, sum FROM "{settings.db_schema}".metric_hour '
-                    "WHERE metric = 'vehicles'"
-                )
-                got = {(r["entity_id"], r["bucket"]): int(r["sum"]) for r in rows}
-                if got == dict(truth):
-                    break
-                await asyncio.sleep(1)
+            sql = (
+                f'SELECT entity_id, bucket, sum FROM "{settings.db_schema}".metric_hour '
+                "WHERE metric = 'vehicles'"
+            )
+
+            async def hours() -> dict[tuple[str, datetime], int]:
+                rows = await conn.fetch(sql)
+                return {(r["entity_id"], r["bucket"]): int(r["sum"]) for r in rows}
+
+            got = await eventually(
+                hours,
+                until=lambda got: got == dict(truth),
+                within_s=90,
+                interval_s=1,
+                what="the hour rows to add up to the produced vehicles",
+            )
         finally:
             await conn.close()
         assert got == dict(truth)

@@ -9,12 +9,10 @@ from pathlib import Path
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
 from streams.admin import ensure_topics
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
-from tests.integration.test_stream_exactness import produce_events, settle, simulated
-from tests.integration.test_stream_failures import wait_events
-from tests.utils.namespaces import drop_namespace
-from tests.utils.services import Process, wait_for
+from tests.utils.eventually import eventually
+from tests.utils.namespaces import Namespace, drop_namespace
+from tests.utils.pipeline import produce_events, settle, simulated
+from tests.utils.services import Process, start_worker
 from tests.utils.truth import database_rows, truth_of
 
 PARTITIONS = 12
@@ -47,22 +45,22 @@ async def test_three_workers_share_partitions_and_survive_a_kill_9(
     workers = [start_worker(ns, name=f"worker-{n}") for n in range(3)]
     try:
         # The range assignor gives each of three members 4 partitions of every topic.
-        wait_for(
+        eventually(
             lambda: owned(workers) == [PARTITIONS * TOPICS // 3] * 3,
-            timeout=60,
+            within_s=60,
             what="the partitions to spread over three workers",
         )
         # Killed mid-run whatever the pace: the second half is produced after the kill.
         half = len(events) // 2
         await produce_events(ns, events[:half])
-        await wait_events(ns, 30_000)
+        await settle(ns, 30_000, within_s=120)
         victim, survivors = workers[0], workers[1:]
         victim.kill9()
         await produce_events(ns, events[half:])
         # Its session times out (10 s) and the group gives its partitions to the others.
-        wait_for(
+        eventually(
             lambda: sum(owned(survivors)) == PARTITIONS * TOPICS and min(owned(survivors)) > 0,
-            timeout=60,
+            within_s=60,
             what="the killed worker's partitions to move",
         )
         try:

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from api.main import create_app
-from tests.conftest import Namespace
-from tests.integration.conftest import start_api, start_worker
 from tests.utils.apikeys import KEYS, auth
+from tests.utils.namespaces import Namespace
+from tests.utils.services import start_api, start_worker
 
 HOSTILE = [
     "' OR '1'='1",

@@ -12,8 +12,8 @@ import pytest
 
 from simulators.engine import DOMAINS, SimConfig, Simulation
 from streams.topics import raw_topic
-from tests.conftest import Namespace
 from tests.utils.kafka import read_all, records_in
+from tests.utils.namespaces import Namespace
 from tests.utils.services import ROOT
 
 START = "2025-03-12T08:00:00+07:00"

@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import orjson
 
@@ -14,39 +14,13 @@ from simulators.engine import SimConfig, Simulation
 from simulators.events import SimEvent
 from simulators.faults import Faults
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace, NamespaceFactory
-from tests.integration.conftest import start_worker
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce, read_all
-from tests.utils.services import Process, wait_for
-from tests.utils.truth import database_rows, events_in_database, truth_of
-
-START = datetime(2024, 9, 5, 7, 30, tzinfo=UTC)
-
-
-def simulated(*, entities: int, minutes: int, seed: int = 3) -> list[SimEvent]:
-    config = SimConfig(start=START, entities=entities, seed=seed, duration_s=minutes * 60)
-    return list(Simulation(config).events())
-
-
-async def produce_events(ns: Namespace, events: list[SimEvent]) -> None:
-    by_domain: dict[str, list[Record]] = defaultdict(list)
-    for e in events:
-        by_domain[e.domain].append(Record(e.key, e.value, e.time_ms))
-    for domain, records in by_domain.items():
-        await produce(ns.settings, raw_topic(ns.settings, domain), records)
-
-
-async def settle(ns: Namespace, expected_events: int, *, within_s: float = 180) -> None:
-    """Wait until the database accounts for every applied event."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if await events_in_database(ns.settings) >= expected_events:
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(
-        f"database holds {await events_in_database(ns.settings)} of {expected_events} events"
-    )
+from tests.utils.namespaces import Namespace, NamespaceFactory
+from tests.utils.pipeline import START, produce_events, settle, simulated
+from tests.utils.services import Process, start_worker
+from tests.utils.truth import database_rows, truth_of
 
 
 async def test_paced_and_full_speed_feeds_give_identical_minute_rows(
@@ -147,10 +121,10 @@ async def test_every_record_of_100k_with_1pct_malformed_is_accounted_for(
     for domain, batch in records.items():
         await produce(namespace.settings, raw_topic(namespace.settings, domain), batch)
 
-    wait_for(
+    eventually(
         lambda: worker.total("ioc_events_consumed_total") >= produced,
-        timeout=180,
-        interval=1,
+        within_s=180,
+        interval_s=1,
         what="the worker to consume everything",
     )
     processed = worker.total("ioc_events_processed_total")
@@ -178,10 +152,10 @@ async def test_an_event_delivered_twice_is_counted_once(
     repeats = len(events) - len(unique)
     assert repeats > 500  # the simulator resent about one event in twenty
     await produce_events(namespace, events)
-    wait_for(
+    eventually(
         lambda: worker.total("ioc_events_consumed_total") >= len(events),
-        timeout=120,
-        interval=1,
+        within_s=120,
+        interval_s=1,
         what="the worker to consume everything",
     )
     assert worker.total("ioc_events_processed_total") == len(unique)

@@ -14,20 +14,13 @@ import orjson
 from ioc.db.migrate import migrate
 from ioc.infra import PostgresCluster
 from streams.topics import DEADLETTER_TOPIC, raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
-from tests.integration.test_stream_exactness import produce_events, settle, simulated
 from tests.utils.events import T0, Record, flow_value
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce, read_all
-from tests.utils.services import free_port, wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.pipeline import produce_events, settle, simulated
+from tests.utils.services import free_port, start_worker
 from tests.utils.truth import database_rows, events_in_database, truth_of
-
-
-async def wait_events(ns: Namespace, at_least: int, *, dsn: str | None = None) -> None:
-    deadline = time.monotonic() + 120
-    while await events_in_database(ns.settings, dsn) < at_least:
-        assert time.monotonic() < deadline, f"fewer than {at_least} events written in time"
-        await asyncio.sleep(0.3)
 
 
 async def test_kill_9_mid_run_then_restart_gives_exact_aggregates(namespace: Namespace) -> None:
@@ -35,7 +28,7 @@ async def test_kill_9_mid_run_then_restart_gives_exact_aggregates(namespace: Nam
     assert len(events) == 200_000
     first = start_worker(namespace, name="worker-1")
     await produce_events(namespace, events)
-    await wait_events(namespace, 60_000)
+    await settle(namespace, 60_000, within_s=120)
     first.kill9()
     killed_at = await events_in_database(namespace.settings)
     assert killed_at < 200_000, "the run ended before the kill; make it longer"
@@ -75,23 +68,21 @@ async def test_database_down_for_30_s_mid_run_loses_nothing(
         )
         try:
             await produce_events(namespace, events)
-            await wait_events(namespace, 5_000, dsn=own.dsn)
+            await settle(namespace, 5_000, dsn=own.dsn, within_s=120)
             cluster.down()
             down_at = time.monotonic()
             # The sink notices at its next write; on a loaded machine the worker may take a
             # while to give it one. The database stays down 30 s, and at least until then.
-            wait_for(
+            eventually(
                 lambda: worker.total("ioc_sink_retries_total") > 0,
-                timeout=90,
+                within_s=90,
                 what="the sink to notice the outage",
             )
+            # Not a wait for something: the outage lasts its 30 s whatever the worker does.
             await asyncio.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
             assert worker.alive(), worker.tail()
             cluster.up()
-            deadline = time.monotonic() + 240
-            while await events_in_database(own, own.dsn) < len(events):
-                assert time.monotonic() < deadline, worker.tail()
-                await asyncio.sleep(0.5)
+            await settle(namespace, len(events), within_s=240, dsn=own.dsn)
             assert await database_rows(own, own.dsn) == truth_of(e.value for e in events)
             assert worker.alive()
         finally:

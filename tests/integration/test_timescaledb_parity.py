@@ -23,7 +23,7 @@ import pytest
 from ioc.db.migrate import discover
 from ioc.db.queries import series_query
 from streams.sink import UPSERT_METRICS
-from tests.conftest import Namespace
+from tests.utils.namespaces import Namespace
 from tests.utils.node import node_harness
 from tests.utils.services import ROOT
 

@@ -14,8 +14,7 @@ from ioc.settings import Settings
 from streams.admin import TopicsNotReady, check_topics, ensure_topics
 from streams.kafka import client_options
 from streams.topics import topic_specs
-from tests.conftest import Namespace
-from tests.utils.namespaces import drop_namespace
+from tests.utils.namespaces import Namespace, drop_namespace
 
 
 def owned_by_operator(settings: Settings, **changes: object) -> Settings:

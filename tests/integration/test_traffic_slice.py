@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 import httpx
 
 from streams.topics import raw_topic
-from tests.conftest import Namespace
 from tests.utils.apikeys import auth
 from tests.utils.events import T0, random_flow
+from tests.utils.eventually import eventually
 from tests.utils.kafka import produce
-from tests.utils.services import Process, wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.services import Process
 
 
 def api_vehicle_sums(base: str, entities: list[str]) -> dict[tuple[str, datetime], int]:
@@ -48,11 +49,13 @@ async def test_api_returns_exact_per_minute_vehicle_sums(
     assert len(batch.entities) == 50
     assert len(batch.vehicles) == 250
 
-    def settled() -> dict[tuple[str, datetime], int] | None:
-        got = api_vehicle_sums(api, batch.entities)
-        return got if got == batch.vehicles else None
-
-    wait_for(settled, timeout=120, interval=1, what="the API to return the produced sums")
+    eventually(
+        lambda: api_vehicle_sums(api, batch.entities),
+        until=lambda got: got == batch.vehicles,
+        within_s=120,
+        interval_s=1,
+        what="the API to return the produced sums",
+    )
     per_minute: dict[datetime, int] = defaultdict(int)
     for (_, minute), vehicles in batch.vehicles.items():
         per_minute[minute] += vehicles

@@ -7,9 +7,8 @@ import re
 
 import httpx
 
-from tests.conftest import NamespaceFactory
-from tests.integration.conftest import start_worker
-from tests.utils.services import free_port
+from tests.utils.namespaces import NamespaceFactory
+from tests.utils.services import free_port, start_worker
 
 
 def metrics(port: int) -> str:

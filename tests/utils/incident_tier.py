@@ -4,8 +4,6 @@ incidents from ``ioc.incidents``, the places' hourly counts from ``area_activity
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from contextlib import asynccontextmanager
@@ -20,9 +18,10 @@ from streams.alerts.transitions import FINAL_STATES, AlertTransition
 from streams.incidents.activity import HourCount, hour_of
 from streams.incidents.activity_store import AreaActivitySink
 from streams.topics import AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC
-from tests.conftest import Namespace
+from tests.utils.eventually import eventually
 from tests.utils.kafka import read_all, records_in
-from tests.utils.services import Process, wait_for
+from tests.utils.namespaces import Namespace
+from tests.utils.services import Process
 
 #: (area, hour ms) -> (alerts, incidents): rows of ``area_activity_hour`` with any count.
 ActivityRows = dict[tuple[str, int], tuple[int, int]]
@@ -38,7 +37,7 @@ def start_incidents(namespace: Namespace, *, name: str = "incidents") -> Process
         text = process.log.read_bytes()[mark:].decode(errors="replace")
         return "[^Worker]: Ready" in text or not process.alive()
 
-    wait_for(ready, timeout=90, what=f"{name} to be ready")
+    eventually(ready, within_s=90, what=f"{name} to be ready")
     assert process.alive(), process.tail()
     return process
 
@@ -132,10 +131,17 @@ async def stored_activity(
     """The namespace's ``area_activity_hour`` once the sink has taken every record now on
     ``ioc.area-activity`` (and skipped none for another reason than ``skipped``)."""
     topic = settings.topic(AREA_ACTIVITY_TOPIC)
-    deadline = time.monotonic() + within_s
-    while sink.applied + sum(sink.skipped.values()) < (count := await records_in(settings, topic)):
-        assert time.monotonic() < deadline, (count, sink.applied, sink.skipped)
-        await asyncio.sleep(0.5)
+
+    async def taken() -> tuple[int, int, dict[str, int]]:
+        return await records_in(settings, topic), sink.applied, dict(sink.skipped)
+
+    await eventually(
+        taken,
+        until=lambda seen: seen[1] + sum(seen[2].values()) >= seen[0],
+        within_s=within_s,
+        interval_s=0.5,
+        what="the sink to take every record on ioc.area-activity (records, applied, skipped)",
+    )
     assert not set(sink.skipped) - skipped, sink.skipped
     conn = await asyncpg.connect(
         settings.dsn, server_settings={"search_path": f"{settings.db_schema},public"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,20 +69,18 @@ class Received:
     def entity_ids(self) -> list[str]:
         return [m["entity"]["entity_id"] for m in self.of("entity")]
 
+    async def so_far(self) -> Received:
+        """These messages, as a probe for ``eventually()``: awaitable, so that the wait
+        lets the event loop go on receiving."""
+        return self
+
+    def __repr__(self) -> str:
+        kinds = [m["type"] for m in self.messages]
+        return f"Received({len(kinds)} messages of kinds {kinds}, {self.pings} pings)"
+
     def last_id(self) -> str:
         last: str = [m["id"] for m in self.messages if "id" in m][-1]
         return last
-
-
-async def wait_until(
-    received: Received, check: Callable[[Received], bool], *, within_s: float, what: str
-) -> None:
-    deadline = time.monotonic() + within_s
-    while not check(received):
-        if time.monotonic() > deadline:
-            kinds = [m["type"] for m in received.messages]
-            raise AssertionError(f"timed out waiting for {what}; got {kinds}")
-        await asyncio.sleep(0.05)
 
 
 class WsClient:

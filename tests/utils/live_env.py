@@ -3,37 +3,28 @@ registry, its worker, an API with small live bounds, and builders of what they p
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 
-from ioc.db.migrate import migrate
 from ioc.settings import Settings
-from streams.admin import ensure_topics
 from streams.topics import raw_topic
-from tests.conftest import Namespace
-from tests.integration.conftest import start_worker
-from tests.utils.apikeys import keys_env
 from tests.utils.events import Record, flow_value
 from tests.utils.kafka import produce
 from tests.utils.live_clients import (
     EventClock,
     Received,
 )
-from tests.utils.namespaces import drop_namespace
-from tests.utils.services import Process, free_port, wait_for
+from tests.utils.namespaces import Namespace, drop_namespace, new_namespace
+from tests.utils.services import Process, start_api, start_worker
 
-BAD = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
-GOOD = {"avg_speed_kmh": 48.0, "occupancy_pct": 25.0}
+BAD: dict[str, Any] = {"avg_speed_kmh": 9.0, "occupancy_pct": 92.0}
+GOOD: dict[str, Any] = {"avg_speed_kmh": 48.0, "occupancy_pct": 25.0}
 #: Bounds of the API under test: small enough to reach in a test.
 QUEUE_ENTITIES = 1000
 REPLAY = 400
@@ -100,35 +91,23 @@ async def live_env(
     infra: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Live]:
     """A namespace with a small registry, its worker, and an API with small live bounds."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    settings = infra.model_copy(update={"namespace": name})
-    await migrate(settings)
-    await ensure_topics(settings)
-    await seed_registry(settings)
-    env = {"IOC_NAMESPACE": name, "IOC_STATE_DIR": str(infra.state_dir)}
-    namespace = Namespace(settings=settings, env=env, logs=tmp_path_factory.mktemp(name))
+    namespace = await new_namespace(infra, tmp_path_factory)
+    await seed_registry(namespace.settings)
     worker = start_worker(namespace)
-    port = free_port()
-    api = Process(
-        ["api", "--port", str(port)],
+    api, base = start_api(
+        namespace,
         env={
-            **env,
-            **keys_env(),
             "IOC_LIVE__HEARTBEAT_S": str(HEARTBEAT_S),
             "IOC_LIVE__QUEUE_ENTITIES": str(QUEUE_ENTITIES),
             "IOC_LIVE__REPLAY_MESSAGES": str(REPLAY),
         },
-        log=namespace.logs / "api.log",
     )
-    api.start()
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=30, what="the API")
     try:
         yield Live(namespace, base, EventClock(), api)
     finally:
         api.stop()
         worker.stop()
-        await drop_namespace(settings)
+        await drop_namespace(namespace.settings)
 
 
 def minutes_of(live: Live, entity: str, pattern: str) -> list[Record]:
@@ -142,13 +121,11 @@ def minutes_of(live: Live, entity: str, pattern: str) -> list[Record]:
     return out
 
 
-async def poll_db(settings: Settings, sql: str, *, within_s: float = 30) -> None:
+async def db_value(settings: Settings, sql: str) -> Any:
+    """The value of a query of the namespace's schema (written ``{s}`` in ``sql``)."""
     conn = await asyncpg.connect(settings.dsn)
     try:
-        deadline = time.monotonic() + within_s
-        while not await conn.fetchval(sql.replace("{s}", f'"{settings.db_schema}"')):
-            assert time.monotonic() < deadline, f"timed out waiting for: {sql}"
-            await asyncio.sleep(0.2)
+        return await conn.fetchval(sql.replace("{s}", f'"{settings.db_schema}"'))
     finally:
         await conn.close()
 

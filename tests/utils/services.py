@@ -7,15 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
+from tests.utils.apikeys import keys_env
+from tests.utils.eventually import eventually
+from tests.utils.namespaces import Namespace
+
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -23,23 +23,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def wait_for(
-    check: Callable[[], T | None], *, timeout: float, interval: float = 0.3, what: str = "condition"
-) -> T:
-    """Poll until ``check`` returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError) as exc:
-            last_error, value = exc, None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} ({last_error})")
 
 
 class Process:
@@ -101,3 +84,48 @@ class Process:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_worker(
+    namespace: Namespace, *, env: dict[str, str] | None = None, name: str = "worker"
+) -> Process:
+    """Start ``ioc worker`` for the namespace and wait until it consumes."""
+    port = free_port()
+    process = Process(
+        ["worker"],
+        env={**namespace.env, "IOC_STREAMS__WEB_PORT": str(port), **(env or {})},
+        log=namespace.logs / f"{name}.log",
+    )
+    process.web_port = port
+    mark = process.log.stat().st_size if process.log.exists() else 0
+    process.start()
+
+    def ready() -> bool:
+        text = process.log.read_bytes()[mark:].decode(errors="replace")
+        return "Worker ready" in text or not process.alive()
+
+    eventually(ready, within_s=90, what="the worker to be ready")
+    assert process.alive(), process.tail()
+    return process
+
+
+def start_api(
+    namespace: Namespace, *, env: dict[str, str] | None = None, name: str = "api", port: int = 0
+) -> tuple[Process, str]:
+    """Start ``ioc api`` for the namespace with the test keys of ``tests.utils.apikeys``
+    (on ``port``, or a free one); return the process and its base URL once it answers."""
+    port = port or free_port()
+    process = Process(
+        ["api", "--port", str(port)],
+        env={**namespace.env, **keys_env(), **(env or {})},
+        log=namespace.logs / f"{name}.log",
+    )
+    process.start()
+    base = f"http://127.0.0.1:{port}"
+    eventually(
+        lambda: httpx.get(f"{base}/healthz"),
+        until=lambda answer: answer.status_code == 200,
+        within_s=30,
+        what=f"the API at {base} to answer /healthz",
+    )
+    return process, base
