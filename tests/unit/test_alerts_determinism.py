@@ -9,7 +9,7 @@ the engine is called once per batch with the record's buckets and the watermark.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -90,7 +90,7 @@ def _run(
         if others_ms and watermark is not None:
             sweeps.append({} if changed_only else record["b"])
         for n, given in enumerate(sweeps):
-            if n:
+            if n and watermark is not None:  # a second sweep comes only with a watermark
                 watermark += others_ms
             result = engine.evaluate(
                 states,
@@ -196,7 +196,7 @@ def _agg(values: list[float]) -> list[float]:
 
 
 def test_a_minute_updated_many_times_counts_as_its_last_version() -> None:
-    rule = next(r for r in load_rules() if r.id == "traffic-congestion")
+    rule = cast(Rule, next(r for r in load_rules() if r.id == "traffic-congestion"))
     speeds = {m: [30.0, 25.0, 8.0, 6.0, 5.0] for m in range(6)}  # ends congested
     occupancy = [50.0, 70.0, 90.0, 95.0, 99.0]
 
@@ -307,7 +307,7 @@ def test_adding_values_of_open_minutes_to_a_state_is_what_the_track_writes() -> 
     assert any(s and "r" in s for s in states)
     for state in states:
         walked = (state or {}).get("f", T0)
-        values = {
+        values: dict[int, list[float | None]] = {
             walked + n * BUCKET_MS: [rng.uniform(0, 60), rng.uniform(0, 100)]
             for n in rng.sample(range(-1, 5), 3)
         }

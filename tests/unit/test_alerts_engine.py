@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import orjson
 
@@ -22,7 +23,7 @@ Minute = tuple[float, float] | None
 
 
 def congestion() -> Rule:
-    return next(rule for rule in load_rules() if rule.id == "traffic-congestion")
+    return cast(Rule, next(rule for rule in load_rules() if rule.id == "traffic-congestion"))
 
 
 def _bucket(speed: float, occupancy: float, minute: int) -> dict[str, list[float]]:

@@ -4,7 +4,9 @@ with and without the simulator's own faults."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -23,8 +25,8 @@ from tests.utils.events import T0, flow_value
 LATENESS_MS = 120_000
 MINUTE = BUCKET_MS
 SHIPPED = {rule.id: rule for rule in load_rules()}
-SILENT = SHIPPED["traffic-sensor-silent"]
-STUCK = SHIPPED["traffic-sensor-stuck"]
+SILENT = cast(SilentRule, SHIPPED["traffic-sensor-silent"])
+STUCK = cast(StuckRule, SHIPPED["traffic-sensor-stuck"])
 SENSOR = Registered(domain="traffic", kind="intersection", commune="c", zone="z", interval_s=10)
 T0_MS = int(T0.timestamp() * 1000)
 
@@ -43,7 +45,7 @@ def test_the_shipped_health_rules_are_silent_and_stuck_rules() -> None:
 def test_silence_opens_at_the_deadline_once_no_earlier_event_can_come() -> None:
     last = T0_MS
     deadline = last + 5 * MINUTE
-    args = {"entity_id": "ix-1", "registered": SENSOR, "last_event_ms": last}
+    args: dict[str, Any] = {"entity_id": "ix-1", "registered": SENSOR, "last_event_ms": last}
     # The watermark at the deadline: an event before it may still come (allowed lateness).
     state, found = silent_advance(
         SILENT, None, watermark_ms=deadline, lateness_ms=LATENESS_MS, **args
@@ -152,7 +154,9 @@ def test_an_operator_resolve_ends_the_silence_until_the_sensor_reports_again() -
     assert later
 
 
-def _evaluate(engine: RuleEngine, states: dict, *, last: int, watermark: int) -> tuple[dict, list]:
+def _evaluate(
+    engine: RuleEngine, states: dict[str, Any], *, last: int, watermark: int
+) -> tuple[dict[str, Any], list[Any]]:
     evaluation = engine.evaluate(
         states,
         entity_id="ix-1",
@@ -176,10 +180,10 @@ def _minute(speeds: list[float], vehicles: list[float]) -> dict[str, list[float]
     return {"avg_speed_kmh": aggregate(speeds), "vehicles": aggregate(vehicles)}
 
 
-def _stuck_run(minutes: list[dict[str, list[float]] | None]) -> list[tuple[str, int]]:
+def _stuck_run(minutes: Sequence[dict[str, list[float]] | None]) -> list[tuple[str, int]]:
     """Each minute given and made final at once; (state, minute index of its time)."""
     state = None
-    out = []
+    out: list[tuple[str, int]] = []
     for i, metrics in enumerate(minutes):
         minute = T0_MS + i * MINUTE
         buckets = {} if metrics is None else {str(minute): metrics}
@@ -229,7 +233,9 @@ def registry_of(city: City) -> Registry:
     )
 
 
-def run_city(faults: Faults, *, hours: float, entities: int = 300) -> tuple[list[dict], City]:
+def run_city(
+    faults: Faults, *, hours: float, entities: int = 300
+) -> tuple[list[dict[str, Any]], City]:
     """The simulated city through an entity store with the shipped health rules: every
     alert transition, in order."""
     simulation = Simulation(
@@ -240,7 +246,7 @@ def run_city(faults: Faults, *, hours: float, entities: int = 300) -> tuple[list
         rules=RuleEngine(rules), lateness_ms=LATENESS_MS, registry=registry_of(simulation.city)
     )
     offsets: dict[str, int] = defaultdict(int)
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for batch in simulation.batches():
         if batch.mark or not batch.keys:
             continue
@@ -327,7 +333,7 @@ def test_a_partition_that_was_not_observed_makes_nobody_silent() -> None:
     store = EntityStore(rules=RuleEngine([SILENT]), lateness_ms=LATENESS_MS, registry=registry)
     offset = 0
 
-    def send(entity: str, minutes: float) -> list[dict]:
+    def send(entity: str, minutes: float) -> list[dict[str, Any]]:
         nonlocal offset
         at = T0 + timedelta(minutes=minutes)
         value = flow_value(entity, at, event_id=f"{entity}-{offset}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -13,7 +13,7 @@ from contract.payload import Payload
 from contract.school import SchoolSafety
 from contract.security import SecurityAlarm
 from contract.traffic import TrafficIncident
-from streams.alerts import RuleEngine
+from streams.alerts import Rule, RuleEngine
 from streams.alerts.rules import RULES_DIR, RuleError, load_rule_file, load_rules
 from tests.utils.rules import FIRE_ALARM
 
@@ -56,7 +56,7 @@ def test_the_shipped_rules_load_and_cover_the_design() -> None:
     # so do the detections an operator must see: fire, smoke, wrong way, dense crowds,
     # and resuscitation cases at a hospital.
     engine = RuleEngine(list(rules.values()))
-    samples = [
+    samples: list[tuple[str, dict[str, Any]]] = [
         *[("city.security.alarm.v1", {"kind": k, "zone": "z"}) for k in _kinds(SecurityAlarm)],
         *[
             ("city.traffic.incident.v1", {"kind": k, "severity": 4, "lanes_blocked": 1})
@@ -80,13 +80,13 @@ def test_the_shipped_rules_load_and_cover_the_design() -> None:
             lateness_ms=120_000,
         )
         assert [t.state for t in opened][:1] == ["open"], (event_type, data)
-    congestion = rules["traffic-congestion"]
+    congestion = cast(Rule, rules["traffic-congestion"])
     assert congestion.for_minutes == 3
     assert [(c.metric, c.comparison, c.threshold) for c in congestion.condition.clauses] == [
         ("avg_speed_kmh", "<", 15),
         ("occupancy_pct", ">", 80),
     ]
-    assert rules["school-low-attendance"].windows[0].start == "09:00"
+    assert cast(Rule, rules["school-low-attendance"]).windows[0].start == "09:00"
     assert all(rule.title.vi and rule.title.en for rule in rules.values())
 
 
@@ -95,7 +95,8 @@ def _kinds(model: type[Payload]) -> tuple[str, ...]:
 
 
 def test_a_valid_file_gives_its_rules_with_defaults(tmp_path: Path) -> None:
-    [rule] = load_rule_file(_write(tmp_path / "a.json", _rule()))
+    [loaded] = load_rule_file(_write(tmp_path / "a.json", _rule()))
+    rule = cast(Rule, loaded)
     assert (rule.clear_minutes, rule.max_gap_minutes, rule.windows) == (1, 0, [])
     assert rule.condition.combine == "all"
     assert rule.condition.clauses[0].label == "avg(avg_speed_kmh)"

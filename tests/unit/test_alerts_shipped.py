@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 
@@ -20,7 +21,7 @@ Minute = dict[str, float] | None
 
 
 def _rule(rule_id: str) -> Rule:
-    return next(rule for rule in load_rules() if rule.id == rule_id)
+    return cast(Rule, next(rule for rule in load_rules() if rule.id == rule_id))
 
 
 def feed(

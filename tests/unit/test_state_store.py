@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ def _store() -> EntityStore:
 
 
 def _records(
-    pairs: list[tuple[bytes | None, bytes]], *, partition: int = 0
+    pairs: Sequence[tuple[bytes | None, bytes]], *, partition: int = 0
 ) -> list[ConsumerRecord]:
     return [
         ConsumerRecord("ioc.traffic.events", partition, offset, 0, 0, key, value, None, 0, 0, [])
@@ -243,7 +243,7 @@ def test_rules_judging_the_minutes_each_batch_changed_write_what_judging_all_wro
     as when every write showed the rules all of the record's minutes."""
     records = _records(_traffic_feed(seed, entities=4, minutes=40))
     rng = random.Random(seed)
-    sizes = []
+    sizes: list[int] = []
     while sum(sizes) < len(records):
         sizes.append(rng.choice([1, 2, 5, 17, 60]))
     changed, every = (
@@ -272,7 +272,7 @@ def test_a_record_read_back_is_judged_with_all_its_minutes_once() -> None:
     """The rules of the process that wrote a record may differ from ours (a rule added at
     a restart): the first write after the restore shows them all of its open minutes."""
     at = T0 + timedelta(minutes=10)
-    jam = {"avg_speed_kmh": 5.0, "occupancy_pct": 95.0}
+    jam: dict[str, Any] = {"avg_speed_kmh": 5.0, "occupancy_pct": 95.0}
     first = EntityStore(rules=RuleEngine([]), lateness_ms=LATENESS_MS)
     written = first.apply(
         _records([(b"ix-1", flow_value("ix-1", at, **jam))]), domain="traffic", partition=0

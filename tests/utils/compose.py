@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from ioc.infra.debian import ensure_command
 from tests.utils.services import ROOT
