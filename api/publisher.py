@@ -3,6 +3,13 @@
 The producer belongs to the app's lifespan. It is started at start-up when Kafka
 answers, and otherwise on the first publish, so the API serves reads while Kafka is
 down and publishing answers 503 until it is back.
+
+The producer is idempotent with ``acks=all`` (``streams.kafka.producer_options``): a
+record acknowledged is on ``min.insync.replicas`` brokers, and the producer's retries
+across a leader change write it once. When Kafka cannot take writes within the timeout
+(brokers down, fewer in-sync replicas than required) the request answers 503: those
+events were not accepted, though the producer may still write them once Kafka is back;
+the integrator's retry of the same (source, id) is then counted once by the worker.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ioc.settings import Settings
-from streams.kafka import client_options
+from streams.kafka import producer_options, wedged
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,8 @@ class Publisher:
         self.recent = RecentIds(settings.api.publish_dedup_ids)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        # Wedged producers being stopped in the background (a reference keeps the task).
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Connect now if Kafka answers; otherwise the first publish tries again."""
@@ -78,6 +87,17 @@ class Publisher:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        for task in list(self._retiring):
+            task.cancel()
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        """Drop a wedged producer (``streams.kafka.wedged``): the next publish starts a new
+        one. It is stopped in the background, since stopping waits for its batches."""
+        if self._producer is producer:
+            self._producer = None
+        task = asyncio.create_task(producer.stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -85,11 +105,7 @@ class Publisher:
                 return self._producer
             timeout_ms = int(self.timeout_s * 1000)
             producer = AIOKafkaProducer(
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=2,
-                request_timeout_ms=timeout_ms,
-                **client_options(self.settings),
+                linger_ms=2, request_timeout_ms=timeout_ms, **producer_options(self.settings)
             )
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -120,5 +136,8 @@ class Publisher:
         except (KafkaError, TimeoutError) as exc:
             raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from None
         failed = [r for r in results if isinstance(r, BaseException)]
+        if any(wedged(exc) for exc in failed):
+            log.warning("the Kafka producer is wedged (%r); starting a new one", failed[0])
+            self._retire(producer)
         if failed:
             raise KafkaUnavailable(f"{len(failed)} of {len(records)} not written: {failed[0]!r}")

@@ -111,6 +111,8 @@ class Replayer:
                 await self.sender.settle()
                 self.sending = (self.sending[0], time.perf_counter())
             finally:
+                if self.sender is not None:
+                    await self.sender.close()  # producers made in place of a wedged one
                 await producer.stop()
             progress.errors = self.stats.total_errors
             if progress.errors:

@@ -46,13 +46,16 @@ from streams.counters import (
     REGISTERED,
 )
 from streams.deadletter import deadletter_headers
-from streams.kafka import client_options
+from streams.kafka import client_options, producer_options, wedged
 from streams.marks import mark_headers
 from streams.registry import read_entities
 from streams.state import Batch, EntityStore, Owned
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, STATE_TOPIC, raw_topic
 
 log = logging.getLogger(__name__)
+
+#: One record to produce: topic, value, key, partition (None: by key), headers.
+Send = tuple[str, bytes, bytes | None, int | None, list[tuple[str, bytes]] | None]
 
 
 def watermark_metadata(watermark_ms: int | None, observed_ms: int | None = None) -> str:
@@ -125,6 +128,7 @@ class Aggregator(Service):
         self.ready = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self._retiring: asyncio.Task[None] | None = None
         self.registry_since: datetime | None = None
 
     async def on_start(self) -> None:
@@ -132,9 +136,7 @@ class Aggregator(Service):
         # that is down delays nothing: the refresh task tries again).
         await self._read_registry()
         options = client_options(self.settings)
-        self.producer = AIOKafkaProducer(
-            acks="all", linger_ms=5, max_batch_size=1024 * 1024, **options
-        )
+        self.producer = self._new_producer()
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             group_id=self.group_id,
@@ -148,6 +150,29 @@ class Aggregator(Service):
         )
         self.consumer.subscribe(sorted(self.domains), listener=_Rebalance(self))
         await self.consumer.start()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        # Idempotent with acks=all (streams.kafka.producer_options): a leader change
+        # neither loses nor repeats a changelog record or an alert transition.
+        return AIOKafkaProducer(
+            linger_ms=5, max_batch_size=1024 * 1024, **producer_options(self.settings)
+        )
+
+    async def _renew_producer(self) -> None:
+        """Replace a wedged producer (``streams.kafka.wedged``) with a new one."""
+        old, self.producer = self.producer, self._new_producer()
+        if old is not None:
+            # In the background: stopping waits for whatever the old one still holds.
+            self._retiring = asyncio.create_task(old.stop())
+        delay = 0.2
+        while True:
+            try:
+                await self.producer.start()
+                return
+            except KafkaError as exc:
+                log.warning("starting a new producer failed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
@@ -280,51 +305,90 @@ class Aggregator(Service):
             # The group moved on while we produced; the new owner repeats these records,
             # which the entity records' offsets turn into duplicates.
             log.warning("commit failed after a rebalance; the records will be seen again")
+        except KafkaError as exc:
+            # The group coordinator was lost (its broker down, the offsets partition's
+            # leader moving) or the offsets topic has fewer in-sync replicas than it needs:
+            # still ours, so the next commit carries these offsets, unless newer ones
+            # of the same partitions came meanwhile.
+            log.warning("commit failed (%r); trying again with the next commit", exc)
+            self.uncommitted = {**offsets, **self.uncommitted}
 
     async def _produce(self, batches: list[Batch]) -> None:
         """Send everything the batches ask for and wait until Kafka has all of it.
 
-        Until then nothing is committed, so a failure here is retried rather than
-        raised: the records are absolute values, so sending one twice changes nothing.
+        Until then nothing is committed, so a failure here is retried rather than raised.
+        The idempotent producer retries by itself across leader changes and waits while
+        Kafka cannot take writes; what it gives up on is sent again, and only that, by a
+        new producer when the old one is wedged (``streams.kafka.wedged``). The records are
+        absolute values, so one written twice changes nothing.
         """
-        assert self.producer is not None
+        pending = [send for batch in batches for send in self._sends(batch)]
         delay = 0.2
-        while True:
-            try:
-                futures = []
-                for batch in batches:
-                    futures.extend(await self._send(batch))
-                await asyncio.gather(*futures)
+        while pending:
+            failures = await self._send_all(pending)
+            pending = [send for send, exc in zip(pending, failures, strict=True) if exc]
+            errors = [exc for exc in failures if exc is not None]
+            if not errors:
                 break
-            except KafkaError as exc:
-                log.warning("producing a batch failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            wedge = next((exc for exc in errors if wedged(exc)), None)
+            if wedge is not None:
+                log.warning(
+                    "the producer is wedged (%r); a new one sends the %d records not acknowledged",
+                    wedge,
+                    len(pending),
+                )
+                await self._renew_producer()
+                continue
+            log.warning(
+                "%d records not acknowledged (%r); retrying in %.1f s",
+                len(pending),
+                errors[0],
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
         reasons = Counter(r.reason for batch in batches for _, r in batch.deadletters)
         for reason, count in reasons.items():
             DEADLETTERED.labels(reason).inc(count)
 
-    async def _send(self, batch: Batch) -> list[asyncio.Future[Any]]:
+    async def _send_all(self, sends: list[Send]) -> list[BaseException | None]:
+        """Hand ``sends`` to the producer and wait for each; the error of each that failed."""
         assert self.producer is not None
-        send = self.producer.send
-        futures = [
-            await send(self.state_topic, value, key=key, partition=partition)
+        producer = self.producer
+        futures: list[asyncio.Future[Any]] = []
+        refused: list[BaseException] = []
+        try:
+            for topic, value, key, partition, headers in sends:
+                futures.append(
+                    await producer.send(topic, value, key=key, partition=partition, headers=headers)
+                )
+        except KafkaError as exc:
+            # Those handed over still finish; the rest were never sent.
+            refused = [exc] * (len(sends) - len(futures))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results] + refused
+
+    def _sends(self, batch: Batch) -> list[Send]:
+        """The records a batch asks for: its changelog, alerts and dead letters."""
+        sends: list[Send] = [
+            (self.state_topic, value, key, partition, None)
             for partition, key, value in batch.changelog
         ]
-        futures += [
-            await send(self.alerts_topic, value, key=key, partition=partition)
+        sends += [
+            (self.alerts_topic, value, key, partition, None)
             for partition, key, value in batch.alerts
         ]
-        futures += [
-            await send(
+        sends += [
+            (
                 self.deadletter_topic,
                 message.value if message.value is not None else b"",
-                key=message.key,
-                headers=deadletter_headers(message=message, rejection=rejection),
+                message.key,
+                None,
+                deadletter_headers(message=message, rejection=rejection),
             )
             for message, rejection in batch.deadletters
         ]
-        return futures
+        return sends
 
     async def take(self, assigned: set[TopicPartition]) -> None:
         """Own exactly ``assigned``: forget what went elsewhere, recover what is new."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from aiokafka.errors import OutOfOrderSequenceNumber
+
 from ioc.settings import Settings
 
 
@@ -62,3 +64,30 @@ def client_options(settings: Settings) -> dict[str, Any]:
             kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
         )
     return options
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for every producer of the project: the connection's, plus
+    idempotence with ``acks=all``.
+
+    Every in-sync replica (at least ``min.insync.replicas``) has a record before it is
+    acknowledged, so a broker lost after the acknowledgement loses nothing; idempotence
+    makes the producer's own retries across a leader change write each record once.
+    aiokafka's idempotent producer never expires a batch: while Kafka cannot take writes
+    a send waits (callers bound it with their own timeout) instead of failing.
+    """
+    return {"acks": "all", "enable_idempotence": True, **client_options(settings)}
+
+
+def wedged(exc: BaseException) -> bool:
+    """True for the error after which an idempotent producer is of no more use.
+
+    When the broker and the producer disagree on a partition's sequence numbers (seen
+    after brokers restart or leaders move), the broker answers OutOfOrderSequenceNumber.
+    aiokafka fails the batch and keeps its producer id and sequences, so every later batch
+    to that partition fails the same way (aio-libs/aiokafka#1017, open). The way out is a
+    new producer (a new producer id, sequences from zero) that sends again what was not
+    acknowledged; consumers that count exactly (the worker, by event id and offset) take
+    a record written twice that way once.
+    """
+    return isinstance(exc, OutOfOrderSequenceNumber)
