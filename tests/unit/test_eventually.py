@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
-from tests.utils.eventually import eventually
+from tests.utils.eventually import Steady, eventually
 
 
 def test_a_plain_probe_is_polled_until_its_value_holds() -> None:
@@ -56,3 +57,24 @@ async def test_an_awaitable_probe_lets_the_loop_run_while_it_waits() -> None:
     got = await eventually(probe, until=lambda s: len(s) == 5, within_s=5, what="five values")
     assert got == [0, 1, 2, 3, 4]
     await task
+
+
+def test_steady_waits_until_the_value_stands_still_for_its_time() -> None:
+    values = iter([1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3])
+    started = time.monotonic()
+    got = eventually(
+        lambda: next(values), until=Steady(0.2), within_s=5, interval_s=0.05, what="3 to stay"
+    )
+    assert got == 3
+    assert time.monotonic() - started >= 0.2
+
+
+def test_steady_holds_only_when_its_condition_does() -> None:
+    with pytest.raises(AssertionError, match="last value: 0"):
+        eventually(
+            lambda: 0,
+            until=Steady(0.05, holds=lambda n: n > 0),
+            within_s=0.4,
+            interval_s=0.05,
+            what="a positive count",
+        )
