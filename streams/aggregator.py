@@ -46,6 +46,7 @@ from streams.counters import (
     REGISTERED,
 )
 from streams.deadletter import deadletter_headers
+from streams.entity_record import decode_record
 from streams.kafka import client_options, producer_options, wedged
 from streams.marks import mark_headers
 from streams.registry import read_entities
@@ -455,8 +456,8 @@ class Aggregator(Service):
                 fetched = await reader.getmany(*left, timeout_ms=1000, max_records=10_000)
                 for messages in fetched.values():
                     for message in messages:
-                        record = orjson.loads(message.value) if message.value else None
-                        if record is None or (record["d"], record["p"]) in new:
+                        record = decode_record(message.value) if message.value else None
+                        if record is None or (record.domain, record.partition) in new:
                             self.store.restore(message.key, record)
                             restored += 1
                 for tp in list(left):

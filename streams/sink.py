@@ -28,9 +28,9 @@ from mode import Service
 from ioc.db.pool import create_pool
 from ioc.settings import LIVE_NAMESPACE, Settings
 from streams.counters import SINK_EXPIRED, SINK_LAG, SINK_RETRIES, SINK_ROWS
+from streams.entity_record import BUCKET_MS, EntityRecord, decode_record
 from streams.kafka import client_options
 from streams.topics import STATE_TOPIC
-from streams.windows import BUCKET_MS
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +101,20 @@ ON CONFLICT DO NOTHING
 """
 
 
-def raw_rows(records: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Rows for ``raw_event`` from the kept events the records carry (``r``)."""
+def raw_rows(records: Iterable[EntityRecord]) -> list[tuple[Any, ...]]:
+    """Rows for ``raw_event`` from the kept events the records carry."""
     return [
         (
-            record["e"],
-            raw["time"],
-            raw["source"],
-            raw["id"],
-            record["d"],
-            raw["type"],
-            orjson.dumps(raw["data"]).decode(),
+            record.entity_id,
+            raw.time,
+            raw.source,
+            raw.id,
+            record.domain,
+            raw.type,
+            orjson.dumps(raw.data).decode(),
         )
         for record in records
-        for raw in record.get("r", ())
+        for raw in record.raw
     ]
 
 
@@ -191,39 +191,39 @@ def merge_alerts(transitions: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]
 
 
 def merge_records(
-    records: Iterable[dict[str, Any]],
+    records: Iterable[EntityRecord],
 ) -> tuple[dict[MetricKey, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
     """Fold a batch of entity records into the newest row per metric-minute and per entity.
 
-    Each record's changed buckets (``c``) carry absolute aggregates; a later record of the
+    Each record's changed buckets carry absolute aggregates; a later record of the
     same entity supersedes an earlier one, so a batch writes each row once.
     """
     metrics: dict[MetricKey, tuple[Any, ...]] = {}
     states: dict[str, tuple[Any, ...]] = {}
     for record in records:
-        entity, domain, version = record["e"], record["d"], record["o"]
-        for bucket_key in record["c"]:
+        entity, domain, version = record.entity_id, record.domain, record.offset
+        for bucket_key in record.changed:
             bucket = int(bucket_key)
-            for metric, agg in record["b"].get(bucket_key, {}).items():
+            for metric, agg in record.buckets.get(bucket_key, {}).items():
                 metrics[(entity, metric, bucket)] = (
                     entity,
                     metric,
                     bucket,
                     domain,
-                    int(agg[0]),
-                    agg[1],
-                    agg[2],
-                    agg[3],
-                    agg[4],
+                    int(agg.count),
+                    agg.sum,
+                    agg.min,
+                    agg.max,
+                    agg.last,
                     version,
                 )
-        if record["t"] is not None:
+        if record.time_ms is not None:
             states[entity] = (
                 entity,
                 domain,
-                record.get("k"),
-                record["t"],
-                orjson.dumps(record.get("s", {})).decode(),
+                record.event_type,
+                record.time_ms,
+                orjson.dumps(record.state).decode(),
                 version,
             )
     return metrics, states
@@ -231,7 +231,7 @@ def merge_records(
 
 async def write_batch(
     pool: asyncpg.Pool,
-    records: list[dict[str, Any]],
+    records: list[EntityRecord],
     transitions: list[dict[str, Any]] | None = None,
 ) -> tuple[int, int, int]:
     """Upsert one batch in one transaction; return (metric, state, alert) rows."""
@@ -299,13 +299,13 @@ class StateSink(Service):
             if not batch:
                 continue
             records = [
-                orjson.loads(m.value)
+                decode_record(m.value)
                 for messages in batch.values()
                 for m in messages
                 if m.value is not None
             ]
             # Alert transitions ride in the records that produced them (see streams.state).
-            transitions = [t for record in records for t in record.get("x", ())]
+            transitions = [t for record in records for t in record.transitions]
             SINK_LAG.set(len(records) + len(transitions))
             await self._write_with_retry(records, transitions)
             try:
@@ -316,8 +316,10 @@ class StateSink(Service):
                 log.warning("sink commit failed after a rebalance; the batch will repeat")
             SINK_LAG.set(0)
 
-    def _mark_dirty(self, records: list[dict[str, Any]]) -> None:
-        buckets = [int(b) for record in records for b in record["c"]]
+    def _mark_dirty(self, records: list[EntityRecord]) -> None:
+        self._mark_minutes([int(b) for record in records for b in record.changed])
+
+    def _mark_minutes(self, buckets: list[int]) -> None:
         if not buckets:
             return
         low, high = min(buckets), max(buckets)
@@ -381,7 +383,7 @@ class StateSink(Service):
                     await conn.execute("CALL refresh_area_rollups_around($1, $2)", first, last)
             except Exception as exc:
                 log.warning("rollup refresh failed (%s: %s); will retry", type(exc).__name__, exc)
-                self._mark_dirty([{"c": [str(now[0]), str(now[1])]}])
+                self._mark_minutes([now[0], now[1]])
 
     @Service.task
     async def _refresh_area_minutes(self) -> None:
@@ -402,7 +404,7 @@ class StateSink(Service):
                 log.warning("area refresh failed (%s: %s); will retry", type(exc).__name__, exc)
 
     async def _write_with_retry(
-        self, records: list[dict[str, Any]], transitions: list[dict[str, Any]]
+        self, records: list[EntityRecord], transitions: list[dict[str, Any]]
     ) -> None:
         assert self.consumer is not None
         assert self.pool is not None

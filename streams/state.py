@@ -20,16 +20,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import orjson
+from typing import Protocol
 
 from contract.envelope import Rejection, check_clock, decode
 from streams.alerts import AlertTransition, RuleEngine, last_final_minute
+from streams.entity_record import (
+    EntityRecord,
+    KeptEvent,
+    encode_record,
+    event_hash,
+    fold,
+    new_record,
+)
 from streams.marks import MARK_HEADER, Action, ControlError, Mark, control_of
 from streams.partitions import home_partition, wrong_partition
 from streams.registry import Registered, Registry
-from streams.windows import EntityRecord, compact_identities, event_hash, fold, new_record
 
 Owned = tuple[str, int]  # (domain, raw-topic partition number)
 
@@ -84,7 +89,7 @@ class _Pending:
 
     record: EntityRecord
     changed: set[str] = field(default_factory=set)
-    raw: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[KeptEvent] = field(default_factory=list)
     #: Transitions of instant rules, made event by event as the batch was folded.
     transitions: list[AlertTransition] = field(default_factory=list)
 
@@ -143,7 +148,7 @@ class EntityStore:
             self.restored.discard(key)
             self.due.pop(key, None)
             return
-        self.records[key] = compact_identities(record)
+        self.records[key] = record
         self.restored.add(key)
         self._note_due(key, record)
         self.settled = None
@@ -201,7 +206,7 @@ class EntityStore:
         self.records = {
             key: record
             for key, record in self.records.items()
-            if (record["d"], record["p"]) not in gone
+            if (record.domain, record.partition) not in gone
         }
         self.restored &= self.records.keys()
         self.due = {key: at for key, at in self.due.items() if key in self.records}
@@ -260,7 +265,7 @@ class EntityStore:
                 if partitions is not None:
                     # An entity's record lives on its home partition: known, its "p" says
                     # which (no hashing on the hot path); else the key's murmur2 does.
-                    home = known["p"] if known is not None else home_partition(key, partitions)
+                    home = known.partition if known is not None else home_partition(key, partitions)
                     if home != partition:
                         elsewhere = wrong_partition(key, home=home, partition=partition)
                         out.deadletters.append((message, elsewhere))
@@ -278,7 +283,7 @@ class EntityStore:
             watermark = self.watermarks.get(owned)
             time_ms = decoded.time_ms
             envelope = decoded.envelope
-            previous_ms = entry.record["t"]
+            previous_ms = entry.record.time_ms
             outcome = fold(
                 entry.record,
                 offset=message.offset,
@@ -312,14 +317,11 @@ class EntityStore:
                 continue
             pending[key] = entry
             self.records[key] = entry.record
-            entry.changed.update(entry.record["c"])
+            entry.changed.update(entry.record.changed)
             self._observe(owned, time_ms)
             if self.rules.hears(domain):
-                states = entry.record.get("a")
-                if states is None:
-                    states = entry.record["a"] = {}
                 entry.transitions += self.rules.on_report(
-                    states,
+                    entry.record.rules,
                     entity_id=decoded.entity_id,
                     domain=domain,
                     registered=self.registry.get(decoded.entity_id),
@@ -329,11 +331,8 @@ class EntityStore:
                     lateness_ms=lateness,
                 )
             if self.rules.watches(envelope.type):
-                states = entry.record.get("a")
-                if states is None:
-                    states = entry.record["a"] = {}
                 entry.transitions += self.rules.on_event(
-                    states,
+                    entry.record.rules,
                     entity_id=decoded.entity_id,
                     event_type=envelope.type,
                     data=envelope.data,
@@ -343,13 +342,7 @@ class EntityStore:
                 )
             if decoded.payload.keep_raw:
                 entry.raw.append(
-                    {
-                        "id": envelope.id,
-                        "source": envelope.source,
-                        "type": envelope.type,
-                        "time": time_ms,
-                        "data": envelope.data,
-                    }
+                    KeptEvent(envelope.id, envelope.source, envelope.type, time_ms, envelope.data)
                 )
             self.watermarks[owned] = time_ms if watermark is None else max(watermark, time_ms)
             out.outcomes["applied"] += 1
@@ -365,7 +358,7 @@ class EntityStore:
         if registered is not None:
             bound, by = registered.domain, "the registry"
         elif known is not None:
-            bound, by = known["d"], "its first event"
+            bound, by = known.domain, "its first event"
         else:
             return None
         if bound == domain:
@@ -413,9 +406,7 @@ class EntityStore:
         record = entry.record if entry is not None else self.records.get(key)
         if record is None:
             return  # no state of that entity here: nothing of it is open
-        states = record.get("a") or {}
-        if self.rules.close(states, control.alert_id):
-            record["a"] = states
+        if self.rules.close(record.rules, control.alert_id):
             pending[key] = entry or _Pending(record)
 
     def sweep(self, *, limit: int | None = None) -> Batch:
@@ -453,7 +444,7 @@ class EntityStore:
         taken = 0
         next_due: dict[Owned, int] = {}
         for key, record in self.records.items():
-            owned = (record["d"], record["p"])
+            owned = (record.domain, record.partition)
             last_final = last_finals.get(owned)
             if last_final is None:
                 continue
@@ -461,17 +452,20 @@ class EntityStore:
             by_time = at is not None and at <= self.watermarks[owned]
             if at is not None and not by_time:
                 next_due[owned] = min(next_due.get(owned, at), at)
-            judged: int | None = record.get("j")  # the last final minute its rules saw
+            judged = record.judged  # the last final minute its rules saw
             if judged is not None and judged >= last_final and not by_time:
                 continue  # most records: written since the last minute became final
             if by_time or self._has_final_minutes_to_judge(
                 record, judged=judged, last_final=last_final
             ):
-                recent = record["t"] is not None and record["t"] > self.watermarks[owned] - QUIET_MS
+                recent = (
+                    record.time_ms is not None
+                    and record.time_ms > self.watermarks[owned] - QUIET_MS
+                )
                 if recent and owned not in idle:
                     settled = False  # not quiet: its own next event is likely near
                     continue
-                due.setdefault(record["p"], {})[key] = _Pending(record)
+                due.setdefault(record.partition, {})[key] = _Pending(record)
                 taken += 1
                 if taken == limit:
                     settled = False
@@ -493,17 +487,17 @@ class EntityStore:
     def _note_due(self, key: bytes, record: EntityRecord) -> None:
         """Remember when the record next has an instant or silent rule to judge."""
         at = self.rules.due_at(
-            record.get("a"),
-            domain=record["d"],
-            registered=self.registry.get(record["e"]),
-            last_event_ms=self.heard((record["d"], record["p"]), record["t"]),
+            record.rules,
+            domain=record.domain,
+            registered=self.registry.get(record.entity_id),
+            last_event_ms=self.heard((record.domain, record.partition), record.time_ms),
             lateness_ms=self.lateness_ms,
         )
         if at is None:
             self.due.pop(key, None)
             return
         self.due[key] = at
-        owned = (record["d"], record["p"])
+        owned = (record.domain, record.partition)
         self.next_due[owned] = min(self.next_due.get(owned, at), at)
 
     def _idle_partitions(self) -> set[Owned]:
@@ -523,51 +517,51 @@ class EntityStore:
     ) -> bool:
         if any(
             int(minute) <= last_final and (judged is None or int(minute) > judged)
-            for minute in record["b"]
+            for minute in record.buckets
         ):
             return True
-        return self.rules.unsettled(record.get("a"))
+        return self.rules.unsettled(record.rules)
 
     def _finish(self, pending: dict[bytes, _Pending], *, partition: int, out: Batch) -> None:
         """One changelog record per touched entity, after the alert rules have judged the
         minutes the batch made final."""
         for key, entry in pending.items():
             record = entry.record
-            watermark = self.watermarks.get((record["d"], partition))
-            buckets: dict[str, Any] = record["b"]
+            watermark = self.watermarks.get((record.domain, partition))
+            buckets = record.buckets
             if key in self.restored:
                 self.restored.discard(key)
             else:
                 # The rules took in every other minute when the record was last written.
                 buckets = {minute: buckets[minute] for minute in entry.changed}
             evaluation = self.rules.evaluate(
-                record.get("a"),
-                entity_id=record["e"],
-                domain=record["d"],
+                record.rules,
+                entity_id=record.entity_id,
+                domain=record.domain,
                 buckets=buckets,
                 watermark_ms=watermark,
                 lateness_ms=self.lateness_ms,
-                registered=self.registry.get(record["e"]),
-                last_event_ms=self.heard((record["d"], partition), record["t"]),
+                registered=self.registry.get(record.entity_id),
+                last_event_ms=self.heard((record.domain, partition), record.time_ms),
             )
-            record["j"] = last_final_minute(watermark, lateness_ms=self.lateness_ms)
-            # The transitions travel in the record too ("x"): the changelog record is the
+            record.judged = last_final_minute(watermark, lateness_ms=self.lateness_ms)
+            # The transitions travel in the record too (x): the changelog record is the
             # one write that is atomic with the state that produced them, so the sink takes
             # them from there and a crash between two topics' flushes loses no alert.
             transitions = sorted(
                 [*entry.transitions, *evaluation.transitions], key=lambda t: t.updated_at
             )
             if transitions:
-                transitions = self._placed(record["e"], transitions)
-            record["c"] = sorted(entry.changed)
-            record["a"] = evaluation.states
+                transitions = self._placed(record.entity_id, transitions)
+            record.changed = sorted(entry.changed)
+            record.rules = evaluation.states
             self._note_due(key, record)
-            record["x"] = [t.model_dump(mode="json") for t in transitions]
+            record.transitions = [t.model_dump(mode="json") for t in transitions]
             # Events of the types kept one by one (Payload.keep_raw), for raw_event.
-            record["r"] = entry.raw
-            out.changelog.append((partition, key, orjson.dumps(record)))
+            record.raw = entry.raw
+            out.changelog.append((partition, key, encode_record(record)))
             # Only this write carries them; the next one has its own.
-            record["x"], record["r"] = [], []
+            record.transitions, record.raw = [], []
             # The live feed for operators. Its ids and times are event-time facts, so a
             # repeat after a crash is the same message.
             out.alerts.extend((partition, key, t.to_json()) for t in transitions)

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
 import orjson
+
+from streams.entity_record import EntityRecord, LiveView
 
 Kind = Literal["entity", "alert", "incident", "area"]
 
@@ -97,19 +100,19 @@ def epoch_ms(iso: str) -> int:
     return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def entity_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The compact view of an ``ioc.state`` record (``streams.windows``) that clients get:
-    no buckets, offsets or engine internals, only what an operator sees."""
-    alerts = [
-        {"rule_id": rule_id, "alert_id": track["a"]["id"]}
-        for rule_id, track in sorted((record.get("a") or {}).items())
-        if isinstance(track, dict) and isinstance(track.get("a"), dict)
-    ]
+def entity_view(record: dict[str, Any] | EntityRecord | LiveView) -> dict[str, Any]:
+    """The compact view of an ``ioc.state`` record (``streams.entity_record``) that clients
+    get: no buckets, offsets or engine internals, only what an operator sees. ``record``
+    is the typed record or its JSON as decoded."""
+    if isinstance(record, dict):
+        record = msgspec.convert(record, LiveView)
     return {
-        "entity_id": record["e"],
-        "domain": record["d"],
-        "event_type": record.get("k"),
-        "event_time": iso_ms(record.get("t")),
-        "state": record.get("s") or {},
-        "alerts": alerts,
+        "entity_id": record.entity_id,
+        "domain": record.domain,
+        "event_type": record.event_type,
+        "event_time": iso_ms(record.time_ms),
+        "state": record.state or {},
+        "alerts": [
+            {"rule_id": rule_id, "alert_id": alert_id} for rule_id, alert_id in record.open_alerts()
+        ],
     }

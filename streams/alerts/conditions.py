@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 
 from streams.alerts.rules import UTC_OFFSET_MIN, Clause, Rule, Statistic
-from streams.windows import BUCKET_MS
+from streams.entity_record import BUCKET_MS
 
 Values = list[float | None]  # one value per clause of a rule, in order
 MINUTES_PER_DAY = 1440

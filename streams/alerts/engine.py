@@ -3,7 +3,7 @@
 What "N consecutive minutes" means
 ----------------------------------
 A minute ``[b, b + 60 s)`` gets a verdict only once it is **final**: when the partition's
-watermark reaches ``b + 60 s + lateness`` (``streams.windows.is_final``), after which no
+watermark reaches ``b + 60 s + lateness`` (``streams.entity_record.is_final``), after which no
 event can change its aggregates. Final minutes are walked in order, one calendar minute
 after the other, including minutes in which the entity reported nothing. Each final
 minute's verdict is true, false or unknown (``streams.alerts.conditions``):
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from streams.alerts import health, instant
 from streams.alerts.conditions import (
@@ -51,10 +51,17 @@ from streams.alerts.transitions import (
     alert_id,
     transition,
 )
+from streams.entity_record import BUCKET_MS, Aggregate, bucket_of
 from streams.registry import Registered
-from streams.windows import BUCKET_MS, bucket_of
 
-Buckets = Mapping[str, Mapping[str, Sequence[float]]]  # minute start -> metric -> aggregate
+#: Minute start -> metric -> aggregate: an entity record's buckets (or, in tests, the
+#: aggregates as their wire lists).
+Buckets = Mapping[str, Mapping[str, Aggregate | Sequence[float]]]
+
+
+#: What streams.alerts.conditions and health take: they index an aggregate as its wire
+#: list, which :class:`Aggregate` supports (``Aggregate.__getitem__``), so no copy is made.
+AsLists = Mapping[str, Mapping[str, Sequence[float]]]
 
 
 def last_final_minute(watermark_ms: int | None, *, lateness_ms: int) -> int | None:
@@ -230,7 +237,7 @@ def evaluate_rule(
         minute = int(key)
         if walked is not None and minute <= walked:
             continue  # final and walked already: it cannot have changed
-        values = clause_values(rule, metrics)
+        values = clause_values(rule, cast(Mapping[str, Sequence[float]], metrics))
         if values is not None:
             seen[minute] = values
     due = _walk_due(state, seen, walked=walked, last_final_ms=last_final_ms)
@@ -505,7 +512,7 @@ class RuleEngine:
                 (states or {}).get(stuck_rule.id),
                 entity_id=entity_id,
                 registered=registered,
-                buckets=buckets,
+                buckets=cast(AsLists, buckets),
                 last_final_ms=last_final,
             )
             _keep(new_states, stuck_rule.id, state)

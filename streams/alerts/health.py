@@ -49,8 +49,8 @@ from typing import Any
 from streams.alerts.rules import SilentRule, StuckRule
 from streams.alerts.track import TrackJson
 from streams.alerts.transitions import AlertState, AlertTransition, alert_id, transition
+from streams.entity_record import BUCKET_MS
 from streams.registry import Registered
-from streams.windows import BUCKET_MS
 
 Readings = list[list[float]]  # [min, max, last] per metric of the rule
 

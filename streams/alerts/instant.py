@@ -35,7 +35,7 @@ from typing import Any
 from streams.alerts.rules import InstantRule, Match, Predicate
 from streams.alerts.track import TrackJson
 from streams.alerts.transitions import AlertState, AlertTransition, alert_id, transition
-from streams.windows import BUCKET_MS
+from streams.entity_record import BUCKET_MS
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,

@@ -8,7 +8,7 @@ Two kinds of rule (``kind``):
   ``clear_minutes`` of event time without a match, or by an operator; the next match
   then opens a new one (``streams.alerts.instant``).
 - ``window`` (the default): a condition over one entity's per-minute aggregates
-  (``streams/windows.py``), judged minute by minute (``streams.alerts.engine``).
+  (``streams/entity_record.py``), judged minute by minute (``streams.alerts.engine``).
 - ``silent`` and ``stuck``, the health of a sensor (``streams.alerts.health``): nothing
   received for some of its expected reporting intervals (the registry's, by entity
   kind), or the same readings minute after minute where they normally vary.

@@ -1,8 +1,8 @@
 """The engine's memory of one (rule, entity): small, JSON-serialisable, crash-safe.
 
-It lives inside the entity record (whose changelog is ``ioc.state``), so
-it is recovered with the minutes it refers to. Keys are short because every record
-carries it; keys at their default value are left out, so an entity with nothing going
+It lives inside the entity record (``streams.entity_record``, whose changelog is
+``ioc.state``), so it is recovered with the minutes it refers to. Keys are short because
+every record carries it; keys at their default value are left out, so an entity with nothing going
 on costs ``{"f": <minute>}`` per rule.
 
 | key | meaning |
@@ -19,11 +19,14 @@ on costs ``{"f": <minute>}`` per rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.alerts.conditions import Values
+from streams.entity_record import RuleState
 
-TrackJson = dict[str, Any]
+#: A track as the entity record carries it (``EntityRecord.rules``, by rule id). Every
+#: rule kind keeps its open alert under ``a`` with its ``id``, which
+#: ``EntityRecord.open_alerts`` reads for the live feed.
+TrackJson = RuleState
 
 
 @dataclass(frozen=True, slots=True)

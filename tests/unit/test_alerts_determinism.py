@@ -1,7 +1,7 @@
 """Same final transitions however the minutes arrive: one by one, in batches, updated many
 times; provisional alerts, which depend on the arrival, are always settled.
 
-Events are folded into an entity record by ``streams.windows.fold`` exactly as the agents
+Events are folded into an entity record by ``streams.entity_record.fold`` exactly as the agents
 do (watermark per event, late events refused, changed buckets pinned within a batch) and
 the engine is called once per batch with the record's buckets and the watermark.
 """
@@ -18,7 +18,7 @@ from streams.alerts.engine import RuleEngine, _with_pending, evaluate_rule
 from streams.alerts.rules import Rule, load_rules
 from streams.alerts.track import Track
 from streams.alerts.transitions import FINAL_STATES, AlertTransition
-from streams.windows import BUCKET_MS, fold, identity_token, new_record
+from streams.entity_record import BUCKET_MS, fold, identity_token, new_record
 
 T0 = 1_725_696_000_000  # 2024-09-07T08:00:00Z
 LATENESS = 120_000
@@ -81,14 +81,14 @@ def _run(
             )
             if outcome != "applied":
                 continue  # late
-            changed.update(record["c"])
+            changed.update(record.changed)
             watermark = time_ms if watermark is None else max(watermark, time_ms)
-        buckets = record["b"]
+        buckets = record.buckets
         if changed_only:
             buckets = {minute: buckets[minute] for minute in changed}
         sweeps = [buckets]
         if others_ms and watermark is not None:
-            sweeps.append({} if changed_only else record["b"])
+            sweeps.append({} if changed_only else record.buckets)
         for n, given in enumerate(sweeps):
             if n and watermark is not None:  # a second sweep comes only with a watermark
                 watermark += others_ms

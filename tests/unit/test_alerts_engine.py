@@ -12,7 +12,7 @@ from streams.alerts.engine import evaluate_rule, last_final_minute
 from streams.alerts.rules import Rule, load_rules
 from streams.alerts.track import TrackJson
 from streams.alerts.transitions import AlertTransition, alert_id
-from streams.windows import BUCKET_MS, is_final
+from streams.entity_record import BUCKET_MS, is_final
 
 T0 = 1_725_696_000_000  # 2024-09-07T08:00:00Z, a minute boundary
 BAD = (10.0, 90.0)  # avg speed km/h, occupancy %: congested

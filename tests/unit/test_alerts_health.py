@@ -17,9 +17,9 @@ from simulators.engine import SimConfig, Simulation
 from simulators.faults import Faults
 from streams.alerts import RuleEngine, SilentRule, StuckRule, load_rules
 from streams.alerts.health import silent_advance, silent_on_event, stuck_evaluate
+from streams.entity_record import BUCKET_MS
 from streams.registry import Registered, Registry
 from streams.state import EntityStore
-from streams.windows import BUCKET_MS
 from tests.utils.events import T0, flow_value
 
 LATENESS_MS = 120_000

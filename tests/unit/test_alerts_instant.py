@@ -119,8 +119,8 @@ def test_an_operator_resolve_lets_the_next_match_open_a_new_alert() -> None:
     feed = Feed()
     [opened] = feed.send((b"cam-1", alarm("cam-1", T0)))
     record = feed.store.records[b"cam-1"]
-    assert feed.store.rules.close(record["a"], opened["alert_id"])
-    assert not feed.store.rules.close(record["a"], opened["alert_id"])
+    assert feed.store.rules.close(record.rules, opened["alert_id"])
+    assert not feed.store.rules.close(record.rules, opened["alert_id"])
     [again] = feed.send((b"cam-1", alarm("cam-1", T0 + MINUTE)))
     assert again["state"] == "open"
     assert again["alert_id"] != opened["alert_id"]

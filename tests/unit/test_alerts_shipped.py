@@ -11,7 +11,7 @@ from streams.alerts.engine import evaluate_rule
 from streams.alerts.rules import Rule, load_rules
 from streams.alerts.track import TrackJson
 from streams.alerts.transitions import AlertTransition
-from streams.windows import BUCKET_MS
+from streams.entity_record import BUCKET_MS
 
 T0 = 1_725_696_000_000  # 2024-09-07T08:00:00Z = 15:00 in Quang Ninh
 NINE_LOCAL = T0 - 6 * 3_600_000  # 2024-09-07T09:00:00+07:00

@@ -23,8 +23,8 @@ def test_an_unregistered_entity_keeps_the_domain_of_its_first_event() -> None:
     assert refused.outcomes == {"wrong_domain": 1}
     [(_, reason)] = refused.deadletters
     assert "'x-1' is a traffic entity (its first event says so)" in reason.detail
-    assert store.records[b"x-1"]["d"] == "traffic"
-    assert store.records[b"x-1"]["k"] == "city.traffic.flow.v1"  # its state untouched
+    assert store.records[b"x-1"].domain == "traffic"
+    assert store.records[b"x-1"].event_type == "city.traffic.flow.v1"  # its state untouched
 
 
 def test_the_registry_decides_before_any_event() -> None:

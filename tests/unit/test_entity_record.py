@@ -6,12 +6,16 @@ import base64
 import copy
 import hashlib
 import random
-from typing import Any
 
-from streams.windows import (
+import orjson
+
+from streams.entity_record import (
     BUCKET_MS,
+    Aggregate,
+    EntityRecord,
     bucket_of,
-    compact_identities,
+    decode_record,
+    encode_record,
     event_hash,
     fold,
     identity_token,
@@ -24,8 +28,8 @@ LATENESS = 120_000
 
 
 def _apply(
-    record: dict[str, Any], *, offset: int, time_ms: int, vehicles: float, watermark: int | None
-) -> tuple[dict[str, Any], str]:
+    record: EntityRecord, *, offset: int, time_ms: int, vehicles: float, watermark: int | None
+) -> tuple[EntityRecord, str]:
     """Fold into a copy of the record; return the copy and the outcome."""
     record = copy.deepcopy(record)
     outcome = fold(
@@ -54,10 +58,10 @@ def test_events_aggregate_count_sum_min_max_and_last_by_event_time() -> None:
     record = new_record(entity_id="ix", domain="traffic", partition=0)
     record, _ = _apply(record, offset=0, time_ms=T + 30_000, vehicles=5, watermark=None)
     record, _ = _apply(record, offset=1, time_ms=T + 10_000, vehicles=9, watermark=T + 30_000)
-    assert record["b"][str(T)]["vehicles"] == [2, 14, 5, 9, 5, T + 30_000]
-    assert record["s"] == {"vehicles": 5}  # state follows the newest event time
-    assert record["c"] == [str(T)]
-    assert record["o"] == 1
+    assert record.buckets[str(T)]["vehicles"] == Aggregate(2, 14, 5, 9, 5, T + 30_000)
+    assert record.state == {"vehicles": 5}  # state follows the newest event time
+    assert record.changed == [str(T)]
+    assert record.offset == 1
 
 
 def test_an_offset_seen_before_is_a_duplicate_and_changes_nothing() -> None:
@@ -66,7 +70,7 @@ def test_an_offset_seen_before_is_a_duplicate_and_changes_nothing() -> None:
     again, outcome = _apply(record, offset=5, time_ms=T, vehicles=5, watermark=T)
     assert outcome == "duplicate"
     assert again == record
-    assert record["b"][str(T)]["vehicles"][0] == 1
+    assert record.buckets[str(T)]["vehicles"].count == 1
 
 
 def test_late_events_are_refused_and_in_time_ones_land_in_their_own_minute() -> None:
@@ -74,7 +78,7 @@ def test_late_events_are_refused_and_in_time_ones_land_in_their_own_minute() -> 
     watermark = T + BUCKET_MS + LATENESS - 1  # minute T is not final yet
     record, outcome = _apply(record, offset=0, time_ms=T + 5, vehicles=1, watermark=watermark)
     assert outcome == "applied"
-    assert str(T) in record["b"]
+    assert str(T) in record.buckets
     _, outcome = _apply(record, offset=1, time_ms=T + 5, vehicles=1, watermark=watermark + 1)
     assert outcome == "late"
 
@@ -84,7 +88,7 @@ def test_final_minutes_are_dropped_from_the_record_when_it_is_next_written() -> 
     record, _ = _apply(record, offset=0, time_ms=T, vehicles=1, watermark=None)
     later = T + 10 * BUCKET_MS
     record, _ = _apply(record, offset=1, time_ms=later, vehicles=2, watermark=T)
-    assert list(record["b"]) == [str(later)]
+    assert list(record.buckets) == [str(later)]
 
 
 def test_a_duplicate_or_late_event_leaves_the_record_as_it_was() -> None:
@@ -138,7 +142,7 @@ def test_the_same_event_at_another_offset_is_a_duplicate_within_its_open_minute(
         for offset, event in enumerate((same, same, event_hash("/sensors/ix", "reading-2")))
     ]
     assert outcomes == ["applied", "duplicate", "applied"]
-    assert record["b"][str(T)]["vehicles"][:2] == [2, 8]
+    assert record.buckets[str(T)]["vehicles"][:2] == (2, 8)
     # Once the minute is final its identities are forgotten with its buckets.
     fold(
         record,
@@ -151,7 +155,7 @@ def test_the_same_event_at_another_offset_is_a_duplicate_within_its_open_minute(
         watermark_ms=T + 1_000,
         lateness_ms=LATENESS,
     )
-    assert list(record["i"]) == [str(T + 10 * BUCKET_MS)]
+    assert list(record.identities) == [str(T + 10 * BUCKET_MS)]
 
 
 def test_an_identity_token_is_found_only_where_one_starts() -> None:
@@ -189,12 +193,13 @@ def test_a_record_with_identities_as_integers_keeps_its_duplicates() -> None:
             watermark_ms=T,
             lateness_ms=LATENESS,
         )
-    tokens = record["i"][str(T)]
-    old = copy.deepcopy(record)
+    tokens = record.identities[str(T)]
+    old = orjson.loads(encode_record(record))
     old["i"][str(T)] = [
         int.from_bytes(base64.b64decode(tokens[n : n + 12]), "big") for n in (0, 12)
     ]
-    assert compact_identities(old) == record
+    old = decode_record(orjson.dumps(old))
+    assert old == record
     outcome = fold(
         old,
         offset=5,

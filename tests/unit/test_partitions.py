@@ -45,4 +45,4 @@ def test_a_record_off_its_home_partition_is_dead_lettered_naming_the_setting() -
         [_record("ix-7", home, 0)], domain="traffic", partition=home, partitions=PARTITIONS
     )
     assert right.outcomes == {"applied": 1}
-    assert store.records[b"ix-7"]["p"] == home
+    assert store.records[b"ix-7"].partition == home

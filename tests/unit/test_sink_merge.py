@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from streams.entity_record import EntityRecord
 from streams.sink import merge_alerts, merge_records
 
 T = 1_725_696_000_000
 
 
-def _record(offset: int, buckets: dict[str, list[float]], changed: list[str]) -> dict[str, object]:
-    return {
+def _record(offset: int, buckets: dict[str, list[float]], changed: list[str]) -> EntityRecord:
+    """A record as the sink decodes it from its JSON on ``ioc.state``."""
+    wire = {
         "e": "ix",
         "d": "traffic",
         "p": 0,
@@ -19,6 +23,7 @@ def _record(offset: int, buckets: dict[str, list[float]], changed: list[str]) ->
         "b": {b: {"vehicles": v} for b, v in buckets.items()},
         "c": changed,
     }
+    return msgspec.convert(wire, EntityRecord)
 
 
 def test_later_record_supersedes_and_dropped_buckets_keep_their_last_value() -> None:

@@ -16,6 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from contract.envelope import encode
 from streams.aggregator import watermark_metadata, watermark_of
 from streams.alerts import RuleEngine, load_rules
+from streams.entity_record import decode_record
 from streams.sink import merge_records
 from streams.state import Batch, EntityStore
 from tests.utils.events import T0, flow_value, random_flow
@@ -44,7 +45,7 @@ def _rows_in_batches(
     for start in range(0, len(records), size):
         batch = store.apply(records[start : start + size], domain="traffic", partition=0)
         assert batch.outcomes["applied"] == len(records[start : start + size])
-        written += [orjson.loads(value) for _, _, value in batch.changelog]
+        written += [decode_record(value) for _, _, value in batch.changelog]
     metrics, _ = merge_records(written)
     return {row[:-1] for row in metrics.values()}  # all but the version (a source offset)
 
@@ -85,7 +86,7 @@ def test_records_seen_again_after_a_restart_are_duplicates() -> None:
     # A new owner reads the changelog back, then is handed the same records again.
     second = _store()
     for _, key, value in written:
-        second.restore(key, orjson.loads(value))
+        second.restore(key, decode_record(value))
     again = second.apply(records, domain="traffic", partition=0)
     assert again.outcomes == Counter(duplicate=len(records))
     assert again.changelog == []
@@ -116,13 +117,13 @@ def test_a_new_owner_after_a_partly_written_batch_reaches_the_same_records() -> 
     in_flight = first.apply(crashed, domain="traffic", partition=0)
     assert in_flight.outcomes == Counter(applied=len(crashed))
     # Every other record of the crashed batch reached Kafka, the latest entity's among them.
-    latest = max(first.records, key=lambda key: first.records[key]["t"])
+    latest = max(first.records, key=lambda key: first.records[key].time_ms or 0)
     landed = [entry for n, entry in enumerate(in_flight.changelog) if n % 2 or entry[1] == latest]
     assert 0 < len(landed) < len(in_flight.changelog)
 
     second = _store()
     for _, key, value in written + landed:
-        second.restore(key, orjson.loads(value))
+        second.restore(key, decode_record(value))
     second.resume(("traffic", 0), watermark_of(watermark_metadata(watermark_at_commit)))
     again = second.apply(crashed, domain="traffic", partition=0)
     assert again.outcomes["late"] == 0
@@ -280,7 +281,7 @@ def test_a_record_read_back_is_judged_with_all_its_minutes_once() -> None:
     assert orjson.loads(written[0][2])["a"] == {}
     second = _store()
     for _, key, value in written:
-        second.restore(key, orjson.loads(value))
+        second.restore(key, decode_record(value))
     later = _records([(b"ix-1", flow_value("ix-1", at + timedelta(minutes=1), **jam))])
     later[0] = ConsumerRecord(
         "ioc.traffic.events", 0, 1, 0, 0, later[0].key, later[0].value, None, 0, 0, []

@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from streams.alerts import alert_id as make_alert_id
+from streams.entity_record import Aggregate, encode_record, new_record
 from streams.incidents.events import OPERATORS_SOURCE, IncidentTransition, incident_event
-from streams.windows import new_record
 from tests.utils.events import Record
 
 T0_MS = 1_725_696_000_000  # 2024-09-07T08:00:00Z
@@ -25,19 +27,20 @@ def state_record(
 ) -> dict[str, Any]:
     """An entity record like the worker's, with open alerts for ``open_rules``."""
     record = new_record(entity_id=entity, domain=domain, partition=0)
-    alerts = {
-        rule: {"f": time_ms, "a": {"id": alert_id(rule, entity), "o": 0, "s": 0, "l": 0}}
-        for rule in open_rules
+    record.offset, record.time_ms = 1, time_ms
+    record.event_type = f"city.{domain}.flow.v1"
+    record.state = state if state is not None else {"vehicles": 10}
+    record.buckets = {str(time_ms): {"vehicles": Aggregate(1, 10, 10, 10, 10, time_ms)}}
+    record.rules = {
+        "quiet-rule": {"f": time_ms},
+        **{
+            rule: {"f": time_ms, "a": {"id": alert_id(rule, entity), "o": 0, "s": 0, "l": 0}}
+            for rule in open_rules
+        },
     }
-    return {
-        **record,
-        "o": 1,
-        "t": time_ms,
-        "k": f"city.{domain}.flow.v1",
-        "s": state if state is not None else {"vehicles": 10},
-        "b": {str(time_ms): {"vehicles": [1, 10, 10, 10, 10, time_ms]}},
-        "a": {"quiet-rule": {"f": time_ms}, **alerts},
-    }
+    # As the live feed's consumer gets it: the JSON the worker writes, decoded.
+    wire: dict[str, Any] = orjson.loads(encode_record(record))
+    return wire
 
 
 def alert_id(rule: str, entity: str) -> str:
