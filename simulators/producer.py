@@ -34,6 +34,8 @@ MAX_PENDING_BATCHES = 512
 #: How long Kafka may leave a batch unacknowledged before the sender reports the pause
 #: (and again every as long while it lasts).
 STALL_REPORT_S = 10.0
+#: A wait on Kafka at least this long counts in ``ProduceStats.stalled_s``.
+HELD_S = 1.0
 #: Wall time between the parts of one simulated second that a paced run sends.
 SLICE_S = 0.1
 #: What the stats count clock marks under (they are not events).
@@ -48,8 +50,9 @@ class ProduceStats:
     errors: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     sim_ms: int = 0
-    #: Seconds spent paused because Kafka could not take writes (reported past
-    #: STALL_REPORT_S), and how many times a wedged producer was replaced.
+    #: Seconds the sender was held by Kafka (a wait of a second or more at a stretch, for
+    #: room in a partition's queue or an acknowledgement; logged past STALL_REPORT_S), and
+    #: how many times a wedged producer was replaced.
     stalled_s: float = 0.0
     renewals: int = 0
 
@@ -230,6 +233,7 @@ class BatchSender:
                 break
             except KafkaTimeoutError:
                 self._report_stall(began, slot)
+        self._held(began)
         self.pending.append((future, label, rows, slot, self.producer))
 
     def _report_stall(self, began: float, slot: tuple[str, int]) -> None:
@@ -266,9 +270,12 @@ class BatchSender:
                 else:
                     self.stats.errors[label] += len(rows)
             finally:
-                waited = time.monotonic() - began
-                if waited >= STALL_REPORT_S:
-                    self.stats.stalled_s += waited
+                self._held(began)
+
+    def _held(self, began: float) -> None:
+        waited = time.monotonic() - began
+        if waited >= HELD_S:
+            self.stats.stalled_s += waited
 
     async def _resend(
         self,
