@@ -51,7 +51,8 @@ from ioc.db.registry import load_registry
 from ioc.settings import Settings
 from streams.admin import ensure_topics
 from tests.utils.apikeys import auth, keys_env
-from tests.utils.services import Process, free_port, wait_for
+from tests.utils.eventually import eventually
+from tests.utils.services import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The day of minutes: local midnight in Quang Ninh (the buckets' origin).
@@ -221,7 +222,7 @@ async def main() -> None:
             log=logs / "api.log",
         ).start()
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="API")
+        eventually(lambda: httpx.get(f"{url}/healthz").status_code == 200, within_s=60, what="API")
         http = httpx.AsyncClient(base_url=url, headers=auth("view"), timeout=300)
         cases = (
             ("24 h at 1 minute", "1m", DAY, DAY + timedelta(days=1), 1440),

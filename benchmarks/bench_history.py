@@ -48,7 +48,8 @@ from ioc.db.queries import mixed_series_query, series_query
 from ioc.settings import Settings
 from streams.admin import ensure_topics
 from tests.utils.apikeys import auth, keys_env
-from tests.utils.services import Process, free_port, wait_for
+from tests.utils.eventually import eventually
+from tests.utils.services import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The first day of data: local midnight in Quang Ninh (the buckets' origin).
@@ -192,7 +193,7 @@ async def main() -> None:
             log=logs / "api.log",
         ).start()
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="API")
+        eventually(lambda: httpx.get(f"{url}/healthz").status_code == 200, within_s=60, what="API")
         rng = random.Random(11)
         picks = [
             (entity_name(rng.randrange(entities)), FIRST_DAY + timedelta(days=rng.randrange(days)))

@@ -74,7 +74,8 @@ from streams.admin import ensure_topics
 from streams.kafka import client_options
 from streams.topics import raw_topic, topic_specs
 from tests.utils.apikeys import KEYS, keys_env
-from tests.utils.services import Process, free_port, wait_for
+from tests.utils.eventually import eventually
+from tests.utils.services import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +124,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
     env = {"IOC_NAMESPACE": settings.namespace, "IOC_STATE_DIR": str(base.state_dir)}
     worker = Process(["worker"], env={**env, "IOC_STREAMS__WEB_PORT": "0"}, log=logs / "w.log")
     worker.start()
-    wait_for(lambda: "Worker ready" in worker.log.read_text(), timeout=90, what="the worker")
+    eventually(lambda: "Worker ready" in worker.log.read_text(), within_s=90, what="the worker")
     port = free_port()
     api = Process(
         ["api", "--port", str(port)],
@@ -149,7 +150,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> None:
     clients: list[ClientConnection] = []
     tasks: list[asyncio.Task[None]] = []
     try:
-        wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="API")
+        eventually(lambda: httpx.get(f"{url}/healthz").status_code == 200, within_s=60, what="API")
         assert worker.popen is not None
         assert api.popen is not None
         print(f"worker pid {worker.popen.pid}, api pid {api.popen.pid} (for py-spy)", flush=True)
