@@ -38,9 +38,9 @@ pytestmark = pytest.mark.timeout(600)
 
 #: A fixed input: 300 entities for 7 simulated minutes, about 12,000 events.
 CITY = SimConfig(start=START, entities=300, seed=19, duration_s=7 * 60)
-#: Paced at 3x: 140 s of sending, so the three kills (each with its restart and the
-#: replicas' catching up, 20-40 s on a loaded 2-core machine) fall mid-stream.
-SPEED = 3.0
+#: Paced at 4x: 105 s of sending, so the three kills (each with its restart and the
+#: replicas' catching up, 15-30 s on a 2-core machine) fall mid-stream.
+SPEED = 4.0
 
 
 @pytest.fixture(scope="module")
