@@ -44,8 +44,9 @@ from ioc.infra import PostgresCluster
 from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, Simulation
-from simulators.producer import ProduceStats, make_producer, produce
+from simulators.producer import produce
 from streams.admin import ensure_topics
+from streams.sender import ProduceStats, make_producer
 from streams.topics import DEADLETTER_TOPIC, raw_topic
 from tests.utils.cluster import Cluster, kafka_cluster
 from tests.utils.eventually import eventually

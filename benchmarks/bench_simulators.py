@@ -28,9 +28,10 @@ from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, Simulation
 from simulators.events import Batch
-from simulators.producer import ProduceStats, make_producer, produce
+from simulators.producer import produce
 from streams.admin import ensure_topics
 from streams.kafka import client_options
+from streams.sender import ProduceStats, make_producer
 from streams.topics import raw_topic, topic_specs
 
 START = datetime(2025, 3, 12, 1, 0, tzinfo=UTC)  # a Wednesday, 08:00 in Quang Ninh

@@ -35,9 +35,9 @@ from recordings.options import ReplayOptions
 from recordings.reader import RecordingError, TopicInfo
 from recordings.recording import Recording, Report
 from recordings.timeshift import shift_headers, shift_value
-from simulators.producer import BatchSender, ProduceStats, make_producer
 from streams.kafka import client_options
 from streams.marks import is_control
+from streams.sender import BatchSender, ProduceStats, make_producer
 
 log = logging.getLogger(__name__)
 

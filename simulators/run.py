@@ -17,7 +17,8 @@ from rich.text import Text
 from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, Simulation
-from simulators.producer import ProduceStats, make_producer, produce
+from simulators.producer import produce
+from streams.sender import ProduceStats, make_producer
 from streams.topics import raw_topic
 
 

@@ -22,7 +22,8 @@ import pytest
 from ioc.settings import Settings
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, Simulation
-from simulators.producer import ProduceStats, make_producer, produce
+from simulators.producer import produce
+from streams.sender import ProduceStats, make_producer
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, raw_topic
 from tests.utils.apikeys import auth
 from tests.utils.cluster import Cluster, kafka_cluster

@@ -14,8 +14,8 @@ from aiokafka.errors import OutOfOrderSequenceNumber
 from aiokafka.structs import TopicPartition
 
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
-from simulators.producer import BatchSender, ProduceStats, make_producer
 from streams.aggregator import Aggregator
+from streams.sender import BatchSender, ProduceStats, make_producer
 from streams.state import Batch
 from streams.topics import STATE_TOPIC, raw_topic
 from tests.utils.kafka import read_all
