@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.live.schema import AreaMessage
-from api.routes.schemas import (
+from api.event_schemas import (
     ALERT_STATES,
     INCIDENT_STATES,
     alert_event_schema,
     event_schema,
     incident_event_schema,
 )
+from api.live.schema import AreaMessage
 from contract.catalog import DOMAINS, PAYLOAD_MODELS
 from contract.envelope import REASONS
 from ioc.settings import Settings

@@ -14,6 +14,7 @@ from api.dashboard import install_dashboard
 from api.docs import ASSETS_PATH, install_docs
 from api.headers import install_response_headers
 from api.inputs import install_input_guards
+from api.instruments import install_metrics
 from api.limits import install_body_limit
 from api.live import live_feeds
 from api.live import router as live_router
@@ -38,7 +39,6 @@ from api.routes import (
     schemas,
     series,
 )
-from api.routes.metrics import install_metrics
 from api.routes.recordings import router as recordings_router
 from api.routes.replays import router as replays_router
 from api.websockets import install_websocket_refusals

@@ -44,6 +44,12 @@ _DESCRIPTIONS = {
 }
 
 
+def document_response(kind: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entry for a route whose answer is a standard document (a JSON
+    Schema, an AsyncAPI document): its format is that standard's, not a model of ours."""
+    return {200: {"description": f"{kind} document, as that standard defines it"}}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for routes that answer these statuses with problems; every
     route may also answer 400 (a NUL in the URL, ``api.inputs``), 401, 403, 413, 422

@@ -18,7 +18,7 @@ from api.auth import ViewCaller
 from api.deps import PoolDep, SettingsDep
 from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import Problem, problem_responses
-from api.routes.series import (
+from api.series_params import (
     JSON,
     EndParam,
     MetricParam,

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
 from api.deps import DomainDep, PoolDep
+from api.models.alerts import ALERT_COLUMNS, AlertPublic, alert_of
 from api.namespaces import NAMESPACE_PROBLEMS
 from api.problems import Problem, problem_responses
-from api.routes.alerts import ALERT_COLUMNS, AlertPublic, alert_of
 
 router = APIRouter(prefix="/v1", tags=["entities"])
 

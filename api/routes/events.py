@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, PublishCaller
 from api.deps import OwnPoolDep, PublisherDep, SettingsDep
+from api.event_schemas import event_schema
+from api.instruments import PUBLISHED
 from api.problems import Problem, malformed_json, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
-from api.routes.metrics import PUBLISHED
-from api.routes.schemas import event_schema
 from contract.catalog import PAYLOAD_MODELS
 from contract.envelope import REASONS, Rejection, check_clock, decode, event_object
 from ioc.settings import ApiSettings, Settings

@@ -23,11 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from api.auth import ViewCaller
 from api.deps import PublisherDep
-from api.namespaces import NAMESPACE_PROBLEMS, NamespaceDep, NamespaceView
-from api.params import RequestBody
-from api.problems import Problem, problem_responses
-from api.publisher import KafkaUnavailable, OutRecord, Publisher
-from api.routes.incidents import (
+from api.models.incidents import (
     INCIDENT_COLUMNS,
     IncidentDetail,
     IncidentId,
@@ -36,6 +32,10 @@ from api.routes.incidents import (
     read_sops,
     unknown_incident,
 )
+from api.namespaces import NAMESPACE_PROBLEMS, NamespaceDep, NamespaceView
+from api.params import RequestBody
+from api.problems import Problem, problem_responses
+from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from ioc.settings import Settings
 from streams.incidents.events import INCIDENT_NAMESPACE, OPERATORS_SOURCE, incident_event
 from streams.incidents.sops import ID_PATTERN

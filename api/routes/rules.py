@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
 from api.deps import SettingsDep
-from api.problems import Problem, problem_responses
+from api.problems import Problem, document_response, problem_responses
 from streams.alerts import RuleError, load_rules
 from streams.alerts.rules import RuleFile
 
@@ -38,7 +38,10 @@ async def list_rules(caller: ViewCaller, settings: SettingsDep) -> RuleList:
     return RuleList(rules=[rule.model_dump(exclude_defaults=False) for rule in rules])
 
 
-@router.get("/schema", responses=problem_responses())
+@router.get(
+    "/schema",
+    responses={**document_response("A JSON Schema (draft 2020-12)"), **problem_responses()},
+)
 async def rule_schema(caller: ViewCaller) -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a rule file (``{"rules": [...]}``)."""
     schema = RuleFile.model_json_schema()
