@@ -16,6 +16,20 @@ INCIDENTS_TOPIC = "ioc.incidents"
 #: Alerts and incidents opened per area and hour, as absolute counts
 #: (``streams.incidents.activity``), keyed by area id.
 AREA_ACTIVITY_TOPIC = "ioc.area-activity"
+#: The incident tier's levels: each re-keys the alerts by its areas into a topic of its
+#: own and keeps two tables, whose changelogs are named after the topics they feed.
+INCIDENT_LEVELS = ("commune", "zone")
+
+
+def by_area_topic(settings: Settings, level: str) -> str:
+    """The alerts re-keyed by the level's areas (the incident tier's ``group_by``)."""
+    return settings.topic(f"{ALERTS_TOPIC}.{level}s")
+
+
+def changelog_topic(settings: Settings, feeds: str, level: str) -> str:
+    """The changelog of the level's table whose output goes to ``feeds`` (the incidents'
+    correlation state, or the places' hourly activity)."""
+    return settings.topic(f"{feeds}.{level}s-changelog")
 
 
 @dataclass(frozen=True)
@@ -57,4 +71,12 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
     specs.append(TopicSpec(settings.topic(ALERTS_TOPIC), n, by_size))
     specs.append(TopicSpec(settings.topic(INCIDENTS_TOPIC), n, by_size))
     specs.append(TopicSpec(settings.topic(AREA_ACTIVITY_TOPIC), n, by_size))
+    # The incident tier's internal topics, made with the namespace rather than left to
+    # Faust at its start: a table whose changelog Faust had only just declared was seen
+    # with 0 partitions and its agent crashed (PartitionsMismatch).
+    compacted = {"cleanup.policy": "compact"}
+    for level in INCIDENT_LEVELS:
+        specs.append(TopicSpec(by_area_topic(settings, level), n, by_size))
+        for feeds in (INCIDENTS_TOPIC, AREA_ACTIVITY_TOPIC):
+            specs.append(TopicSpec(changelog_topic(settings, feeds, level), n, compacted))
     return specs

@@ -53,11 +53,18 @@ from streams.incidents.correlate import Place, fact_of
 from streams.incidents.events import OPERATORS_SOURCE
 from streams.incidents.rules import CorrelationRule
 from streams.kafka import ssl_context
-from streams.topics import ALERTS_TOPIC, AREA_ACTIVITY_TOPIC, INCIDENTS_TOPIC
+from streams.topics import (
+    ALERTS_TOPIC,
+    AREA_ACTIVITY_TOPIC,
+    INCIDENT_LEVELS,
+    INCIDENTS_TOPIC,
+    by_area_topic,
+    changelog_topic,
+)
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("commune", "zone")
+LEVELS = INCIDENT_LEVELS
 #: Seconds between two rounds of ticks to places with open incidents.
 TICK_INTERVAL_S = 2.0
 
@@ -159,7 +166,7 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
     )
     by_area = {
         level: app.topic(
-            f"{alerts.get_topic_name()}.{level}s",
+            by_area_topic(settings, level),
             key_type=bytes,
             value_type=bytes,
             partitions=partitions,
@@ -177,6 +184,7 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
             incidents=incidents,
             activity=activity,
             clock=clock,
+            settings=settings,
         )
 
     @app.agent(incidents, name="operators")
@@ -219,12 +227,13 @@ def _add_level(
     incidents: faust.TopicT,
     activity: faust.TopicT,
     clock: Clock,
+    settings: Settings,
 ) -> None:
     """The agent, tables and timer of one level, over its repartition topic ``by_area``:
     the places' correlation state and their alerts and incidents per hour."""
-    table = _table(app, f"{level}s", changelog=f"{incidents.get_topic_name()}.{level}s-changelog")
+    table = _table(app, f"{level}s", changelog=changelog_topic(settings, INCIDENTS_TOPIC, level))
     hours = _table(
-        app, f"{level}-activity", changelog=f"{activity.get_topic_name()}.{level}s-changelog"
+        app, f"{level}-activity", changelog=changelog_topic(settings, AREA_ACTIVITY_TOPIC, level)
     )
 
     @app.agent(alerts, name=f"{level}-correlation")
