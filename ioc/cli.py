@@ -270,6 +270,9 @@ def api(
         # (the failed-authentication limit counts per client address).
         proxy_headers=bool(settings.api.trusted_proxies),
         forwarded_allow_ips=settings.api.trusted_proxies or None,
+        # Live feeds are told the API stops and end at once; a client whose socket takes no
+        # data cannot be told, and must not hold the shutdown past this.
+        timeout_graceful_shutdown=10,
     )
 
 

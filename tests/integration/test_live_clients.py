@@ -67,6 +67,16 @@ def stalled_socket(live: Live, request: bytes) -> socket.socket:
     return sock
 
 
+def holds_a_snapshot(sock: socket.socket) -> bool:
+    """Whether the server's first snapshot message is in the socket's receive buffer;
+    looked at with MSG_PEEK, so the client still has read nothing."""
+    sock.settimeout(0.5)
+    try:
+        return b"snapshot" in sock.recv(4096, socket.MSG_PEEK)
+    except TimeoutError:
+        return False
+
+
 def drained_to_the_end(sock: socket.socket, *, timeout: float) -> bytes:
     """Read everything the server sent; fails unless the server closed the connection."""
     sock.settimeout(timeout)
@@ -102,6 +112,7 @@ async def test_a_client_that_never_reads_does_not_delay_another(live: Live) -> N
         await conn.close()
     fast = await open_ws(live.base, domain="traffic")
     fast_sse = await open_sse(live.base, domain="traffic")
+    stalled: list[socket.socket] = []
     try:
         await eventually(
             fast.received.so_far, until=lambda r: bool(r.messages), within_s=10, what="snapshot"
@@ -122,6 +133,14 @@ async def test_a_client_that_never_reads_does_not_delay_another(live: Live) -> N
                 "Sec-WebSocket-Version: 13\r\n\r\n".encode(),
             ),
         ]
+        # Building and encoding their two 8 MB snapshots is work the server does for any
+        # client that connects, reading or not; what is measured here is what follows:
+        # their sockets full and their queues filling while they read nothing.
+        await eventually(
+            lambda: asyncio.to_thread(lambda: all(holds_a_snapshot(s) for s in stalled)),
+            within_s=30,
+            what="the stalled clients' snapshots on their way",
+        )
         # 2,100 distinct entities while the stalled clients read nothing: more than their
         # sockets hold plus their queue bound (1,000 entities), in waves a reader keeps up with.
         latencies = [
@@ -143,6 +162,8 @@ async def test_a_client_that_never_reads_does_not_delay_another(live: Live) -> N
         log = live.api.log.read_text()
         assert log.count("live client let go: slow-consumer") == 2, log[-2000:]
     finally:
+        for sock in stalled:
+            sock.close()
         await fast.close()
         await fast_sse.close()
 
