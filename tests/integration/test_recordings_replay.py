@@ -35,8 +35,8 @@ from tests.utils.services import ROOT, Process, start_worker
 from tests.utils.truth import database_rows
 
 TYPHOON = SEEDS_DIR / "typhoon-yagi.mcap"
-#: Paced replay: event seconds per wall-clock second (the recording's 30 minutes in 45 s).
-PACED = 40
+#: Paced replay: event seconds per wall-clock second (the recording's 30 minutes in 30 s).
+PACED = 60
 #: Rules whose alerts the recording must raise besides intrusions: the scenario's
 #: landslides (injected at 13:00 local time), and the crashes, flooding, power losses, a
 #: fire alarm and resuscitation admissions the storm makes more frequent.
@@ -151,14 +151,14 @@ async def _settle(worker: Process, settings: Settings, sent: int) -> dict[Any, A
 async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results(
     namespace_factory: NamespaceFactory,
 ) -> None:
-    """Pacing invariance on the whole recording: replayed at x40 into one sandbox and
+    """Pacing invariance on the whole recording: replayed at x60 into one sandbox and
     as fast as possible into another, each with its own worker, it gives the same minute
     rows, the same final alert transitions on ``ioc.alerts``, the same final alert rows and
     the same incidents from the incident tier (``ioc incidents``, Faust) of each sandbox.
 
-    x40 plays the 30 minutes in 45 s (x1 would take half an hour of the suite) and still
-    paces every record by its recorded gap: a worker batch (50 ms) holds about two event
-    seconds and the sweep runs three times per event minute, whereas at full speed a
+    x60 plays the 30 minutes in 30 s (x1 would take half an hour of the suite) and still
+    paces every record by its recorded gap: a worker batch (50 ms) holds about three event
+    seconds and the sweep runs twice per event minute, whereas at full speed a
     batch spans many event seconds and minutes become final within one batch. The stream
     layer works on event time only, so what is final must not depend on that. (The
     recording ends with a clock mark at its window's end, recordings.simulated: without
@@ -195,7 +195,7 @@ async def test_the_whole_typhoon_paced_and_at_full_speed_gives_identical_results
         )
         assert sent == sent_fast == sum(Recording(TYPHOON).scan().records.values())
         rows_paced = await _settle(workers[0], paced.settings, sent)
-        incidents = [await _settled_incidents(ns.settings) for ns in (paced, fast)]
+        incidents = await asyncio.gather(*(_settled_incidents(ns.settings) for ns in (paced, fast)))
     finally:
         for worker in workers:
             worker.stop()
