@@ -22,7 +22,7 @@ from api.event_schemas import (
 )
 from api.live.schema import AreaMessage
 from contract.catalog import DOMAINS, PAYLOAD_MODELS
-from contract.envelope import REASONS
+from contract.rejection import REASONS
 from ioc.settings import Settings
 from streams.partitions import CLIENT_SETTING
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, INCIDENTS_TOPIC, STATE_TOPIC, raw_topic

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from contract.catalog import PAYLOAD_MODELS
 from contract.envelope import CloudEvent
 from streams.alerts.transitions import (
@@ -115,15 +117,27 @@ def _outbound_schema(
     }
 
 
+def _struct_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    """The JSON Schema msgspec makes of ``struct``, inline (the contract's structs refer to
+    no other)."""
+    document = msgspec.json.schema(struct)
+    defs = document["$defs"]
+    schema: dict[str, Any] = defs.pop(document["$ref"].rsplit("/", 1)[1])
+    if defs:
+        raise ValueError(f"{struct.__name__} refers to other structs: {sorted(defs)}")
+    # An Integer field's own Meta says "integer", but bounds beside it make msgspec say
+    # "number" again.
+    for name in getattr(struct, "integers", ()):
+        schema["properties"][name]["type"] = "integer"
+    return schema
+
+
 def event_schema(event_type: str) -> dict[str, Any]:
     """JSON Schema of a whole CloudEvent of ``event_type``: the envelope with ``type``
     fixed and ``data`` the payload model's schema."""
     model = PAYLOAD_MODELS[event_type]
-    schema = CloudEvent.model_json_schema()
-    payload = model.model_json_schema()
-    schema["$defs"] = {**schema.get("$defs", {}), **payload.pop("$defs", {})}
-    if not schema["$defs"]:
-        del schema["$defs"]
+    schema = _struct_schema(CloudEvent)
+    payload = _struct_schema(model)
     schema["properties"]["type"] = {"const": event_type, "title": "Type", "type": "string"}
     schema["properties"]["data"] = payload
     schema["title"] = f"{model.__name__} CloudEvent"

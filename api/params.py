@@ -22,7 +22,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from contract.envelope import RFC3339
-from contract.payload import json_number
 
 #: Years a time parameter may have, as written in its own zone. The JSON Schema states
 #: them (``pattern``), so clients and generated tests know the bound; a year short of
@@ -64,6 +63,16 @@ Instant = Annotated[
     # Read from its RFC 3339 text inside strict bodies too.
     Strict(False),
 ]
+
+
+def json_number(value: Any) -> Any:
+    """``value`` when it is a JSON number; booleans and text are refused (pydantic's lax
+    mode would read ``true`` as 1 and ``"12"`` as 12, which JSON Schema does not allow)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "json_number", "give a JSON number, not {kind}", {"kind": type(value).__name__}
+        )
+    return value
 
 
 def _json_integer(value: Any) -> Any:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import Field
+from msgspec import Meta
 
 from contract.payload import Integer, Number, Payload, Reading
 
 DetectionKind = Literal["intrusion", "crowd", "fire", "smoke", "loitering", "wrong_way"]
 
 
-class SecurityDetection(Payload):
+class SecurityDetection(Payload, frozen=True):
     """Something a camera's analytics detected."""
 
     event_type: ClassVar[str] = "city.security.detection.v1"
@@ -25,8 +25,8 @@ class SecurityDetection(Payload):
     }
 
     kind: DetectionKind
-    confidence: Number = Field(ge=0, le=1)
-    count: Integer = Field(default=1, ge=0, le=100_000)
+    confidence: Annotated[Number, Meta(ge=0, le=1)]
+    count: Annotated[Integer, Meta(ge=0, le=100_000)] = 1
 
     def metrics(self) -> dict[str, float]:
         # The per-kind confidence lets rules match a kind ("intrusion_confidence >= 0.8").
@@ -38,7 +38,7 @@ class SecurityDetection(Payload):
         }
 
 
-class SecurityAlarm(Payload):
+class SecurityAlarm(Payload, frozen=True):
     """An alarm raised by a sensor or an operator in one zone of a site."""
 
     event_type: ClassVar[str] = "city.security.alarm.v1"
@@ -46,7 +46,7 @@ class SecurityAlarm(Payload):
     readings: ClassVar[Mapping[str, Reading]] = {"alarms": "sum"}
 
     kind: Literal["intrusion", "fire", "panic", "tamper", "power_loss"]
-    zone: str = Field(min_length=1, max_length=64)
+    zone: Annotated[str, Meta(min_length=1, max_length=64)]
 
     def metrics(self) -> dict[str, float]:
         return {"alarms": 1}

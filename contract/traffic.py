@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from msgspec import Meta
 
 from contract.payload import Integer, Number, Payload, Reading
 
 
-class TrafficFlow(Payload):
+class TrafficFlow(Payload, frozen=True):
     """Vehicles counted at an intersection or on a road segment over one interval."""
 
     event_type: ClassVar[str] = "city.traffic.flow.v1"
@@ -20,10 +20,10 @@ class TrafficFlow(Payload):
         "occupancy_pct": "mean",
     }
 
-    vehicles: Integer = Field(ge=0, le=100_000)
-    avg_speed_kmh: Number = Field(ge=0, le=300)
-    occupancy_pct: Number = Field(ge=0, le=100)
-    interval_s: Integer = Field(gt=0, le=3600)
+    vehicles: Annotated[Integer, Meta(ge=0, le=100_000)]
+    avg_speed_kmh: Annotated[Number, Meta(ge=0, le=300)]
+    occupancy_pct: Annotated[Number, Meta(ge=0, le=100)]
+    interval_s: Annotated[Integer, Meta(gt=0, le=3600)]
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -33,7 +33,7 @@ class TrafficFlow(Payload):
         }
 
 
-class TrafficIncident(Payload):
+class TrafficIncident(Payload, frozen=True):
     """A crash, breakdown, flooding or closure reported on a road."""
 
     event_type: ClassVar[str] = "city.traffic.incident.v1"
@@ -41,8 +41,8 @@ class TrafficIncident(Payload):
     readings: ClassVar[Mapping[str, Reading]] = {"incidents": "sum", "lanes_blocked": "sum"}
 
     kind: Literal["crash", "breakdown", "flooding", "landslide", "closure", "roadworks"]
-    severity: Integer = Field(ge=1, le=5)
-    lanes_blocked: Integer = Field(ge=0, le=12)
+    severity: Annotated[Integer, Meta(ge=1, le=5)]
+    lanes_blocked: Annotated[Integer, Meta(ge=0, le=12)]
 
     def metrics(self) -> dict[str, float]:
         return {"incidents": 1, "lanes_blocked": self.lanes_blocked}

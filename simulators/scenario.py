@@ -19,6 +19,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from city.model import City
 from city.seeds import load_base
 from contract.catalog import PAYLOAD_MODELS
+from contract.envelope import read_payload
+from contract.rejection import Rejection
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "seeds" / "scenarios"
 Signal = Literal[
@@ -89,7 +91,10 @@ class Injection(_Strict):
         model = PAYLOAD_MODELS.get(f"city.{self.event}.v1")
         if model is None:
             raise ValueError(f"unknown event {self.event!r}; known: {sorted(PAYLOAD_MODELS)}")
-        model.model_validate(self.data)
+        try:
+            read_payload(model, self.data)
+        except Rejection as exc:
+            raise ValueError(exc.detail) from None
         return self
 
 

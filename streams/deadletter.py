@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from contract.envelope import Rejection
+from contract.rejection import Rejection
 from streams.state import RawRecord
 
 

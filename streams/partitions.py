@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
-from contract.envelope import Rejection
+from contract.rejection import Rejection
 
 #: What the dead letter tells the integrator to change.
 CLIENT_SETTING = (

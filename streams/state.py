@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from contract.envelope import Rejection, check_clock, decode
+from contract.envelope import check_clock, decode
+from contract.rejection import Rejection
 from streams.alerts import AlertTransition, RuleEngine, last_final_minute
 from streams.entity_record import (
     EntityRecord,
@@ -290,7 +291,7 @@ class EntityStore:
                 time_ms=time_ms,
                 event=event_hash(envelope.source, envelope.id),
                 event_type=envelope.type,
-                state=envelope.data,
+                state=decoded.data,
                 metrics=decoded.payload.metrics(),
                 watermark_ms=watermark,
                 lateness_ms=lateness,
@@ -308,7 +309,7 @@ class EntityStore:
             if outcome == "late":
                 late = Rejection(
                     "late",
-                    f"event time {envelope.time.isoformat()} is in a final minute "
+                    f"event time {decoded.time.isoformat()} is in a final minute "
                     f"(watermark {watermark} ms, allowed lateness {lateness} ms)",
                     field="time",
                 )
@@ -335,14 +336,14 @@ class EntityStore:
                     entry.record.rules,
                     entity_id=decoded.entity_id,
                     event_type=envelope.type,
-                    data=envelope.data,
+                    data=decoded.data,
                     time_ms=time_ms,
                     watermark_ms=watermark,
                     lateness_ms=lateness,
                 )
             if decoded.payload.keep_raw:
                 entry.raw.append(
-                    KeptEvent(envelope.id, envelope.source, envelope.type, time_ms, envelope.data)
+                    KeptEvent(envelope.id, envelope.source, envelope.type, time_ms, decoded.data)
                 )
             self.watermarks[owned] = time_ms if watermark is None else max(watermark, time_ms)
             out.outcomes["applied"] += 1

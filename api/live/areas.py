@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from pydantic import ValidationError
-
 from api.live.messages import epoch_ms, iso_ms
 from contract.catalog import DOMAINS, METRIC_READINGS, PAYLOAD_MODELS
+from contract.envelope import read_payload
+from contract.rejection import Rejection
 from streams.alerts.rules import Severity
 
 SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -79,8 +79,8 @@ def readings_of(event_type: str | None, state: Mapping[str, Any]) -> tuple[dict[
     if model is None:
         return {}, False
     try:
-        return model.model_validate(state).metrics(), model.keep_raw
-    except ValidationError:
+        return read_payload(model, state).metrics(), model.keep_raw
+    except Rejection:
         return {}, False
 
 

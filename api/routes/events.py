@@ -23,7 +23,8 @@ from api.instruments import PUBLISHED
 from api.problems import Problem, malformed_json, problem_responses
 from api.publisher import KafkaUnavailable, OutRecord, Publisher
 from contract.catalog import PAYLOAD_MODELS
-from contract.envelope import REASONS, Rejection, check_clock, decode, event_object
+from contract.envelope import check_clock, decode, event_object
+from contract.rejection import REASONS, Rejection
 from ioc.settings import ApiSettings, Settings
 from streams.topics import raw_topic
 

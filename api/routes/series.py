@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from api.auth import ViewCaller
 from api.deps import DomainDep, PoolDep, SettingsDep
@@ -26,6 +26,8 @@ from api.series_params import (
     series_range,
 )
 from contract.catalog import PAYLOAD_MODELS
+from contract.envelope import read_payload
+from contract.rejection import Rejection
 from ioc.db.queries import (
     SERIES_WIDTHS,
     mixed_series_query,
@@ -134,8 +136,8 @@ async def _raw_points(
         if model is None:
             continue
         try:
-            payload = model.model_validate(orjson.loads(row["payload"]))
-        except ValidationError:
+            payload = read_payload(model, orjson.loads(row["payload"]))
+        except Rejection:
             continue
         value = payload.metrics().get(metric)
         if value is not None:

@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from contract.catalog import PAYLOAD_MODELS, Domain
+from contract.payload import payload_fields
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "seeds" / "rules"
 UTC_OFFSET_MIN = 7 * 60  # Asia/Ho_Chi_Minh: UTC+7 all year
@@ -187,7 +188,7 @@ class Match(_Strict):
         if model is None:
             raise ValueError(f"no event type {self.type!r} in the contract")
         for predicate in self.where:
-            _check_field(self.type, model.model_fields, predicate)
+            _check_field(self.type, payload_fields(model), predicate)
         return self
 
 
@@ -207,12 +208,12 @@ def _field_kinds(annotation: Any) -> tuple[set[type], set[Scalar] | None]:
 
 
 def _check_field(event_type: str, fields: dict[str, Any], predicate: Predicate) -> None:
-    info = fields.get(predicate.field)
-    if info is None:
+    annotation = fields.get(predicate.field)
+    if annotation is None:
         raise ValueError(
             f"{event_type} has no field {predicate.field!r}; it has {', '.join(sorted(fields))}"
         )
-    kinds, allowed = _field_kinds(info.annotation)
+    kinds, allowed = _field_kinds(annotation)
     numeric = bool(kinds & {int, float}) and bool not in kinds
     if predicate.op in ("<", "<=", ">", ">=") and not numeric:
         raise ValueError(f"{predicate.field!r} is not a number: op {predicate.op!r} cannot apply")
@@ -249,7 +250,7 @@ class InstantRule(_Strict):
                 raise ValueError(
                     f"{name}.type {match.type!r} is not an event of domain {self.domain!r}"
                 )
-        fields = PAYLOAD_MODELS[self.match.type].model_fields
+        fields = payload_fields(PAYLOAD_MODELS[self.match.type])
         unknown = [name for name in self.report if name not in fields]
         if unknown:
             raise ValueError(f"report: {self.match.type} has no field {', '.join(unknown)}")

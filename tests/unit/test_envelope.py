@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from contract.envelope import REASONS, Rejection, decode
+from contract.envelope import decode
+from contract.rejection import REASONS, Rejection
 from tests.utils.events import T0, flow_value
 
 

@@ -18,7 +18,8 @@ from aiokafka.structs import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract.envelope import REASONS, Event, Rejection, decode
+from contract.envelope import Event, decode
+from contract.rejection import REASONS, Rejection
 from streams.alerts import RuleEngine, load_rules
 from streams.state import EntityStore
 

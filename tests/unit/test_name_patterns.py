@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from contract.envelope import Rejection, decode, encode
+from contract.envelope import decode, encode
+from contract.rejection import Rejection
 from ioc.settings import ApiKeySettings, Settings
 from recordings.options import OptionsError, ReplayOptions
 from recordings.recorder import base_name

@@ -11,7 +11,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.params import MAX_INDEX, Instant, RecordIndex
-from contract.envelope import MAX_DEPTH, Rejection, decode, event_object
+from contract.envelope import MAX_DEPTH, decode, event_object
+from contract.rejection import Rejection
 from recordings.store import NAME_MAX_LENGTH, NAME_PATTERN, is_name
 from tests.utils.events import T0, flow_value
 

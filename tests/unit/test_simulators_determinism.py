@@ -83,8 +83,8 @@ def test_every_event_decodes_under_the_contract_and_equals_what_encode_makes(
         assert event.value == encode(
             event_type=envelope.type,
             subject=envelope.subject,
-            time=envelope.time,
-            data=envelope.data,
+            time=decoded.time,
+            data=decoded.data,
             event_id=envelope.id,
             source=envelope.source,
         )

@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 
 from contract.catalog import PAYLOAD_MODELS
+from contract.envelope import read_payload
 from ioc.settings import Settings
 
 Key = tuple[str, str, int]  # entity, metric, bucket start (ms)
@@ -24,7 +25,7 @@ def truth_of(values: Iterable[bytes]) -> dict[Key, Agg]:
         event = orjson.loads(value)
         time_ms = int(datetime.fromisoformat(event["time"]).timestamp() * 1000)
         bucket = time_ms - time_ms % 60_000
-        metrics = PAYLOAD_MODELS[event["type"]].model_validate(event["data"]).metrics()
+        metrics = read_payload(PAYLOAD_MODELS[event["type"]], event["data"]).metrics()
         for metric, x in metrics.items():
             agg = out.get((event["subject"], metric, bucket))
             if agg is None:
