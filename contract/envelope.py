@@ -82,14 +82,12 @@ class Event:
     time: datetime
     #: Event time in milliseconds since the epoch.
     time_ms: int
+    #: The entity it is about: the envelope's ``subject``.
+    entity_id: str
 
     @property
     def domain(self) -> str:
         return self.envelope.type.split(".")[1]
-
-    @property
-    def entity_id(self) -> str:
-        return self.envelope.subject
 
 
 def _deeper_than(value: dict[str, Any] | list[Any], levels: int) -> bool:
@@ -278,9 +276,8 @@ def decode(
         payload = payloads.decode(envelope.data)
     except msgspec.ValidationError as exc:
         raise _payload_rejection(exc, envelope) from None
-    return Event(
-        envelope, payload, _objects.decode(envelope.data), time, int(time.timestamp() * 1000)
-    )
+    data = _objects.decode(envelope.data)
+    return Event(envelope, payload, data, time, int(time.timestamp() * 1000), envelope.subject)
 
 
 def check_clock(event: Event, *, now_ms: int, max_ahead_ms: int) -> None:

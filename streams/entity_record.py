@@ -203,13 +203,16 @@ def fold(
     watermark_ms: int | None,
     lateness_ms: int,
     pinned: frozenset[str] | set[str] = frozenset(),
+    prune: bool = True,
 ) -> Outcome:
     """Apply one event (``event``: its :func:`event_hash`) to an entity record in place;
     say whether it was applied.
 
     A duplicate (an offset already applied, or an event already counted in its minute)
     or a late event leaves the record as it was. Buckets in ``pinned`` are kept even when
-    final: a batch that changed them has not written them out yet.
+    final: a batch that changed them has not written them out yet. ``prune`` False skips
+    looking for final minutes to drop: the caller knows none has become final since it
+    last looked (the walk over the record's minutes was a fifth of the fold).
     """
     if offset <= record.offset:
         return "duplicate"
@@ -223,14 +226,15 @@ def fold(
     identities = seen.get(key, "")
     if event in identities:
         return "duplicate"
-    watermark = time_ms if watermark_ms is None else max(watermark_ms, time_ms)
     buckets = record.buckets
-    final_up_to = watermark - lateness_ms - BUCKET_MS  # is_final() for every minute up to it
-    stale = [k for k in seen if k not in pinned and int(k) <= final_up_to]
-    stale += [k for k in buckets if k not in seen and k not in pinned and int(k) <= final_up_to]
-    for old in stale:
-        buckets.pop(old, None)
-        seen.pop(old, None)
+    if prune:
+        watermark = time_ms if watermark_ms is None else max(watermark_ms, time_ms)
+        final_up_to = watermark - lateness_ms - BUCKET_MS  # is_final() for every minute to it
+        stale = [k for k in seen if k not in pinned and int(k) <= final_up_to]
+        stale += [k for k in buckets if k not in seen and k not in pinned and int(k) <= final_up_to]
+        for old in stale:
+            buckets.pop(old, None)
+            seen.pop(old, None)
     seen[key] = identities + event
     if metrics:
         current = buckets.get(key)

@@ -26,6 +26,7 @@ from contract.envelope import check_clock, decode
 from contract.rejection import Rejection
 from streams.alerts import AlertTransition, RuleEngine, last_final_minute
 from streams.entity_record import (
+    BUCKET_MS,
     EntityRecord,
     KeptEvent,
     encode_record,
@@ -93,6 +94,9 @@ class _Pending:
     raw: list[KeptEvent] = field(default_factory=list)
     #: Transitions of instant rules, made event by event as the batch was folded.
     transitions: list[AlertTransition] = field(default_factory=list)
+    #: The last final minute when this batch last dropped the record's final minutes:
+    #: until another minute is final, no minute of the record can be (``fold``'s prune).
+    pruned: int | None = None
 
 
 class EntityStore:
@@ -285,6 +289,8 @@ class EntityStore:
             time_ms = decoded.time_ms
             envelope = decoded.envelope
             previous_ms = entry.record.time_ms
+            final_up_to = max(time_ms, time_ms if watermark is None else watermark) - lateness
+            last_final = final_up_to - final_up_to % BUCKET_MS - BUCKET_MS
             outcome = fold(
                 entry.record,
                 offset=message.offset,
@@ -296,6 +302,7 @@ class EntityStore:
                 watermark_ms=watermark,
                 lateness_ms=lateness,
                 pinned=entry.changed,
+                prune=entry.pruned != last_final,
             )
             if outcome == "duplicate":
                 # Its time still moves the watermark: the watermark is the greatest event
@@ -316,6 +323,7 @@ class EntityStore:
                 out.deadletters.append((message, late))
                 out.outcomes["late"] += 1
                 continue
+            entry.pruned = last_final
             pending[key] = entry
             self.records[key] = entry.record
             entry.changed.update(entry.record.changed)
