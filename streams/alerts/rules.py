@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from pydantic import (
     BaseModel,
@@ -207,6 +208,19 @@ def _field_kinds(annotation: Any) -> tuple[set[type], set[Scalar] | None]:
     return ({annotation} if isinstance(annotation, type) else set()), None
 
 
+def _bounds(annotation: Any) -> tuple[float | None, float | None]:
+    """The least and greatest value a numeric payload field allows (its ``msgspec.Meta``
+    ge/gt/le/lt; exclusive bounds kept as the bound itself, which is never allowed)."""
+    low = high = None
+    while typing.get_origin(annotation) is Annotated:
+        for meta in annotation.__metadata__:
+            if isinstance(meta, msgspec.Meta):
+                low = meta.ge if meta.ge is not None else meta.gt if meta.gt is not None else low
+                high = meta.le if meta.le is not None else meta.lt if meta.lt is not None else high
+        annotation = typing.get_args(annotation)[0]
+    return low, high
+
+
 def _check_field(event_type: str, fields: dict[str, Any], predicate: Predicate) -> None:
     annotation = fields.get(predicate.field)
     if annotation is None:
@@ -223,6 +237,12 @@ def _check_field(event_type: str, fields: dict[str, Any], predicate: Predicate) 
             raise ValueError(f"{predicate.field!r} is never {value!r}; it is one of {choices}")
         if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError(f"{predicate.field!r} is a number; {value!r} is not")
+        if not numeric or predicate.op not in ("==", "!=", "in", "not_in"):
+            continue
+        number = float(value)  # a number: checked just above
+        low, high = _bounds(annotation)
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ValueError(f"{predicate.field!r} is never {value!r}; it is from {low} to {high}")
 
 
 class InstantRule(_Strict):

@@ -224,6 +224,16 @@ def test_rules_load_in_file_name_order(tmp_path: Path) -> None:
             {
                 "match": {
                     "type": "city.security.detection.v1",
+                    "where": [{"field": "confidence", "op": "==", "value": 1.5}],
+                }
+            },
+            "match",
+            "'confidence' is never 1.5; it is from 0 to 1",
+        ),
+        (
+            {
+                "match": {
+                    "type": "city.security.detection.v1",
                     "where": [{"field": "confidence", "op": "in", "value": 1}],
                 }
             },
