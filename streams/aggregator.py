@@ -199,16 +199,39 @@ class Aggregator(Service):
                 fetched = await self.consumer.getmany(
                     timeout_ms=int(streams.max_wait_s * 1000), max_records=streams.max_events
                 )
-                # Records of a partition given away meanwhile are left to its new owner.
+                if self.revoked:
+                    self._unread(fetched)
+                    fetched = {}
+                # Records of a partition given away meanwhile are left to its new owner;
+                # those of a partition assigned while getmany waited, before take() made
+                # it ours, are read again once it is.
+                self._unread(
+                    {
+                        tp: messages
+                        for tp, messages in fetched.items()
+                        if (self.domains[tp.topic], tp.partition) not in self.owned
+                    }
+                )
                 fetched = {
                     tp: messages
                     for tp, messages in fetched.items()
                     if (self.domains[tp.topic], tp.partition) in self.owned
                 }
-                if fetched and not self.revoked:
+                if fetched:
                     await self._process(fetched)
                 if time.monotonic() - self.committed_at >= streams.commit_interval_s:
                     await self.commit()
+
+    def _unread(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """Put the consumer back before records it handed over that will not be folded,
+        for each partition it is still assigned: getmany moved its position past them,
+        and dropped they would be lost until the next rebalance or restart (seen as a
+        takeover that stopped 11,000 events short)."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for tp, messages in fetched.items():
+            if messages and tp in assigned:
+                self.consumer.seek(tp, messages[0].offset)
 
     async def _read_registry(self) -> None:
         """Take in the registry's rows changed since the last read (all, the first time)."""
