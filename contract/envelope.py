@@ -160,7 +160,7 @@ def _rejection_from(error: msgspec.ValidationError, *, prefix: str = "") -> Reje
         parts.append(named["name"])
     field = prefix + ".".join(parts) if parts else prefix.rstrip(".")
     if not field and message.startswith("Expected `object`"):
-        raise Rejection("not_object", message) from None
+        return Rejection("not_object", message)
     reason = "missing_field" if named and named["what"] == "missing required" else "invalid_field"
     if field == "time" and reason == "invalid_field":
         message = f"{message}; {TIME_HINT}"
