@@ -22,7 +22,7 @@ INCIDENT_LEVELS = ("commune", "zone")
 
 
 def by_area_topic(settings: Settings, level: str) -> str:
-    """The alerts re-keyed by the level's areas (the incident tier's ``group_by``)."""
+    """The alerts re-keyed by the level's areas (the incident tier's repartition topic)."""
     return settings.topic(f"{ALERTS_TOPIC}.{level}s")
 
 
@@ -30,6 +30,12 @@ def changelog_topic(settings: Settings, feeds: str, level: str) -> str:
     """The changelog of the level's table whose output goes to ``feeds`` (the incidents'
     correlation state, or the places' hourly activity)."""
     return settings.topic(f"{feeds}.{level}s-changelog")
+
+
+def positions_topic(settings: Settings) -> str:
+    """The changelog of the incident tier's input positions (the next offset to process
+    of each partition its agents read, ``streams.incidents.positions``)."""
+    return settings.topic(f"{INCIDENTS_TOPIC}.positions-changelog")
 
 
 @dataclass(frozen=True)
@@ -79,4 +85,5 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
         specs.append(TopicSpec(by_area_topic(settings, level), n, by_size))
         for feeds in (INCIDENTS_TOPIC, AREA_ACTIVITY_TOPIC):
             specs.append(TopicSpec(changelog_topic(settings, feeds, level), n, compacted))
+    specs.append(TopicSpec(positions_topic(settings), n, compacted))
     return specs

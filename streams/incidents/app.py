@@ -2,8 +2,8 @@
 
 Data flow, per level (commune and zone)::
 
-    ioc.alerts --filter (placed, final or retract)--> group_by(area) --> ioc.alerts.<level>s
-        (Faust forwards each alert transition, re-keyed by its area)
+    ioc.alerts --agent rekey (placed, final or retract)--> ioc.alerts.<level>s
+        (each alert transition forwarded, re-keyed by its area)
     ioc.alerts.<level>s --agent--> table <level>s (area -> Place, changelog) --> ioc.incidents
                            +--> table <level>-activity (area|hour -> ids) --> ioc.area-activity
     ioc.incidents (operators' resolve, merge) --agent operators--> ioc.alerts.<level>s
@@ -12,17 +12,21 @@ The same agent counts what opened in each place and hour (``streams.incidents.ac
 alerts (forecasts' retractions reach it for that) and the place's incidents, published as
 absolute counts after each change, which the sink stores in ``area_activity_hour``.
 
-Faust is used here for what it is made for: re-keying by a new key (``group_by`` with
-the repartition topic named explicitly), tables with changelogs and their recovery, and
-agents, at the volume of alerts (tens to hundreds a minute in a storm). The raw event
-path stays on the project's own aggregator (docs/architecture.md says why).
+Faust is used here for what it is made for: re-keying by a new key through a
+repartition topic, tables with changelogs and their recovery, and agents, at the volume
+of alerts (tens to hundreds a minute in a storm). The raw event path stays on the
+project's own aggregator (docs/architecture.md says why). The re-keying is an agent that
+forwards rather than ``group_by``, whose forwarding would hide the input's offsets.
 
-Guarantees. Faust processes at least once: after a crash or a rebalance some records are
-processed again. The table holds absolute facts keyed by alert id and the incidents are
-derived from them (``streams.incidents.correlate``), so a record seen twice changes
-nothing. Incident transitions are published, and their delivery awaited, *before* the
-table records them as published: a crash between the two publishes them again, with the
-same CloudEvent ids (the sink keeps one), never loses them.
+Guarantees. Faust processes at least once, mostly: after a crash or a rebalance some
+records are processed again, and after a rebalance its consumer can skip some. Every
+agent takes its records through :class:`streams.incidents.positions.Positions`, which
+reads what Faust skipped straight from Kafka and passes over what was processed before.
+The table holds absolute facts keyed by alert id and the incidents are derived from them
+(``streams.incidents.correlate``), so a record seen twice changes nothing. Incident
+transitions are published, and their delivery awaited, *before* the table records them
+as published: a crash between the two publishes them again, with the same CloudEvent ids
+(the sink keeps one), never loses them.
 
 Clock. Quiet places close their incidents in event time: a timer sends each place with
 an open incident a tick carrying the worker's clock (the latest event time of every
@@ -40,17 +44,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import faust
 import orjson
 from faust.types import TableT
+from mode import BaseSignalT
 
 from ioc.settings import Settings
 from streams.incidents.activity import PlaceActivity
 from streams.incidents.correlate import Place, fact_of
 from streams.incidents.events import OPERATORS_SOURCE
+from streams.incidents.positions import Positions
 from streams.incidents.rules import CorrelationRule
 from streams.kafka import ssl_context
 from streams.topics import (
@@ -60,6 +66,7 @@ from streams.topics import (
     INCIDENTS_TOPIC,
     by_area_topic,
     changelog_topic,
+    positions_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -85,36 +92,21 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def _place_of(level: str) -> Callable[[bytes], bytes]:
-    field = f"{level}_id"
-
-    def key(value: bytes) -> bytes:
-        return str(orjson.loads(value)["data"][field]).encode()
-
-    return key
-
-
-def _correlated(level: str) -> Callable[[bytes], bool]:
-    """Whether an ``ioc.alerts`` record is an alert transition of a placed entity that
-    correlation or the activity counts take: a final one, or the retraction of a forecast
-    (malformed records are logged and skipped)."""
-    field = f"{level}_id"
-
-    def keep(value: bytes) -> bool:
-        try:
-            message = orjson.loads(value)
-            if "tick" in message or "ended" in message:
-                # Faust applies a stream's processors to its group_by stream too, where
-                # ticks and operators' endings travel: they pass.
-                return True
-            data = message["data"]
-            taken = data.get("state") == "retract" or fact_of(data) is not None
-            return bool(data.get(field)) and taken
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            log.warning("skipping an ioc.alerts record correlation cannot read: %s", exc)
-            return False
-
-    return keep
+def _places(value: bytes | None) -> dict[str, bytes]:
+    """The areas by level (``commune`` -> its id) an ``ioc.alerts`` record goes to: an
+    alert transition of a placed entity that correlation or the activity counts take, a
+    final one or the retraction of a forecast. Nothing for anything else (malformed
+    records are logged and skipped)."""
+    try:
+        data = orjson.loads(value or b"")["data"]
+        if data.get("state") != "retract" and fact_of(data) is None:
+            return {}
+        return {
+            level: str(data[f"{level}_id"]).encode() for level in LEVELS if data.get(f"{level}_id")
+        }
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        log.warning("skipping an ioc.alerts record correlation cannot read: %s", exc)
+        return {}
 
 
 class Clock:
@@ -174,41 +166,61 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
         )
         for level in LEVELS
     }
+    positions = Positions(_table(app, "positions", changelog=positions_topic(settings)), settings)
     for level in LEVELS:
         _add_level(
             app,
             level,
             [r for r in rules if r.level == level],
-            alerts=alerts,
             by_area=by_area[level],
             incidents=incidents,
             activity=activity,
             clock=clock,
-            settings=settings,
+            positions=positions,
         )
+
+    @app.agent(alerts, name="rekey")
+    async def rekey(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """Each alert transition correlation takes, to its commune's and its zone's
+        partition of the levels' repartition topics (delivery awaited before the next)."""
+        async for _, value in positions.records(stream):
+            sent = [
+                await by_area[level].send(key=area, value=value)
+                for level, area in _places(value).items()
+            ]
+            for delivered in sent:
+                await delivered
+            yield None
 
     @app.agent(incidents, name="operators")
     async def operators(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Operators' resolutions and merges (published by the API on ioc.incidents) to
         the place's agent: both levels, the one holding the incident takes it."""
-        async for value in stream:
+        async for _, value in positions.records(stream):
             ended = _ended(value)
             if ended is not None:
                 area, incident = ended
-                for topic in by_area.values():
-                    message = orjson.dumps({"ended": incident})
-                    await topic.send(key=area.encode(), value=message)
+                message = orjson.dumps({"ended": incident})
+                sent = [await t.send(key=area.encode(), value=message) for t in by_area.values()]
+                for delivered in sent:
+                    await delivered
             yield None
 
-    del operators
+    @app.on_before_shutdown.connect
+    async def close_reader(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        await positions.stop()
+
+    del rekey, operators, close_reader
     return app
 
 
-def _ended(value: bytes) -> tuple[str, str] | None:
+def _ended(value: bytes | None) -> tuple[str, str] | None:
     """(area, incident) of an operator's resolution or merge on ioc.incidents; None for
     anything else."""
     try:
-        event = orjson.loads(value)
+        event = orjson.loads(value or b"")
         data = event["data"]
         if event.get("source") == OPERATORS_SOURCE and data.get("state") in ("resolve", "merge"):
             return str(data["area_id"]), str(data["incident_id"])
@@ -222,25 +234,27 @@ def _add_level(
     level: str,
     rules: Sequence[CorrelationRule],
     *,
-    alerts: faust.TopicT,
     by_area: faust.TopicT,
     incidents: faust.TopicT,
     activity: faust.TopicT,
     clock: Clock,
-    settings: Settings,
+    positions: Positions,
 ) -> None:
     """The agent, tables and timer of one level, over its repartition topic ``by_area``:
     the places' correlation state and their alerts and incidents per hour."""
+    settings = positions.settings
     table = _table(app, f"{level}s", changelog=changelog_topic(settings, INCIDENTS_TOPIC, level))
     hours = _table(
         app, f"{level}-activity", changelog=changelog_topic(settings, AREA_ACTIVITY_TOPIC, level)
     )
 
-    @app.agent(alerts, name=f"{level}-correlation")
+    @app.agent(by_area, name=f"{level}-correlation")
     async def correlate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        placed: faust.StreamT[bytes] = cast(Any, stream).filter(_correlated(level))
-        grouped = placed.group_by(_place_of(level), name=f"{level}s", topic=by_area)
-        async for key, value in grouped.items():
+        async for key, value in positions.records(stream):
+            if key is None or value is None:
+                log.warning("skipping a %s record with no key or value", by_area.get_topic_name())
+                yield None
+                continue
             area = key.decode()
             place = Place(area, level, table.get(key))
             counting = PlaceActivity(area, level, hours.get)

@@ -6,7 +6,6 @@ partitions, selectors that select, Kafka users allowed what their role does."""
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -117,26 +116,26 @@ def incident_tier_topics() -> dict[str, FaustTopic]:
         name = changelog.get_topic_name()
         found[name] = FaustTopic(name, changelog.partitions, config, True)
     for agent in app.agents.values():
-        for value in inspect.getclosurevars(agent.fun).nonlocals.values():
-            if isinstance(value, faust.TopicT) and value.internal:
-                name = value.get_topic_name()
-                found[name] = FaustTopic(name, value.partitions, {}, True)
+        channel = agent.channel
+        if isinstance(channel, faust.TopicT) and channel.internal:
+            name = channel.get_topic_name()
+            found[name] = FaustTopic(name, channel.partitions, {}, True)
     leader = app._leader_assignor._leader_topic  # type: ignore[attr-defined]
     found[leader.get_topic_name()] = FaustTopic(leader.get_topic_name(), 1, {}, False)
     return found
 
 
 def test_every_internal_topic_of_the_incident_tier_is_found() -> None:
-    """The app is read for one repartition topic per level (each agent's group_by), one
-    changelog per table and the assignor's topic, as `ioc incidents` makes them on a
+    """The app is read for one repartition topic per level (each level's agent reads its
+    own), one changelog per table and the assignor's topic, as `ioc incidents` makes them on a
     broker: if the app kept a topic where incident_tier_topics does not look, this fails
     rather than the topic going undeclared."""
     app = incident_tier()
     found = incident_tier_topics()
     repartition = {n for n in found if n.startswith(f"{ALERTS_TOPIC}.")}
-    # An agent per level, plus the one that reads operators' actions back from
-    # ioc.incidents (no internal topic of its own).
-    assert len(repartition) == len(LEVELS) == len(app.agents) - 1, sorted(found)
+    # An agent per level, plus the one that re-keys ioc.alerts into their topics and the
+    # one that reads operators' actions back from ioc.incidents (no topics of their own).
+    assert len(repartition) == len(LEVELS) == len(app.agents) - 2, sorted(found)
     assert len(found) == len(LEVELS) + len(app.tables) + 1, sorted(found)
     assert found[f"{app.conf.id}-__assignor-__leader"].partitions == 1
     assert app.conf.id == "ioc-live-incidents"
