@@ -1,6 +1,11 @@
 """Live area tiles: per area (the province, its zones, their communes) and domain, what the
 area's registered entities report now, kept up to date one update at a time. Pure.
 
+An entity the registry places nowhere (an integrator's camera not yet registered) still
+reports to the centre: it counts in the province only, as ``unplaced`` (included in the
+province's ``entities`` and ``reporting``), with its readings and its open alerts, so
+the province's tile is the whole city; zones and communes hold registered entities.
+
 An entity's readings are the metrics (``contract.catalog``) of its latest event of each
 periodic type (a flow, a hospital status, an attendance count), and those of its current
 state when that is a happening (an incident, an admission, a detection, an alarm, a safety
@@ -63,6 +68,10 @@ class Registry:
             {e: (domain, tuple(sorted(set(areas)))) for e, (domain, areas) in holders.items()},
         )
 
+    @property
+    def province(self) -> str | None:
+        return next((p.area_id for p in self.places.values() if p.kind == "province"), None)
+
     def above(self, area_id: str) -> list[str]:
         """The area and every area above it (an incident counts in all of them)."""
         chain: list[str] = []
@@ -86,6 +95,7 @@ def readings_of(event_type: str | None, state: Mapping[str, Any]) -> tuple[dict[
 
 @dataclass(slots=True)
 class _Entity:
+    domain: str | None = None
     time_ms: int | None = None
     periodic: dict[str, float] = field(default_factory=dict)
     #: What the tiles count for it now: the periodic readings and a current happening's.
@@ -96,6 +106,7 @@ class _Entity:
 class _Domain:
     entities: int = 0
     reporting: int = 0
+    unplaced: int = 0
     alerts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
     #: metric -> [entities with it, sum of their latest values]
     metrics: dict[str, list[float]] = field(default_factory=dict)
@@ -148,7 +159,8 @@ class AreaTiles:
         self.interval_s = interval_s
         self.registry = Registry()
         self._entities: dict[str, _Entity] = {}
-        self._alerts: dict[str, tuple[str, str]] = {}  # open alert -> (entity, severity)
+        #: open alert -> (entity, severity, its domain if the transition named it)
+        self._alerts: dict[str, tuple[str, str, str | None]] = {}
         self._incidents: dict[str, str] = {}  # open incident -> its area
         self._tiles: dict[str, _Tile] = {}
         self._dirty: set[str] = set()
@@ -169,34 +181,64 @@ class AreaTiles:
             known.periodic = {**known.periodic, **metrics}
         before, known.time_ms = known.counted, time_ms
         known.counted = {**known.periodic, **metrics} if happening else known.periodic
-        placed = self.registry.entities.get(entity_id)
+        if known.domain is None and view.get("domain") in DOMAINS:
+            known.domain = str(view["domain"])
+        placed = self._placement(entity_id)
         if placed is None:
-            return  # in no area until the registry places it
-        domain, areas = placed
+            return
+        domain, areas, unplaced = placed
         delta = _delta(before, known.counted)
         for area_id in areas:
             tile = self._tiles[area_id]
             counts = tile.domains[domain]
             counts.reporting += fresh
+            if unplaced and fresh:
+                counts.unplaced += 1
+                counts.entities += 1
             counts.apply(delta)
             if time_ms is not None and (tile.at_ms is None or time_ms > tile.at_ms):
                 tile.at_ms = time_ms
             self._dirty.add(area_id)
 
-    def alert(self, alert_id: str, *, entity_id: str, severity: str, open: bool) -> None:
+    def alert(
+        self,
+        alert_id: str,
+        *,
+        entity_id: str,
+        severity: str,
+        open: bool,
+        domain: str | None = None,
+    ) -> None:
         """An alert's transition: open (or still open) or no longer."""
         previous = self._alerts.pop(alert_id, None)
         if previous is not None:
             self._count_alert(*previous, -1)
         if open:
-            self._alerts[alert_id] = (entity_id, severity)
-            self._count_alert(entity_id, severity, 1)
+            self._alerts[alert_id] = (entity_id, severity, domain)
+            self._count_alert(entity_id, severity, domain, 1)
 
-    def _count_alert(self, entity_id: str, severity: str, sign: int) -> None:
+    def _placement(
+        self, entity_id: str, domain: str | None = None
+    ) -> tuple[str, tuple[str, ...], bool] | None:
+        """The entity's domain, the areas that count it, and whether the registry places
+        it nowhere (then the province alone counts it, once its domain is known: from its
+        state, or from the alert that names it)."""
         placed = self.registry.entities.get(entity_id)
+        if placed is not None:
+            return placed[0], placed[1], False
+        known = self._entities.get(entity_id)
+        if known is not None and known.domain is not None:
+            domain = known.domain
+        province = self.registry.province
+        if domain is None or domain not in DOMAINS or province is None:
+            return None
+        return domain, (province,), True
+
+    def _count_alert(self, entity_id: str, severity: str, domain: str | None, sign: int) -> None:
+        placed = self._placement(entity_id, domain)
         if placed is None or severity not in SEVERITIES:
             return
-        domain, areas = placed
+        domain, areas, _ = placed
         for area_id in areas:
             self._tiles[area_id].domains[domain].alerts[severity] += sign
             self._dirty.add(area_id)
@@ -220,20 +262,26 @@ class AreaTiles:
         then due, and sent if its tile changed."""
         self.registry = registry
         self._tiles = {area_id: _Tile() for area_id in registry.places}
-        for entity_id, (domain, areas) in registry.entities.items():
+        for domain, areas in registry.entities.values():
             for area_id in areas:
                 self._tiles[area_id].domains[domain].entities += 1
-            known = self._entities.get(entity_id)
-            if known is None:
+        for entity_id in self._entities:
+            placed = self._placement(entity_id)
+            if placed is None:
                 continue
+            domain, areas, unplaced = placed
+            known = self._entities[entity_id]
             for area_id in areas:
                 tile = self._tiles[area_id]
+                if unplaced:
+                    tile.domains[domain].unplaced += 1
+                    tile.domains[domain].entities += 1
                 tile.domains[domain].reporting += 1
                 tile.domains[domain].add(known.counted, 1)
                 if known.time_ms is not None and (tile.at_ms is None or known.time_ms > tile.at_ms):
                     tile.at_ms = known.time_ms
-        for entity_id, severity in self._alerts.values():
-            self._count_alert(entity_id, severity, 1)
+        for entity_id, severity, named in self._alerts.values():
+            self._count_alert(entity_id, severity, named, 1)
         for area_id in self._incidents.values():
             self._count_incident(area_id, 1)
         self._sent = {a: sent for a, sent in self._sent.items() if a in registry.places}
@@ -252,6 +300,7 @@ class AreaTiles:
                 domain: {
                     "entities": counts.entities,
                     "reporting": counts.reporting,
+                    "unplaced": counts.unplaced,
                     "alerts_open": dict(counts.alerts),
                     "metrics": {
                         name: {

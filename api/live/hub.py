@@ -148,6 +148,7 @@ class Hub:
             entity_id=transition["entity_id"],
             severity=transition["severity"],
             open=alert_id in self._open_alerts,
+            domain=transition.get("domain"),
         )
         return message
 
@@ -257,7 +258,11 @@ class Hub:
         for row in baseline.alerts:
             if row["alert_id"] not in self._open_alerts and row["alert_id"] not in self._resolved:
                 self.areas.alert(
-                    row["alert_id"], entity_id=row["entity_id"], severity=row["severity"], open=True
+                    row["alert_id"],
+                    entity_id=row["entity_id"],
+                    severity=row["severity"],
+                    open=True,
+                    domain=row.get("domain"),
                 )
         for row in baseline.incidents:
             incident_id = row["incident_id"]

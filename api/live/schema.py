@@ -30,8 +30,17 @@ class AreaAlerts(_Strict):
 
 
 class AreaDomain(_Strict):
-    entities: int = Field(ge=0, description="Entities the registry places in the area")
+    entities: int = Field(
+        ge=0,
+        description="Entities the registry places in the area; the province's also counts "
+        "those it places nowhere that report (unplaced)",
+    )
     reporting: int = Field(ge=0, description="Of those, entities with a live state")
+    unplaced: int = Field(
+        ge=0,
+        description="Of those, reporting entities the registry places in no area: counted "
+        "in the province only (0 in zones and communes)",
+    )
     alerts_open: AreaAlerts = Field(description="Open and acknowledged alerts by severity")
     metrics: dict[str, AreaMetric] = Field(description="By metric name (contract.catalog)")
 

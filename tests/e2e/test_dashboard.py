@@ -140,6 +140,30 @@ async def test_tiles_change_within_3_s_of_events(dashboard: Dashboard, browser: 
     assert browser.errors == []
 
 
+async def test_a_camera_the_registry_does_not_place_counts_in_the_security_tile(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    """An integrator's camera not yet registered rings an alarm: the Security tile (the
+    province's live tile) counts its alarm, its open alert and itself, and says that one
+    entity reporting is placed nowhere in the registry."""
+    page = browser.page
+    await open_live(page, dashboard)
+    tile = page.locator(".tile[data-domain='security']")
+    alarms = tile.locator("[data-metric='alarms']")
+    await expect(tile).to_have_attribute("data-unplaced", "0")
+    before = int(await alarms.get_attribute("data-value") or "0")
+    camera = "qn-cam-unregistered-e2e"
+    at = dashboard.clock.minutes(1) + timedelta(seconds=20)
+    topic = raw_topic(dashboard.settings, "security")
+    await produce(dashboard.settings, topic, [alarm(camera, at, kind="fire")])
+    await expect(tile).to_have_attribute("data-unplaced", "1", timeout=10_000)
+    await expect(alarms).to_have_attribute("data-value", str(before + 1), timeout=10_000)
+    await expect(tile.locator(".unplaced")).to_have_text("gồm 1 thiết bị chưa đăng ký vị trí")
+    await expect(tile.locator(".badge.sev-critical")).to_be_visible(timeout=10_000)
+    await page.screenshot(path=str(ARTIFACTS / "unplaced_camera_tile.png"))
+    assert browser.errors == []
+
+
 async def test_intrusion_alert_appears_and_is_acknowledged_then_resolved(
     dashboard: Dashboard, browser: Browser
 ) -> None:

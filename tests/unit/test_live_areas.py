@@ -106,7 +106,9 @@ def test_each_area_reads_its_entities_latest_readings_as_the_area_series_do() ->
     flow(h, "t1", 99, 10.0)  # replaced by its next reading
     for n, (entity, (vehicles, speed)) in enumerate(latest.items()):
         flow(h, entity, vehicles, speed, at=n + 1)
-    flow(h, "stranger", 1000, 1.0, at=9)  # not in the registry: in no area
+    # Not in the registry: in the province only (as unplaced), in no zone or commune.
+    flow(h, "stranger", 1000, 1.0, at=9)
+    latest["stranger"] = (1000, 1.0)
     status(h, "h1", waiting=4, occupied=80)
     status(h, "h2", waiting=6, occupied=40, at=2)
     sent = tiles(h, 0.0)
@@ -122,23 +124,25 @@ def test_each_area_reads_its_entities_latest_readings_as_the_area_series_do() ->
         assert (reading, entities) == ("mean", len(members))
         counts = tile["domains"]["traffic"]
         assert (counts["entities"], counts["reporting"]) == (len(members), len(members))
+        assert counts["unplaced"] == members.count("stranger")
 
     expect("c1", ["t1", "t2"])
     expect("c2", ["t3"])
     expect("z1", ["t1", "t2", "t3"])
     expect("c3", ["t4"])
-    expect("p", ["t1", "t2", "t3", "t4"])
+    expect("p", ["t1", "t2", "t3", "t4", "stranger"])
     # Gauges add up each hospital's last value; occupancy is the mean of the readings.
     assert metric(sent["z1"], "hospital", "er_waiting") == (10, "last_sum", 2)
     assert metric(sent["z1"], "hospital", "bed_occupancy_pct") == (60.0, "mean", 2)
     assert sent["z2"]["domains"]["hospital"] == {
         "entities": 0,
         "reporting": 0,
+        "unplaced": 0,
         "alerts_open": {"info": 0, "warning": 0, "critical": 0},
         "metrics": {},
     }
     assert sent["c1"]["at"] == "2024-09-07T08:00:02Z"  # t2's reading, the newest in c1
-    assert sent["p"]["at"] == "2024-09-07T08:00:04Z"  # the stranger's later one is not in it
+    assert sent["p"]["at"] == "2024-09-07T08:00:09Z"  # the stranger's, the newest of all
     assert (sent["c1"]["kind"], sent["c1"]["name"], sent["c1"]["name_vi"]) == (
         "commune",
         "Commune 1",
@@ -219,7 +223,8 @@ def test_open_alerts_count_by_severity_until_resolved() -> None:
     h.publish_alert(transition("t1", severity="warning"))
     h.publish_alert(transition("t3", severity="critical", rule="other"))
     h.publish_alert(transition("h1", domain="hospital", severity="info", rule="er"))
-    h.publish_alert(transition("stranger", severity="critical"))  # in no area
+    # An entity the registry places nowhere: its alert counts in the province only.
+    h.publish_alert(transition("stranger", severity="critical"))
     z1 = h.areas.tile("z1")["domains"]
     assert z1["traffic"]["alerts_open"] == {"info": 0, "warning": 1, "critical": 1}
     assert z1["hospital"]["alerts_open"] == {"info": 1, "warning": 0, "critical": 0}
@@ -235,9 +240,47 @@ def test_open_alerts_count_by_severity_until_resolved() -> None:
     }
     h.publish_alert(transition("t1", state="resolve", minute=9))
     h.publish_alert(transition("t3", state="retract", rule="other", minute=9))
+    assert h.areas.tile("p")["domains"]["traffic"]["alerts_open"] == {
+        "info": 0,
+        "warning": 0,
+        "critical": 1,  # the stranger's
+    }
+    h.publish_alert(transition("stranger", state="resolve", minute=9))
     assert h.areas.tile("p")["domains"]["traffic"]["alerts_open"] == dict.fromkeys(
         ("info", "warning", "critical"), 0
     )
+
+
+def test_an_entity_the_registry_places_nowhere_counts_in_the_province_only() -> None:
+    """An integrator's camera not yet registered: its readings, its reporting and its open
+    alerts are the province's (as ``unplaced``), no zone's or commune's; once the registry
+    places it, it counts where it is placed."""
+    h = new_hub()
+    flow(h, "t1", 10, 40.0)
+    flow(h, "stranger", 5, 20.0)
+    h.publish_alert(transition("stranger", severity="critical"))
+    sent = tiles(h, 0.0)
+    province = sent["p"]["domains"]["traffic"]
+    # t1-t4 registered, one of them reporting, and the stranger.
+    assert (province["entities"], province["reporting"], province["unplaced"]) == (5, 2, 1)
+    assert metric(sent["p"], "traffic", "vehicles") == (15, "sum", 2)
+    assert metric(sent["p"], "traffic", "avg_speed_kmh") == (30.0, "mean", 2)
+    assert province["alerts_open"]["critical"] == 1
+    for area in ("z1", "z2", "c1", "c2", "c3"):
+        counts = h.areas.tile(area)["domains"]["traffic"]
+        assert counts["unplaced"] == 0, area
+        assert counts["alerts_open"]["critical"] == 0, area
+    assert metric(h.areas.tile("z1"), "traffic", "vehicles") == (10, "sum", 1)
+    # Another reading of it replaces its last, as for any entity.
+    flow(h, "stranger", 7, 20.0, at=60)
+    assert metric(h.areas.tile("p"), "traffic", "vehicles") == (17, "sum", 2)
+    # Registered in c3: no longer unplaced, counted in c3, z2 and the province.
+    h.load_areas(registry({**ENTITIES, "stranger": "c3"}))
+    province = h.areas.tile("p")["domains"]["traffic"]
+    assert (province["entities"], province["reporting"], province["unplaced"]) == (5, 2, 0)
+    assert metric(h.areas.tile("c3"), "traffic", "vehicles") == (7, "sum", 1)
+    assert h.areas.tile("z2")["domains"]["traffic"]["alerts_open"]["critical"] == 1
+    assert metric(h.areas.tile("p"), "traffic", "vehicles") == (17, "sum", 2)
 
 
 def test_incidents_count_in_their_area_and_every_area_above_until_they_leave_screens() -> None:

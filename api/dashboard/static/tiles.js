@@ -27,6 +27,9 @@ export function renderTiles(list, overview) {
 
     const reporting = node("p", "big", t("reporting", { n: formatNumber(tile.reporting), total: formatNumber(tile.entities) }));
     li.appendChild(reporting);
+    // Reporting entities the registry places nowhere count in the province's tile only.
+    li.dataset.unplaced = String(tile.unplaced || 0);
+    if (tile.unplaced) li.appendChild(node("p", "muted small unplaced", t("unplaced", { n: formatNumber(tile.unplaced) })));
 
     const alerts = node("p", "tile-alerts");
     const open = SEVERITIES.filter((s) => tile.alerts_open[s]);
@@ -69,6 +72,7 @@ export function overviewOfArea(area, lastEvent) {
       domain,
       entities: tile.entities ?? 0,
       reporting: tile.reporting ?? 0,
+      unplaced: tile.unplaced ?? 0,
       alerts_open: tile.alerts_open || {},
       metrics: {},
       values,
