@@ -32,12 +32,6 @@ def changelog_topic(settings: Settings, feeds: str, level: str) -> str:
     return settings.topic(f"{feeds}.{level}s-changelog")
 
 
-def positions_topic(settings: Settings) -> str:
-    """The changelog of the incident tier's input positions (the next offset to process
-    of each partition its agents read, ``streams.incidents.positions``)."""
-    return settings.topic(f"{INCIDENTS_TOPIC}.positions-changelog")
-
-
 @dataclass(frozen=True)
 class TopicSpec:
     """A topic to create: its full name in the namespace and its configuration."""
@@ -85,5 +79,4 @@ def topic_specs(settings: Settings, domains: tuple[str, ...]) -> list[TopicSpec]
         specs.append(TopicSpec(by_area_topic(settings, level), n, by_size))
         for feeds in (INCIDENTS_TOPIC, AREA_ACTIVITY_TOPIC):
             specs.append(TopicSpec(changelog_topic(settings, feeds, level), n, compacted))
-    specs.append(TopicSpec(positions_topic(settings), n, compacted))
     return specs

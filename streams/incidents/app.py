@@ -66,7 +66,6 @@ from streams.topics import (
     INCIDENTS_TOPIC,
     by_area_topic,
     changelog_topic,
-    positions_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,8 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
         )
         for level in LEVELS
     }
-    positions = Positions(_table(app, "positions", changelog=positions_topic(settings)), settings)
+    inputs = [alerts, incidents, *by_area.values()]
+    positions = Positions(settings, app.conf.id, (t.get_topic_name() for t in inputs))
     for level in LEVELS:
         _add_level(
             app,
@@ -182,14 +182,11 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
     @app.agent(alerts, name="rekey")
     async def rekey(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Each alert transition correlation takes, to its commune's and its zone's
-        partition of the levels' repartition topics (delivery awaited before the next)."""
+        partition of the levels' repartition topics (Faust flushes its producer before it
+        commits ``ioc.alerts``, so a forward is in Kafka before its source is committed)."""
         async for _, value in positions.records(stream):
-            sent = [
+            for level, area in _places(value).items():
                 await by_area[level].send(key=area, value=value)
-                for level, area in _places(value).items()
-            ]
-            for delivered in sent:
-                await delivered
             yield None
 
     @app.agent(incidents, name="operators")
@@ -206,13 +203,20 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
                     await delivered
             yield None
 
+    @app.on_partitions_assigned.connect
+    async def read_starts(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        # Sent with the new assignment before its records are handed over.
+        await positions.assigned(args[0], app.consumer_generation_id)
+
     @app.on_before_shutdown.connect
     async def close_reader(
         sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
         await positions.stop()
 
-    del rekey, operators, close_reader
+    del rekey, operators, read_starts, close_reader
     return app
 
 

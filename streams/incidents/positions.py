@@ -1,31 +1,37 @@
 """Every record of the incident tier's inputs, in each partition, with none left out.
 
 Faust's consumer (faust-streaming 0.15.3) can skip records after a rebalance: measured
-here, a worker that kept a partition through a rebalance went on from offset 115 after
-seeking back to its committed offset 8, and its consumer counted 9-114 as a gap to
-commit past (``Consumer._add_gap``), so nobody ever processed them; in one run 25 of 70
-incidents came out wrong that way. Records it processes twice are harmless here (the
-tier's state is absolute), records it skips are not.
+here, a worker that kept a partition through a rebalance sought back to its committed
+offset 8 and was next handed offset 115; its consumer counted 9-114 as a gap
+(``Consumer._add_gap``, meant for compacted topics and transaction markers) and committed
+past it, so nobody ever processed them (in one run 25 of 70 incidents came out wrong);
+single records were skipped too. Records processed twice are harmless here (the tier's
+state is absolute), records skipped are not.
 
-So each agent takes its records through :meth:`Positions.records`, which keeps the next
-offset to process of every input partition in a Faust table (changelog
-``ioc.incidents.positions-changelog``, written after the record's effects, so a crash
-in between repeats the record, never loses it). A record past that position means Faust
-skipped the ones before it: they are read straight from Kafka with a consumer of no
-group and handed to the agent first. A record before it was processed already (a repeat
-after a rebalance or a restart) and is passed over.
+So each agent takes its records through :meth:`Positions.records`. At every assignment
+the group's committed offsets are read from Kafka (:meth:`Positions.assigned`, on Faust's
+``on_partitions_assigned`` signal, while Faust recovers the tables): Faust commits an
+offset only after flushing its producer, so everything before it has its effects in
+Kafka, and it is where the partition's records start. From there the next offset of
+every partition is kept in memory; a record past it means Faust skipped the ones before
+it: they are read straight from Kafka with a consumer of no group and handed to the agent
+first (and logged). A record before it, handed over again within the same assignment,
+was processed already in this process and is passed over. A record never waits for the
+starts: one Faust hands over before they are read (a fetch from before its seek) goes on
+as given and the partition is followed from it. (An agent made to wait there stopped
+receiving records from Faust for good, in the kill -9 test.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TableT
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ioc.settings import Settings
 from streams.kafka import client_options
@@ -33,55 +39,116 @@ from streams.kafka import client_options
 log = logging.getLogger(__name__)
 
 #: A record handed to an agent: its key and value.
-Record = tuple[bytes | None, bytes]
+Record = tuple[bytes | None, bytes | None]
 
 
 class Positions:
-    """The next offset to process of each partition the app's agents read, and the
-    direct reads that fill what Faust skipped."""
+    """Where each assigned input partition starts (its committed offset) and the next
+    offset to hand over, and the direct reads that fill what Faust skipped."""
 
-    def __init__(self, table: TableT[bytes, Any], settings: Settings) -> None:
-        self.table = table
-        self.settings = settings
+    def __init__(self, settings: Settings, group_id: str, topics: Iterable[str]) -> None:
+        self.settings, self.group_id = settings, group_id
+        #: The topics the agents read (an assignment also holds the tables' changelogs).
+        self.topics = frozenset(topics)
         self._reader: AIOKafkaConsumer | None = None
         # The agents of one worker share the reader: one partition read at a time.
         self._lock = asyncio.Lock()
-        self._checked: set[bytes] = set()
+        #: The assignment the starts are of (Faust's consumer generation), and the starts.
+        self._generation: int | None = None
+        self._starts: dict[TopicPartition, int] = {}
+        self._ready = asyncio.Event()
+        #: Next offset to hand over, per partition, with the generation it is of.
+        self._next: dict[TopicPartition, tuple[int, int]] = {}
+        #: Partitions followed from a record handed over before their start was read:
+        #: that record's offset and generation, checked against the start once read.
+        self._unchecked: dict[TopicPartition, tuple[int, int]] = {}
         #: Records read straight from Kafka because Faust skipped them (this process).
         self.filled = 0
 
+    async def assigned(self, partitions: Iterable[TopicPartition], generation: int) -> None:
+        """A new assignment: read where each partition starts (the group's committed
+        offset, or the partition's first record when the group committed none)."""
+        self._ready.clear()
+        tps = [
+            TopicPartition(tp.topic, tp.partition) for tp in partitions if tp.topic in self.topics
+        ]
+        starts: dict[TopicPartition, int] = {}
+        if tps:
+            admin = AIOKafkaAdminClient(**client_options(self.settings))
+            await admin.start()
+            try:
+                committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
+            finally:
+                await admin.close()
+            starts = {
+                tp: m.offset for tp, m in committed.items() if m is not None and m.offset >= 0
+            }
+            missing = [tp for tp in tps if tp not in starts]
+            if missing:
+                async with self._lock:
+                    reader = await self._consumer()
+                    first = await reader.beginning_offsets(missing)
+                starts.update({tp: int(first[tp]) for tp in missing})
+        self._starts, self._generation = starts, generation
+        self._ready.set()
+
     async def records(self, stream: faust.StreamT[Any]) -> AsyncIterator[Record]:
-        """The stream's records, each partition's in offset order from its position on:
-        what Faust skipped is read and handed over first, what was processed before is
-        passed over. The position moves past a record once the agent asks for the next
-        one, that is once the record's effects are done."""
+        """The stream's records, each partition's in offset order from where it starts:
+        what Faust skipped is read and handed over first, what was handed over already in
+        this assignment is passed over."""
         async for event in stream.events():
             message = event.message
             tp = TopicPartition(message.topic, message.partition)
-            name = f"{message.topic}:{message.partition}".encode()
-            start = self.table.get(name)
-            if start is None:
-                start = await self._beginning(tp)
-            if message.offset < start:
-                if await self._truncated(tp, name, start):
-                    start = message.offset
-                else:
-                    continue
-            if message.offset > start:
-                missed = await self._read(tp, start, message.offset)
-                self.filled += len(missed)
-                log.warning(
-                    "the consumer skipped offsets %d-%d of %s[%d] (%d records): read them directly",
-                    start,
-                    message.offset - 1,
-                    message.topic,
-                    message.partition,
-                    len(missed),
-                )
-                for record in missed:
+            generation = message.generation_id
+            if not await self._starts_of(generation):
+                continue  # a record of an older assignment: Faust hands it to no one
+            ready = self._ready.is_set() and generation == self._generation
+            kept = self._next.get(tp)
+            if kept is not None and kept[1] == generation:
+                expected: int | None = kept[0]
+                first = self._unchecked.get(tp)
+                if ready and first is not None and first[1] == generation:
+                    # Followed since a record handed over before the starts were read:
+                    # whatever lies between the start and that record was skipped.
+                    del self._unchecked[tp]
+                    start = self._starts.get(tp)
+                    if start is not None and start < first[0]:
+                        for record in await self._fill(tp, start, first[0]):
+                            yield record
+            elif ready:
+                expected = self._starts.get(tp)
+            else:
+                expected = None
+                self._unchecked[tp] = (message.offset, generation)
+            if expected is not None and message.offset < expected:
+                continue
+            if expected is not None and message.offset > expected:
+                for record in await self._fill(tp, expected, message.offset):
                     yield record
             yield message.key, message.value
-            self.table[name] = message.offset + 1
+            self._next[tp] = (message.offset + 1, generation)
+
+    async def _fill(self, tp: TopicPartition, start: int, end: int) -> list[Record]:
+        """What Faust skipped, from ``start`` up to ``end``, read from Kafka (logged)."""
+        missed = await self._read(tp, start, end)
+        self.filled += len(missed)
+        log.warning(
+            "the consumer skipped offsets %d-%d of %s[%d] (%d records): read them directly",
+            start,
+            end - 1,
+            tp.topic,
+            tp.partition,
+            len(missed),
+        )
+        return missed
+
+    async def _starts_of(self, generation: int | None) -> bool:
+        """False for a record of an older assignment than the starts read; True
+        otherwise (a record of an assignment whose starts are not read yet goes on as
+        Faust gives it)."""
+        if self._generation is not None and generation is not None:
+            return generation >= self._generation
+        return True
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -99,35 +166,6 @@ class Positions:
             await reader.start()
             self._reader = reader
         return self._reader
-
-    async def _beginning(self, tp: TopicPartition) -> int:
-        """Where a partition no position was kept for starts: its first record (the app
-        reads its inputs from the earliest offset)."""
-        async with self._lock:
-            reader = await self._consumer()
-            offsets = await reader.beginning_offsets([tp])
-        return int(offsets[tp])
-
-    async def _truncated(self, tp: TopicPartition, name: bytes, start: int) -> bool:
-        """Whether a kept position lies past the partition's end (the topic was made
-        again): then it no longer says anything. Asked once per partition and process."""
-        if name in self._checked:
-            return False
-        self._checked.add(name)
-        async with self._lock:
-            reader = await self._consumer()
-            end = int((await reader.end_offsets([tp]))[tp])
-        if start > end:
-            log.warning(
-                "position %d of %s[%d] is past its end %d: the topic was made again, "
-                "starting from what the consumer gives",
-                start,
-                tp.topic,
-                tp.partition,
-                end,
-            )
-            return True
-        return False
 
     async def _read(self, tp: TopicPartition, start: int, end: int) -> list[Record]:
         """The records of ``tp`` from offset ``start`` up to ``end`` (excluded), read from

@@ -1,21 +1,21 @@
 """The incident tier's input positions (``streams.incidents.positions``) on a real broker.
 
 Faust's consumer can skip records after a rebalance (see the module): the agents take
-their records through :meth:`Positions.records`, which reads what was skipped straight
-from Kafka and passes over what was processed before. A consumer cannot be made to skip
-on demand, so here a stand-in stream hands over chosen offsets of a real partition, the
-way the skipping consumer did (a jump, then repeats after a rebalance), and the table is
-a dict; the tier's rebalance test (test_incident_tier.py) runs the real thing.
+their records through :meth:`Positions.records`, which starts each partition of an
+assignment at the group's committed offset, reads what was skipped straight from Kafka
+and passes over what was handed over already. A consumer cannot be made to skip on
+demand, so here a stand-in stream hands over chosen offsets of a real partition, the way
+the skipping consumer did (a jump, repeats after a rebalance); the tier's rebalance and
+kill -9 test (test_incident_tier.py) runs the real thing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.incidents.positions import Positions
 from streams.kafka import client_options
@@ -32,6 +32,7 @@ class _Message:
     offset: int
     key: bytes | None
     value: bytes
+    generation_id: int
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,17 @@ class _Event:
 
 
 class _Stream:
-    """Hands over the given offsets of one partition, in the given order."""
+    """Hands over the given offsets of one partition, in the given order, as records of
+    consumer generation ``generation``."""
 
-    def __init__(self, topic: str, offsets: Sequence[int]) -> None:
-        self.topic, self.offsets = topic, offsets
+    def __init__(self, topic: str, offsets: Sequence[int], generation: int = 1) -> None:
+        self.topic, self.offsets, self.generation = topic, offsets, generation
 
     async def events(self) -> AsyncIterator[_Event]:
         for offset in self.offsets:
             value = f"record {offset}".encode()
-            yield _Event(_Message(self.topic, 0, offset, f"k{offset}".encode(), value))
+            message = _Message(self.topic, 0, offset, f"k{offset}".encode(), value, self.generation)
+            yield _Event(message)
 
 
 async def _partition_of(namespace: Namespace, count: int) -> str:
@@ -67,62 +70,100 @@ async def _partition_of(namespace: Namespace, count: int) -> str:
     return topic
 
 
-async def _handed(
-    namespace: Namespace, table: dict[bytes, Any], topic: str, offsets: Sequence[int]
-) -> tuple[list[str], list[Any]]:
-    """What Positions hands an agent from a stream of ``offsets``, and the position the
-    table held while each was processed."""
-    positions = Positions(table, namespace.settings)  # type: ignore[arg-type]
-    name = f"{topic}:0".encode()
-    handed, held = [], []
+async def _commit(namespace: Namespace, group: str, topic: str, offset: int) -> None:
+    """Commit ``offset`` of partition 0 for ``group``, as Faust does for its group."""
+    consumer = AIOKafkaConsumer(
+        group_id=group, enable_auto_commit=False, **client_options(namespace.settings)
+    )
+    await consumer.start()
     try:
-        async for _key, value in positions.records(_Stream(topic, offsets)):  # type: ignore[arg-type]
-            handed.append(value.decode())
-            held.append(table.get(name))
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
     finally:
-        await positions.stop()
-    return handed, held
+        await consumer.stop()
+
+
+async def _handed(positions: Positions, stream: _Stream) -> list[str]:
+    """What Positions hands an agent from ``stream``."""
+    handed = []
+    async for _key, value in positions.records(stream):  # type: ignore[arg-type]
+        assert value is not None
+        handed.append(value.decode())
+    return handed
+
+
+def _records(numbers: Iterable[int]) -> list[str]:
+    return [f"record {n}" for n in numbers]
 
 
 async def test_skipped_records_are_read_from_kafka_and_repeats_passed_over(
     namespace: Namespace,
 ) -> None:
+    """A group that committed nothing starts at the partition's first record."""
     topic = await _partition_of(namespace, 20)
-    table: dict[bytes, Any] = {}
-    # A jump (3-8 never handed over), a rebalance's repeats (4, 5), jumps at the end.
-    handed, held = await _handed(namespace, table, topic, [0, 1, 2, 9, 10, 4, 5, 15, 19])
-    assert handed == [f"record {n}" for n in range(20)]
-    assert table[f"{topic}:0".encode()] == 20
-    # The position moves past a record only once the agent is done with it: while the
-    # agent processed the records filled before 9, and 9 itself, it still said 3.
-    assert held[:10] == [None, 1, 2, 3, 3, 3, 3, 3, 3, 3]
-    assert held[10] == 10
+    positions = Positions(namespace.settings, f"{topic}-group", [topic])
+    try:
+        await positions.assigned([TopicPartition(topic, 0)], 1)
+        # A jump (3-8 never handed over), a rebalance-like repeat (4, 5), jumps at the end,
+        # and a first record past the start (0 never handed over).
+        stream = _Stream(topic, [1, 2, 9, 10, 4, 5, 15, 19])
+        assert await _handed(positions, stream) == _records(range(20))
+        assert positions.filled == 1 + 6 + 4 + 3
+    finally:
+        await positions.stop()
 
 
-async def test_a_new_owner_goes_on_from_the_kept_position(namespace: Namespace) -> None:
-    """After a rebalance the consumer starts again at its committed offset (8 here),
-    behind what the previous owner processed (12): only 12 on reach the agent."""
+async def test_an_assignment_starts_at_the_groups_committed_offset(namespace: Namespace) -> None:
+    """After a rebalance Faust seeks to the committed offset (12) and may hand over 15
+    first, or records before 12 again: the agent gets 12 on, each once. A later
+    assignment starts again at what the group committed then (records are repeated:
+    at least once, never skipped)."""
     topic = await _partition_of(namespace, 20)
-    table: dict[bytes, Any] = {f"{topic}:0".encode(): 12}
-    handed, _ = await _handed(namespace, table, topic, list(range(8, 20)))
-    assert handed == [f"record {n}" for n in range(12, 20)]
-    assert table[f"{topic}:0".encode()] == 20
+    group = f"{topic}-group"
+    await _commit(namespace, group, topic, 12)
+    positions = Positions(namespace.settings, group, [topic])
+    try:
+        await positions.assigned([TopicPartition(topic, 0)], 3)
+        assert await _handed(positions, _Stream(topic, [15, 16, 8, 9, 17, 18, 19], 3)) == (
+            _records(range(12, 20))
+        )
+        # A record of an older assignment still in flight is passed over.
+        assert await _handed(positions, _Stream(topic, [19], 2)) == []
+        await _commit(namespace, group, topic, 16)
+        await positions.assigned([TopicPartition(topic, 0)], 4)
+        assert await _handed(positions, _Stream(topic, [18, 19], 4)) == _records(range(16, 20))
+    finally:
+        await positions.stop()
 
 
-async def test_with_no_position_the_partition_is_read_from_its_start(
-    namespace: Namespace,
-) -> None:
-    """A consumer whose first record handed over is offset 5 skipped 0-4."""
-    topic = await _partition_of(namespace, 8)
-    handed, _ = await _handed(namespace, {}, topic, [5, 6, 7])
-    assert handed == [f"record {n}" for n in range(8)]
-
-
-async def test_a_position_past_the_end_of_a_topic_made_again_is_dropped(
-    namespace: Namespace,
-) -> None:
+async def test_topics_the_agents_do_not_read_get_no_start(namespace: Namespace) -> None:
+    """An assignment also holds the tables' changelogs: only the agents' inputs are read
+    for starts; a partition with no start is handed over as Faust gives it."""
     topic = await _partition_of(namespace, 5)
-    table: dict[bytes, Any] = {f"{topic}:0".encode(): 500}
-    handed, _ = await _handed(namespace, table, topic, [0, 1, 2, 3, 4])
-    assert handed == [f"record {n}" for n in range(5)]
-    assert table[f"{topic}:0".encode()] == 5
+    positions = Positions(namespace.settings, f"{topic}-group", ["some-other-topic"])
+    try:
+        await positions.assigned([TopicPartition(topic, 0)], 1)
+        assert await _handed(positions, _Stream(topic, [3, 4])) == _records(range(3, 5))
+    finally:
+        await positions.stop()
+
+
+async def test_records_handed_over_before_the_starts_are_checked_once_they_are(
+    namespace: Namespace,
+) -> None:
+    """Faust may hand records over while the starts of the assignment are still being
+    read (an agent never waits for them: one made to wait stopped receiving records). The
+    partition is followed from the first record, and once the starts are read, what lay
+    between the committed offset and that record is read and handed over."""
+    topic = await _partition_of(namespace, 20)
+    group = f"{topic}-group"
+    await _commit(namespace, group, topic, 12)
+    positions = Positions(namespace.settings, group, [topic])
+    try:
+        assert await _handed(positions, _Stream(topic, [15, 16], 5)) == _records(range(15, 17))
+        await positions.assigned([TopicPartition(topic, 0)], 5)
+        assert await _handed(positions, _Stream(topic, [17], 5)) == _records([12, 13, 14, 17])
+        assert positions.filled == 3
+    finally:
+        await positions.stop()
