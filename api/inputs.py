@@ -6,6 +6,7 @@ there as a server error. Refused here as a 400 problem naming the cause.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -55,6 +56,36 @@ class RefuseNul:
         await send({"type": f"{prefix}http.response.body", "body": body})
 
 
+#: What every free-text path and query parameter may hold, as the OpenAPI document states
+#: it (ECMA-262 and Python regexes alike): anything but U+0000.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _without_nul(schema: dict[str, Any]) -> None:
+    """State in a parameter's schema that it holds no U+0000 (free-text strings only:
+    enums, formats and patterns already exclude it)."""
+    for branch in schema.get("anyOf", []):
+        _without_nul(branch)
+    if isinstance(schema.get("items"), dict):
+        _without_nul(schema["items"])
+    if schema.get("type") == "string" and not {"enum", "format", "pattern"} & set(schema):
+        schema["pattern"] = NO_NUL
+
+
 def install_input_guards(app: FastAPI) -> None:
-    """Refuse NUL characters in URLs."""
+    """Refuse NUL characters in URLs, and say so in the OpenAPI document (a client that
+    follows the document never gets the 400)."""
     app.add_middleware(RefuseNul)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter.get("in") in ("path", "query"):
+                            _without_nul(parameter.get("schema", {}))
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
