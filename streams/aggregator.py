@@ -29,7 +29,6 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
@@ -47,7 +46,7 @@ from streams.counters import (
 )
 from streams.deadletter import deadletter_headers
 from streams.entity_record import decode_record
-from streams.kafka import client_options, producer_options, wedged
+from streams.kafka import client_options, committed_offsets, producer_options, wedged
 from streams.marks import mark_headers
 from streams.registry import read_entities
 from streams.state import Batch, EntityStore, Owned
@@ -445,12 +444,7 @@ class Aggregator(Service):
     async def _resume_watermarks(self, new: set[Owned]) -> None:
         """Set the watermarks of newly owned partitions from their commits' metadata."""
         tps = [TopicPartition(raw_topic(self.settings, d), p) for d, p in new]
-        admin = AIOKafkaAdminClient(**client_options(self.settings))
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
-        finally:
-            await admin.close()
+        committed = await committed_offsets(self.settings, self.group_id, tps)
         for tp in tps:
             commit = committed.get(tp)
             watermark = observed = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import OutOfOrderSequenceNumber
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from ioc.settings import Settings
 
@@ -91,3 +93,19 @@ def wedged(exc: BaseException) -> bool:
     a record written twice that way once.
     """
     return isinstance(exc, OutOfOrderSequenceNumber)
+
+
+async def committed_offsets(
+    settings: Settings, group_id: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """What ``group_id`` last committed for each of ``partitions`` (one admin request);
+    a partition the group committed nothing for is missing or has offset -1."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        committed: dict[
+            TopicPartition, OffsetAndMetadata
+        ] = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+    finally:
+        await admin.close()
+    return committed

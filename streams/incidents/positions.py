@@ -31,10 +31,9 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from ioc.settings import Settings
-from streams.kafka import client_options
+from streams.kafka import client_options, committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +73,7 @@ class Positions:
         ]
         starts: dict[TopicPartition, int] = {}
         if tps:
-            admin = AIOKafkaAdminClient(**client_options(self.settings))
-            await admin.start()
-            try:
-                committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
-            finally:
-                await admin.close()
+            committed = await committed_offsets(self.settings, self.group_id, tps)
             starts = {
                 tp: m.offset for tp, m in committed.items() if m is not None and m.offset >= 0
             }
