@@ -213,7 +213,9 @@ export class IncidentView {
       const box = item.querySelector("input");
       const checked = Boolean(step.checked_by);
       item.dataset.checked = String(checked);
-      box.checked = checked;
+      // While this screen's own check is on its way, a read that began before it (the feed's
+      // refresh) must not untick the box under the operator's click.
+      box.checked = checked || item.getAttribute("aria-busy") === "true";
       // A checked step stays checked (there is no unchecking); read-only, not disabled, so
       // a keyboard user's focus stays where it is.
       box.setAttribute("aria-readonly", String(checked || !editable));
