@@ -49,6 +49,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 from faust.types import TableT
 from mode import BaseSignalT
 
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 LEVELS = INCIDENT_LEVELS
 #: Seconds between two rounds of ticks to places with open incidents.
 TICK_INTERVAL_S = 2.0
+#: Seconds between two checks for input partitions whose records stopped coming
+#: (Positions.resume): a partition's dropped last records are handed over within two.
+RESUME_INTERVAL_S = 5.0
 
 
 def _credentials(settings: Settings) -> Any:
@@ -210,13 +214,22 @@ def build_app(settings: Settings, rules: Sequence[CorrelationRule]) -> faust.App
         # Sent with the new assignment before its records are handed over.
         await positions.assigned(args[0], app.consumer_generation_id)
 
+    @app.timer(RESUME_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def resume_stalled() -> None:
+        # Records at a partition's end that Faust's consumer dropped: see Positions.
+        if not (app.rebalancing or app.in_recovery):
+            try:
+                await positions.resume(app.consumer.seek)
+            except KafkaError as error:
+                log.warning("could not check the inputs' positions: %r", error)
+
     @app.on_before_shutdown.connect
     async def close_reader(
         sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
         await positions.stop()
 
-    del rekey, operators, read_starts, close_reader
+    del rekey, operators, read_starts, resume_stalled, close_reader
     return app
 
 

@@ -20,13 +20,21 @@ was processed already in this process and is passed over. A record never waits f
 starts: one Faust hands over before they are read (a fetch from before its seek) goes on
 as given and the partition is followed from it. (An agent made to wait there stopped
 receiving records from Faust for good, in the kill -9 test.)
+
+A skip is seen at the record after it, so a skip at a partition's end (the last records
+before a pause in its input) would wait for the next input. Faust's consumer drops them
+that way too: records fetched before a rebalance and given up while its flow was
+suspended still move its read offset on, and their refetch is dropped below it. So
+:meth:`Positions.resume` is called on a timer: a partition of the assignment that holds
+records past the next offset to hand over, and handed over none since the last call, is
+sought back to that offset in Faust's consumer, which hands them over again (logged).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -63,6 +71,10 @@ class Positions:
         self._unchecked: dict[TopicPartition, tuple[int, int]] = {}
         #: Records read straight from Kafka because Faust skipped them (this process).
         self.filled = 0
+        #: Partitions behind their end at the last :meth:`resume`, with the offset then.
+        self._behind: dict[TopicPartition, int] = {}
+        #: Times a partition was sought back because its records stopped (this process).
+        self.resumed = 0
 
     async def assigned(self, partitions: Iterable[TopicPartition], generation: int) -> None:
         """A new assignment: read where each partition starts (the group's committed
@@ -84,6 +96,7 @@ class Positions:
                     first = await reader.beginning_offsets(missing)
                 starts.update({tp: int(first[tp]) for tp in missing})
         self._starts, self._generation = starts, generation
+        self._behind.clear()
         self._ready.set()
 
     async def records(self, stream: faust.StreamT[Any]) -> AsyncIterator[Record]:
@@ -121,6 +134,49 @@ class Positions:
                     yield record
             yield message.key, message.value
             self._next[tp] = (message.offset + 1, generation)
+
+    async def resume(self, seek: Callable[[TopicPartition, int], Awaitable[None]]) -> int:
+        """Seek back (with ``seek``, Faust's consumer's) every partition of the assignment
+        that holds records past the next offset to hand over and handed over none since
+        the last call; and a partition followed from a record handed over before the
+        starts were read, with records between its start and that record, to its start
+        (that record comes again: at least once). Returns how many were sought back."""
+        generation = self._generation
+        if not self._ready.is_set() or not self._starts or generation is None:
+            return 0
+        async with self._lock:
+            reader = await self._consumer()
+            ends = await reader.end_offsets(list(self._starts))
+        if generation != self._generation or not self._ready.is_set():
+            return 0  # a new assignment came meanwhile
+        targets: dict[TopicPartition, int] = {}
+        for tp, start in self._starts.items():
+            first = self._unchecked.pop(tp, None)
+            if first is not None and first[1] == generation and start < first[0]:
+                targets[tp] = start
+                continue
+            kept = self._next.get(tp)
+            expected = kept[0] if kept is not None and kept[1] == generation else start
+            if ends[tp] <= expected:
+                self._behind.pop(tp, None)
+            elif self._behind.get(tp) != expected:
+                self._behind[tp] = expected  # behind: it has until the next call to move
+            else:
+                targets[tp] = expected
+        for tp, offset in targets.items():
+            log.warning(
+                "no record of %s[%d] handed over from offset %d, which ends at %d: "
+                "seeking the consumer back to it",
+                tp.topic,
+                tp.partition,
+                offset,
+                ends[tp],
+            )
+            self._next[tp] = (offset, generation)
+            self._behind.pop(tp, None)
+            await seek(tp, offset)
+        self.resumed += len(targets)
+        return len(targets)
 
     async def _fill(self, tp: TopicPartition, start: int, end: int) -> list[Record]:
         """What Faust skipped, from ``start`` up to ``end``, read from Kafka (logged)."""

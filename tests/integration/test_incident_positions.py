@@ -167,3 +167,68 @@ async def test_records_handed_over_before_the_starts_are_checked_once_they_are(
         assert positions.filled == 3
     finally:
         await positions.stop()
+
+
+class _Seeks:
+    """Stands in for Faust's consumer's ``seek``: records where partitions were sought."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+
+    async def __call__(self, tp: TopicPartition, offset: int) -> None:
+        self.calls.append((tp.topic, tp.partition, offset))
+
+
+async def test_a_partition_whose_last_records_stopped_is_sought_back(
+    namespace: Namespace,
+) -> None:
+    """Faust's consumer can drop a partition's last records (fetched before a rebalance,
+    given up while its flow was suspended): no later record shows the skip. A partition
+    behind its end that hands over nothing between two checks is sought back to the next
+    offset to hand over; one that moves on, or is at its end, is left alone."""
+    topic = await _partition_of(namespace, 20)
+    tp = TopicPartition(topic, 0)
+    positions = Positions(namespace.settings, f"{topic}-group", [topic])
+    seeks = _Seeks()
+    try:
+        await positions.assigned([tp], 1)
+        assert await _handed(positions, _Stream(topic, range(12))) == _records(range(12))
+        # Behind (12 of 20) at the first check: it has until the next one.
+        assert await positions.resume(seeks) == 0
+        # It moves on meanwhile: still nothing to do.
+        assert await _handed(positions, _Stream(topic, [12, 13, 14])) == _records([12, 13, 14])
+        assert await positions.resume(seeks) == 0
+        assert seeks.calls == []
+        # 15-19 never come: sought back to 15, and handed over when the consumer refetches.
+        assert await positions.resume(seeks) == 1
+        assert seeks.calls == [(topic, 0, 15)]
+        assert await _handed(positions, _Stream(topic, range(15, 20))) == _records(range(15, 20))
+        # At its end: left alone.
+        assert await positions.resume(seeks) == 0
+        assert await positions.resume(seeks) == 0
+        assert (seeks.calls, positions.resumed) == ([(topic, 0, 15)], 1)
+    finally:
+        await positions.stop()
+
+
+async def test_records_before_the_first_one_handed_over_early_are_sought_back(
+    namespace: Namespace,
+) -> None:
+    """A partition followed from a record handed over before the starts were read, with
+    no record after it: what lies between the committed offset and that record is sought
+    back at the next check (the early records come again: at least once)."""
+    topic = await _partition_of(namespace, 17)
+    group = f"{topic}-group"
+    await _commit(namespace, group, topic, 12)
+    positions = Positions(namespace.settings, group, [topic])
+    seeks = _Seeks()
+    try:
+        assert await _handed(positions, _Stream(topic, [15, 16], 5)) == _records([15, 16])
+        await positions.assigned([TopicPartition(topic, 0)], 5)
+        assert await positions.resume(seeks) == 1
+        assert seeks.calls == [(topic, 0, 12)]
+        handed = await _handed(positions, _Stream(topic, range(12, 17), 5))
+        assert handed == _records(range(12, 17))
+        assert await positions.resume(seeks) == 0
+    finally:
+        await positions.stop()
