@@ -322,6 +322,10 @@ class RecordingSettings(BaseModel):
     split_s: float = Field(default=3600.0, gt=0)
     # Where replays go unless told otherwise: a sandbox, never the live namespace.
     sandbox_namespace: str = Field(default="sandbox", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    # Replays and recordings started through the API run in the API process: at most this
+    # many at once (running or paused), so the operations centre's views stay served.
+    max_active_replays: int = Field(default=4, ge=1)
+    max_active_recordings: int = Field(default=4, ge=1)
 
 
 class Settings(BaseSettings):

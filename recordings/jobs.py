@@ -77,6 +77,16 @@ class ReplayJob:
         }
 
 
+class TooManyJobs(Exception):
+    """As many replays (or recordings) as allowed are active already."""
+
+    def __init__(self, kind: str, limit: int, setting: str, active: list[str]) -> None:
+        super().__init__(
+            f"{limit} {kind} are active already, the most this API process runs at once "
+            f"({setting}); stop one first: {', '.join(active)}"
+        )
+
+
 class Jobs:
     """The recordings and replays of one API process."""
 
@@ -95,8 +105,15 @@ class Jobs:
         duration_s: float | None,
         from_beginning: bool,
     ) -> RecordingJob:
-        """Start recording; FileExistsError when the name is taken."""
+        """Start recording; FileExistsError when the name is taken, TooManyJobs when as
+        many recordings as allowed are active."""
         directory = self.store.new_path(name)
+        active = [j.name for j in self.recordings.values() if not j.task.done()]
+        limit = self.settings.recordings.max_active_recordings
+        if len(active) >= limit:
+            raise TooManyJobs(
+                "recordings", limit, "IOC_RECORDINGS__MAX_ACTIVE_RECORDINGS", sorted(active)
+            )
         settings = self.settings.model_copy(update={"namespace": namespace})
         recorder = Recorder(
             settings, directory, patterns=topics, name=name, from_beginning=from_beginning
@@ -133,6 +150,7 @@ class Jobs:
         paused: bool,
     ) -> ReplayJob:
         """Start replaying a recording already scanned (``report``)."""
+        self.check_replay_room()
         target = self.settings.model_copy(update={"namespace": options.namespace})
         controller = ReplayController()
         if paused:
@@ -149,6 +167,13 @@ class Jobs:
         task = asyncio.create_task(run())
         job = self.replays[job_id] = ReplayJob(job_id, name, options, controller, task, started_by)
         return job
+
+    def check_replay_room(self) -> None:
+        """TooManyJobs when as many replays as allowed are running or paused."""
+        active = [j.id for j in self.replays.values() if not j.task.done()]
+        limit = self.settings.recordings.max_active_replays
+        if len(active) >= limit:
+            raise TooManyJobs("replays", limit, "IOC_RECORDINGS__MAX_ACTIVE_REPLAYS", active)
 
     async def close(self) -> None:
         """Stop every replay and recording (recordings get their summary)."""

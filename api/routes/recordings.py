@@ -13,6 +13,7 @@ from api.deps import NAME_RULE, JobsDep, SettingsDep, find_recording, valid_name
 from api.params import RequestBody
 from api.problems import Problem, problem_responses
 from ioc.settings import NAMESPACE_PATTERN
+from recordings.jobs import TooManyJobs
 from recordings.reader import RecordingError
 from recordings.recorder import RecorderError
 from recordings.recording import Recording
@@ -146,7 +147,9 @@ async def recording_info(caller: ReplayCaller, jobs: JobsDep, name: NameParam) -
 async def start_recording(
     caller: ReplayCaller, jobs: JobsDep, settings: SettingsDep, body: RecordingStart
 ) -> RecordingStatus:
-    """Start recording topics of a namespace until stopped (or for ``duration_s``)."""
+    """Start recording topics of a namespace until stopped (or for ``duration_s``). At
+    most ``IOC_RECORDINGS__MAX_ACTIVE_RECORDINGS`` record at once: 409 too-many-recordings
+    names them."""
     name = valid_name(body.name)
     namespace = body.namespace or settings.namespace
     if not NAMESPACE_PATTERN.fullmatch(namespace):
@@ -163,6 +166,8 @@ async def start_recording(
         )
     except FileExistsError as exc:
         raise Problem(409, "recording-exists", "Recording exists", str(exc)) from None
+    except TooManyJobs as exc:
+        raise Problem(409, "too-many-recordings", "Too many recordings", str(exc)) from None
     try:
         await jobs.wait_ready(job)
     except RecorderError as exc:

@@ -17,7 +17,7 @@ from api.params import JSON_INTEGER, MAX_INDEX, Instant, RecordIndex, RequestBod
 from api.problems import Problem, problem_responses
 from ioc.settings import NAMESPACE_PATTERN
 from recordings.controller import ReplayState, Seek
-from recordings.jobs import Jobs, ReplayJob
+from recordings.jobs import Jobs, ReplayJob, TooManyJobs
 from recordings.options import MAX_SPEED, MIN_SPEED, OptionsError, ReplayOptions
 from recordings.reader import RecordingError
 from recordings.recording import Recording
@@ -139,8 +139,11 @@ def _steerable(job: ReplayJob) -> None:
 async def start_replay(
     caller: ReplayCaller, jobs: JobsDep, settings: SettingsDep, body: ReplayStart
 ) -> ReplayStatus:
-    """Start replaying a recording into a namespace (a sandbox unless told otherwise)."""
+    """Start replaying a recording into a namespace (a sandbox unless told otherwise).
+    At most ``IOC_RECORDINGS__MAX_ACTIVE_REPLAYS`` run or wait paused at once: 409
+    too-many-replays names them."""
     entry = find_recording(jobs, body.recording)
+    _room(jobs)
     try:
         options = ReplayOptions(
             namespace=body.namespace or settings.recordings.sandbox_namespace,
@@ -194,10 +197,18 @@ async def start_replay(
             f"start index {options.start_index:,} is past the end: {entry.name!r} holds "
             f"{records:,} records",
         )
+    _room(jobs)  # others may have started while the recording was scanned
     job = jobs.start_replay(
         entry.name, entry.path, report, options, started_by=caller.name, paused=body.paused
     )
     return _status(job)
+
+
+def _room(jobs: Jobs) -> None:
+    try:
+        jobs.check_replay_room()
+    except TooManyJobs as exc:
+        raise Problem(409, "too-many-replays", "Too many replays", str(exc)) from None
 
 
 @router.get("", responses=problem_responses())

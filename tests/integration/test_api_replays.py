@@ -145,3 +145,55 @@ def test_recordings_and_replays_over_http(
     finally:
         process.stop()
     shutil.rmtree(recordings)
+
+
+def test_replays_and_recordings_at_once_are_capped_and_named(
+    namespace_factory: NamespaceFactory, tmp_path: Path
+) -> None:
+    """Replays and recordings run in the API process: past the configured number active
+    at once, a start is 409 naming the active ones and the setting; once one ends, a
+    start is accepted again."""
+    home, sandbox = asyncio.run(namespace_factory()), asyncio.run(namespace_factory())
+    env = {
+        "IOC_RECORDINGS__DIR": str(tmp_path / "recordings"),
+        "IOC_RECORDINGS__MAX_ACTIVE_REPLAYS": "2",
+        "IOC_RECORDINGS__MAX_ACTIVE_RECORDINGS": "1",
+    }
+    process, base = start_api(home, env=env)
+    replay = {"recording": "typhoon-yagi", "namespace": sandbox.settings.namespace}
+    try:
+        with httpx.Client(base_url=base, headers=auth("replay"), timeout=60) as client:
+            first, second = (
+                client.post("/v1/replays", json={**replay, "paused": True}) for _ in range(2)
+            )
+            assert (first.status_code, second.status_code) == (201, 201), second.text
+            ids = {first.json()["id"], second.json()["id"]}
+            refused = client.post("/v1/replays", json=replay)
+            assert refused.status_code == 409, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            problem = refused.json()
+            assert problem["type"].endswith("too-many-replays")
+            assert "IOC_RECORDINGS__MAX_ACTIVE_REPLAYS" in problem["detail"]
+            assert all(i in problem["detail"] for i in ids)
+            # A stopped replay makes room.
+            stopped = client.post(f"/v1/replays/{first.json()['id']}/stop")
+            assert stopped.json()["state"] == "stopped"
+            again = client.post("/v1/replays", json={**replay, "paused": True})
+            assert again.status_code == 201, again.text
+            states = {r["id"]: r["state"] for r in client.get("/v1/replays").json()["replays"]}
+            assert states[first.json()["id"]] == "stopped"
+            assert {s for i, s in states.items() if i != first.json()["id"]} <= {
+                "pending",
+                "paused",
+            }
+
+            made = client.post("/v1/recordings", json={"name": "one"})
+            assert made.status_code == 201, made.text
+            refused = client.post("/v1/recordings", json={"name": "two"})
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["type"].endswith("too-many-recordings")
+            assert "one" in refused.json()["detail"]
+            assert client.post("/v1/recordings/one/stop").json()["state"] == "done"
+            assert client.post("/v1/recordings", json={"name": "two"}).status_code == 201
+    finally:
+        process.stop()
