@@ -6,6 +6,8 @@ the API's reads. Every test leaves a screenshot in ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from ioc.db.registry import load_registry
 from ioc.settings import Settings
@@ -400,3 +402,32 @@ async def test_an_engineer_switches_to_a_sandbox_and_watches_it_live(
     finally:
         worker.stop()
         await drop_namespace(settings)
+
+
+async def test_the_lists_say_loading_until_the_feeds_snapshot_comes(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    """Before the live feed's snapshot, the page does not know the open alerts and
+    incidents: the lists say so ("loading"), not "no open alerts", which an operator
+    would take as all clear. The feed is held back here, then let through."""
+    page = browser.page
+    release = asyncio.Event()
+
+    async def hold(socket: WebSocketRoute) -> None:
+        await release.wait()
+        socket.connect_to_server()
+
+    await page.route_web_socket(re.compile(r"/v1/live"), hold)
+    await page.goto(f"{dashboard.base}/?key={VIEW_KEY}")
+    await expect(page.locator("#tiles .tile")).to_have_count(4)
+    for part in ("#alerts-empty", "#incidents-empty"):
+        await expect(page.locator(part)).to_have_text("Đang tải…")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-before-snapshot.png"))
+    release.set()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+    await expect(page.locator("#alerts-empty")).to_have_text("Không có cảnh báo đang mở.")
+    await expect(page.locator("#incidents-empty")).to_have_text("Không có sự cố đang mở.")
+    # In English on request, the same.
+    await page.locator("#lang").click()
+    await expect(page.locator("#alerts-empty")).to_have_text("No open alerts.")
+    assert browser.errors == []

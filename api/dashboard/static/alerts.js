@@ -29,6 +29,8 @@ export class AlertBoard {
    */
   constructor(parts) {
     Object.assign(this, parts);
+    /** Whether the feed's snapshot came (before it, the list is not known to be empty). */
+    this.loaded = false;
     this.alerts = new Map();
     this.items = new Map();
     this.list.addEventListener("click", (event) => this.click(event));
@@ -36,6 +38,7 @@ export class AlertBoard {
 
   /** Replace everything with a snapshot's open alerts. */
   load(alerts) {
+    this.loaded = true;
     this.alerts = new Map(alerts.map((a) => [a.alert_id, a]));
     this.render();
   }
@@ -127,6 +130,12 @@ export class AlertBoard {
     const total = this.alerts.size;
     this.count.textContent = total ? t("alertCount", { n: total }) : "";
     this.empty.hidden = total > 0;
+    // Until the feed's first snapshot nothing is known: "loading", never "none open".
+    const emptyKey = this.loaded ? "noAlerts" : "loading";
+    if (this.empty.dataset.i18n !== emptyKey) {
+      this.empty.dataset.i18n = emptyKey;
+      this.empty.textContent = t(emptyKey);
+    }
     // Redrawing replaced the focused button: focus its successor in the same alert (after
     // acknowledging, the resolve button), else the list, so keyboard users keep their place.
     if (focusKey && !this.list.contains(document.activeElement)) {

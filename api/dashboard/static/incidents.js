@@ -48,6 +48,8 @@ export class IncidentBoard {
    */
   constructor(parts) {
     Object.assign(this, parts);
+    /** Whether the feed's snapshot came (before it, the list is not known to be empty). */
+    this.loaded = false;
     this.incidents = new Map();
     /** When each incident left the list since the snapshot: an older transition that
      * arrives later (a repeat) does not bring it back, nor anything after an operator's
@@ -65,6 +67,7 @@ export class IncidentBoard {
 
   /** Replace everything with a snapshot's incidents (rows as in `GET /v1/incidents`). */
   load(incidents) {
+    this.loaded = true;
     this.incidents = new Map(incidents.map((i) => [i.incident_id, i]));
     this.gone.clear();
     this.render();
@@ -208,6 +211,12 @@ export class IncidentBoard {
     const total = this.incidents.size;
     this.count.textContent = total ? t("incidentCount", { n: total }) : "";
     this.empty.hidden = total > 0;
+    // Until the feed's first snapshot nothing is known: "loading", never "none open".
+    const emptyKey = this.loaded ? "noIncidents" : "loading";
+    if (this.empty.dataset.i18n !== emptyKey) {
+      this.empty.dataset.i18n = emptyKey;
+      this.empty.textContent = t(emptyKey);
+    }
     // Keyboard users keep their place when an item is redrawn.
     if (focusedId && !this.list.contains(document.activeElement)) {
       this.items.get(focusedId)?.querySelector("button")?.focus();
