@@ -45,6 +45,9 @@ from streams.kafka import client_options, committed_offsets
 
 log = logging.getLogger(__name__)
 
+#: Times a partition is sought back to the same offset before it is left alone.
+SEEKS_PER_OFFSET = 3
+
 #: A record handed to an agent: its key and value.
 Record = tuple[bytes | None, bytes | None]
 
@@ -73,6 +76,8 @@ class Positions:
         self.filled = 0
         #: Partitions behind their end at the last :meth:`resume`, with the offset then.
         self._behind: dict[TopicPartition, int] = {}
+        #: Partitions sought back in this assignment: the offset, and how many times.
+        self._sought: dict[TopicPartition, tuple[int, int]] = {}
         #: Times a partition was sought back because its records stopped (this process).
         self.resumed = 0
 
@@ -97,6 +102,7 @@ class Positions:
                 starts.update({tp: int(first[tp]) for tp in missing})
         self._starts, self._generation = starts, generation
         self._behind.clear()
+        self._sought.clear()
         self._ready.set()
 
     async def records(self, stream: faust.StreamT[Any]) -> AsyncIterator[Record]:
@@ -157,7 +163,10 @@ class Positions:
                 continue
             kept = self._next.get(tp)
             expected = kept[0] if kept is not None and kept[1] == generation else start
-            if ends[tp] <= expected:
+            sought, times = self._sought.get(tp, (None, 0))
+            if ends[tp] <= expected or (sought == expected and times >= SEEKS_PER_OFFSET):
+                # At its end; or sought back there already and still nothing: what lies
+                # there is nothing Faust hands over (transaction markers, say).
                 self._behind.pop(tp, None)
             elif self._behind.get(tp) != expected:
                 self._behind[tp] = expected  # behind: it has until the next call to move
@@ -174,6 +183,8 @@ class Positions:
             )
             self._next[tp] = (offset, generation)
             self._behind.pop(tp, None)
+            sought, times = self._sought.get(tp, (None, 0))
+            self._sought[tp] = (offset, times + 1 if sought == offset else 1)
             await seek(tp, offset)
         self.resumed += len(targets)
         return len(targets)

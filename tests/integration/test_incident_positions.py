@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.incidents.positions import Positions
+from streams.incidents.positions import SEEKS_PER_OFFSET, Positions
 from streams.kafka import client_options
 from streams.topics import ALERTS_TOPIC
 from tests.utils.namespaces import Namespace
@@ -207,6 +207,29 @@ async def test_a_partition_whose_last_records_stopped_is_sought_back(
         assert await positions.resume(seeks) == 0
         assert await positions.resume(seeks) == 0
         assert (seeks.calls, positions.resumed) == ([(topic, 0, 15)], 1)
+    finally:
+        await positions.stop()
+
+
+async def test_a_partition_sought_back_in_vain_is_left_alone_after_three_tries(
+    namespace: Namespace,
+) -> None:
+    """Offsets past the last record Faust hands over that hold none it would (transaction
+    markers, say) must not be sought back for ever: three tries at the same offset."""
+    topic = await _partition_of(namespace, 10)
+    positions = Positions(namespace.settings, f"{topic}-group", [topic])
+    seeks = _Seeks()
+    try:
+        await positions.assigned([TopicPartition(topic, 0)], 1)
+        assert await _handed(positions, _Stream(topic, range(8))) == _records(range(8))
+        for _ in range(10):
+            await positions.resume(seeks)
+        assert seeks.calls == [(topic, 0, 8)] * SEEKS_PER_OFFSET
+        # A new assignment tries again.
+        await positions.assigned([TopicPartition(topic, 0)], 2)
+        for _ in range(2):
+            await positions.resume(seeks)
+        assert seeks.calls[-1] == (topic, 0, 0)
     finally:
         await positions.stop()
 
