@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 
 #: Times a partition is sought back to the same offset before it is left alone.
 SEEKS_PER_OFFSET = 3
+#: Checks (Positions.resume) a partition behind its end may hand over nothing before it
+#: is sought back: while its topic's agent is idle, and while the agent is busy with the
+#: topic's other partitions (the partition's records may be queued behind theirs: Faust
+#: buffers up to 4,096 records per agent, 20-25 s of a backlog here).
+QUIET_CHECKS_IDLE = 2
+QUIET_CHECKS_BUSY = 6
 
 #: A record handed to an agent: its key and value.
 Record = tuple[bytes | None, bytes | None]
@@ -75,7 +81,10 @@ class Positions:
         #: Records read straight from Kafka because Faust skipped them (this process).
         self.filled = 0
         #: Partitions behind their end at the last :meth:`resume`, with the offset then.
-        self._behind: dict[TopicPartition, int] = {}
+        self._behind: dict[TopicPartition, tuple[int, int]] = {}
+        #: Records handed over per topic, and the counts at the last check.
+        self._handed: dict[str, int] = {}
+        self._handed_then: dict[str, int] = {}
         #: Partitions sought back in this assignment: the offset, and how many times.
         self._sought: dict[TopicPartition, tuple[int, int]] = {}
         #: Times a partition was sought back because its records stopped (this process).
@@ -139,6 +148,7 @@ class Positions:
                 for record in await self._fill(tp, expected, message.offset):
                     yield record
             yield message.key, message.value
+            self._handed[tp.topic] = self._handed.get(tp.topic, 0) + 1
             self._next[tp] = (message.offset + 1, generation)
 
     async def resume(self, seek: Callable[[TopicPartition, int], Awaitable[None]]) -> int:
@@ -168,10 +178,14 @@ class Positions:
                 # At its end; or sought back there already and still nothing: what lies
                 # there is nothing Faust hands over (transaction markers, say).
                 self._behind.pop(tp, None)
-            elif self._behind.get(tp) != expected:
-                self._behind[tp] = expected  # behind: it has until the next call to move
             else:
-                targets[tp] = expected
+                seen, checks = self._behind.get(tp, (None, 0))
+                checks = checks + 1 if seen == expected else 1
+                busy = self._handed.get(tp.topic, 0) != self._handed_then.get(tp.topic, 0)
+                if checks > (QUIET_CHECKS_BUSY if busy else QUIET_CHECKS_IDLE) - 1:
+                    targets[tp] = expected
+                else:
+                    self._behind[tp] = (expected, checks)  # behind: it has time to move
         for tp, offset in targets.items():
             log.warning(
                 "no record of %s[%d] handed over from offset %d, which ends at %d: "
@@ -186,6 +200,7 @@ class Positions:
             sought, times = self._sought.get(tp, (None, 0))
             self._sought[tp] = (offset, times + 1 if sought == offset else 1)
             await seek(tp, offset)
+        self._handed_then = dict(self._handed)
         self.resumed += len(targets)
         return len(targets)
 

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.incidents.positions import SEEKS_PER_OFFSET, Positions
+from streams.incidents.positions import (
+    QUIET_CHECKS_BUSY,
+    SEEKS_PER_OFFSET,
+    Positions,
+)
 from streams.kafka import client_options
 from streams.topics import ALERTS_TOPIC
 from tests.utils.namespaces import Namespace
@@ -44,26 +48,29 @@ class _Stream:
     """Hands over the given offsets of one partition, in the given order, as records of
     consumer generation ``generation``."""
 
-    def __init__(self, topic: str, offsets: Sequence[int], generation: int = 1) -> None:
+    def __init__(
+        self, topic: str, offsets: Sequence[int], generation: int = 1, partition: int = 0
+    ) -> None:
         self.topic, self.offsets, self.generation = topic, offsets, generation
+        self.partition = partition
 
     async def events(self) -> AsyncIterator[_Event]:
         for offset in self.offsets:
             value = f"record {offset}".encode()
-            message = _Message(self.topic, 0, offset, f"k{offset}".encode(), value, self.generation)
-            yield _Event(message)
+            key = f"k{offset}".encode()
+            yield _Event(_Message(self.topic, self.partition, offset, key, value, self.generation))
 
 
-async def _partition_of(namespace: Namespace, count: int) -> str:
-    """A topic of the namespace whose partition 0 holds ``count`` records, the n-th
-    valued ``record n``."""
+async def _partition_of(namespace: Namespace, count: int, partition: int = 0) -> str:
+    """A topic of the namespace whose partition ``partition`` holds ``count`` records,
+    the n-th valued ``record n``."""
     topic = namespace.settings.topic(ALERTS_TOPIC)
     producer = AIOKafkaProducer(acks="all", **client_options(namespace.settings))
     await producer.start()
     try:
         for n in range(count):
             await producer.send_and_wait(
-                topic, f"record {n}".encode(), key=f"k{n}".encode(), partition=0
+                topic, f"record {n}".encode(), key=f"k{n}".encode(), partition=partition
             )
     finally:
         await producer.stop()
@@ -253,5 +260,35 @@ async def test_records_before_the_first_one_handed_over_early_are_sought_back(
         handed = await _handed(positions, _Stream(topic, range(12, 17), 5))
         assert handed == _records(range(12, 17))
         assert await positions.resume(seeks) == 0
+    finally:
+        await positions.stop()
+
+
+async def test_a_partition_waiting_while_its_agent_is_busy_is_given_longer(
+    namespace: Namespace,
+) -> None:
+    """While the agent hands over the topic's other partitions, a partition's records
+    may be queued behind theirs in Faust's buffer: it is sought back only after
+    QUIET_CHECKS_BUSY checks without a record (after two once the agent is idle)."""
+    topic = await _partition_of(namespace, 20, partition=0)
+    await _partition_of(namespace, 40, partition=1)
+    quiet, busy = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    positions = Positions(namespace.settings, f"{topic}-group", [topic])
+    seeks = _Seeks()
+    try:
+        await positions.assigned([quiet, busy], 1)
+        assert await _handed(positions, _Stream(topic, range(10))) == _records(range(10))
+        for check in range(1, QUIET_CHECKS_BUSY):
+            # Partition 1 moves on between the checks; partition 0 stays at 10 of 20.
+            more = range((check - 1) * 5, check * 5)
+            assert await _handed(positions, _Stream(topic, more, partition=1)) == _records(more)
+            assert await positions.resume(seeks) == 0, check
+        assert await _handed(positions, _Stream(topic, [25], partition=1)) == _records([25])
+        assert await positions.resume(seeks) == 1
+        assert seeks.calls == [(topic, 0, 10)]
+        # Partition 1 stops at 26 of 40 too (seen at the last check), and the agent is
+        # idle now: the second check without a record seeks it back.
+        assert await positions.resume(seeks) == 1
+        assert seeks.calls[-1] == (topic, 1, 26)
     finally:
         await positions.stop()
