@@ -160,6 +160,7 @@ export class AlertBoard {
     item.dataset.state = alert.state;
     item.dataset.severity = alert.severity;
     item.dataset.entity = alert.entity_id;
+    item.dataset.rule = alert.rule_id;
     item.dataset.provisional = alert.provisional ? "true" : "false";
     const head = node("p", "alert-head");
     head.append(

@@ -261,6 +261,7 @@ export class AreaView {
     const items = alerts.map((alert) => {
       const li = node("li", "member");
       li.dataset.alert = alert.alert_id;
+      li.dataset.rule = alert.rule_id;
       li.dataset.state = alert.state;
       const name = this.entityName(alert.entity_id);
       const where = button(name, { entity: alert.entity_id, domain: alert.domain });
