@@ -87,6 +87,12 @@ class TooManyJobs(Exception):
         )
 
 
+def _check_room(kind: str, active: list[str], limit: int, setting: str) -> None:
+    """TooManyJobs when ``active`` holds ``limit`` jobs of the kind already."""
+    if len(active) >= limit:
+        raise TooManyJobs(kind, limit, setting, active)
+
+
 class Jobs:
     """The recordings and replays of one API process."""
 
@@ -108,12 +114,12 @@ class Jobs:
         """Start recording; FileExistsError when the name is taken, TooManyJobs when as
         many recordings as allowed are active."""
         directory = self.store.new_path(name)
-        active = [j.name for j in self.recordings.values() if not j.task.done()]
-        limit = self.settings.recordings.max_active_recordings
-        if len(active) >= limit:
-            raise TooManyJobs(
-                "recordings", limit, "IOC_RECORDINGS__MAX_ACTIVE_RECORDINGS", sorted(active)
-            )
+        _check_room(
+            "recordings",
+            sorted(j.name for j in self.recordings.values() if not j.task.done()),
+            self.settings.recordings.max_active_recordings,
+            "IOC_RECORDINGS__MAX_ACTIVE_RECORDINGS",
+        )
         settings = self.settings.model_copy(update={"namespace": namespace})
         recorder = Recorder(
             settings, directory, patterns=topics, name=name, from_beginning=from_beginning
@@ -170,10 +176,12 @@ class Jobs:
 
     def check_replay_room(self) -> None:
         """TooManyJobs when as many replays as allowed are running or paused."""
-        active = [j.id for j in self.replays.values() if not j.task.done()]
-        limit = self.settings.recordings.max_active_replays
-        if len(active) >= limit:
-            raise TooManyJobs("replays", limit, "IOC_RECORDINGS__MAX_ACTIVE_REPLAYS", active)
+        _check_room(
+            "replays",
+            [j.id for j in self.replays.values() if not j.task.done()],
+            self.settings.recordings.max_active_replays,
+            "IOC_RECORDINGS__MAX_ACTIVE_REPLAYS",
+        )
 
     async def close(self) -> None:
         """Stop every replay and recording (recordings get their summary)."""

@@ -75,7 +75,8 @@ LEVELS = INCIDENT_LEVELS
 #: Seconds between two rounds of ticks to places with open incidents.
 TICK_INTERVAL_S = 2.0
 #: Seconds between two checks for input partitions whose records stopped coming
-#: (Positions.resume): a partition's dropped last records are handed over within two.
+#: (Positions.resume): a partition's dropped last records are handed over after two
+#: quiet checks, six while the agent is busy with other partitions.
 RESUME_INTERVAL_S = 5.0
 
 

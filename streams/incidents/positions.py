@@ -26,8 +26,10 @@ before a pause in its input) would wait for the next input. Faust's consumer dro
 that way too: records fetched before a rebalance and given up while its flow was
 suspended still move its read offset on, and their refetch is dropped below it. So
 :meth:`Positions.resume` is called on a timer: a partition of the assignment that holds
-records past the next offset to hand over, and handed over none since the last call, is
-sought back to that offset in Faust's consumer, which hands them over again (logged).
+records past the next offset to hand over, and has handed over none for a few calls
+(``QUIET_CHECKS_IDLE``, or ``QUIET_CHECKS_BUSY`` while its agent is busy with the
+topic's other partitions), is sought back to that offset in Faust's consumer, which
+hands them over again (logged).
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class Positions:
             message = event.message
             tp = TopicPartition(message.topic, message.partition)
             generation = message.generation_id
-            if not await self._starts_of(generation):
+            if not self._starts_of(generation):
                 continue  # a record of an older assignment: Faust hands it to no one
             ready = self._ready.is_set() and generation == self._generation
             kept = self._next.get(tp)
@@ -153,10 +155,12 @@ class Positions:
 
     async def resume(self, seek: Callable[[TopicPartition, int], Awaitable[None]]) -> int:
         """Seek back (with ``seek``, Faust's consumer's) every partition of the assignment
-        that holds records past the next offset to hand over and handed over none since
-        the last call; and a partition followed from a record handed over before the
-        starts were read, with records between its start and that record, to its start
-        (that record comes again: at least once). Returns how many were sought back."""
+        that holds records past the next offset to hand over and has handed over none for
+        ``QUIET_CHECKS_IDLE`` calls (``QUIET_CHECKS_BUSY`` while records of the topic's
+        other partitions are handed over); and a partition followed from a record handed
+        over before the starts were read, with records between its start and that record,
+        to its start (that record comes again: at least once). Returns how many were
+        sought back."""
         generation = self._generation
         if not self._ready.is_set() or not self._starts or generation is None:
             return 0
@@ -182,7 +186,7 @@ class Positions:
                 seen, checks = self._behind.get(tp, (None, 0))
                 checks = checks + 1 if seen == expected else 1
                 busy = self._handed.get(tp.topic, 0) != self._handed_then.get(tp.topic, 0)
-                if checks > (QUIET_CHECKS_BUSY if busy else QUIET_CHECKS_IDLE) - 1:
+                if checks >= (QUIET_CHECKS_BUSY if busy else QUIET_CHECKS_IDLE):
                     targets[tp] = expected
                 else:
                     self._behind[tp] = (expected, checks)  # behind: it has time to move
@@ -218,7 +222,7 @@ class Positions:
         )
         return missed
 
-    async def _starts_of(self, generation: int | None) -> bool:
+    def _starts_of(self, generation: int | None) -> bool:
         """False for a record of an older assignment than the starts read; True
         otherwise (a record of an assignment whose starts are not read yet goes on as
         Faust gives it)."""
